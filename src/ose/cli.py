@@ -1,0 +1,118 @@
+"""The ``ose`` command: parses arguments, calls the public API, prints. No logic of its own.
+
+Every user error ends in one line on stderr (``ose: error: ...``) and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .families import get_family
+from .report import counts, table
+from .space import SpaceError, load_space, preset_names
+
+
+class UsageError(Exception):
+    """A user error that is reported as one line and exit code 2."""
+
+
+def _arch(tokens: list[str], family: str = "bert") -> dict[str, int]:
+    names = get_family(family).parameters
+    xi = {}
+    for tok in tokens:
+        key, sep, value = tok.partition("=")
+        if not sep or key not in names:
+            raise UsageError(f"expected NAME=VALUE with NAME in {', '.join(names)}, got {tok!r}")
+        try:
+            xi[key] = int(value)
+        except ValueError:
+            raise UsageError(f"{key} must be an integer, got {value!r}") from None
+    missing = [n for n in names if n not in xi]
+    if missing:
+        raise UsageError(f"missing {', '.join(missing)} (an architecture needs {', '.join(names)})")
+    return {n: xi[n] for n in names}
+
+
+def cmd_space(args) -> int:
+    space = load_space(args.space)
+    if args.format == "json":
+        print(json.dumps(counts.space_document(space), indent=2))
+        return 0
+    rows = counts.space_rows(space)
+    if args.format == "table":
+        t = space.maximum_point
+        print(f"# {space.name}: {len(rows)} architectures, T = {t} "
+              f"(p={space.max_cost.params:,}, i={space.max_cost.ops:,}), sorted by p then i")
+    print(table.render(rows, args.format))
+    return 0
+
+
+def cmd_count(args) -> int:
+    from . import count
+
+    settings = {"vocab_size": args.vocab_size, "seq_len": args.seq_len, "max_positions": args.max_positions,
+                "type_vocab_size": args.type_vocab_size, "head": args.head, "num_labels": args.num_labels}
+    xi = _arch(args.arch)
+    vs = _arch(args.vs) if args.vs else None
+    try:
+        cost = count(xi, **settings)
+        vs_cost = count(vs, **settings) if vs else None
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    doc = counts.count_document(xi, cost, vs, vs_cost)
+    if args.format == "json":
+        print(json.dumps(doc, indent=2))
+        return 0
+    rows = [{"part": p, **{k: v for k, v in d.items() if k != "ops"}, "ops": d["ops"]}
+            for p, d in [*doc["parts"].items(), ("total", {k: doc[k] for k in counts.RATIO_KEYS})]]
+    print(f"# {xi}  (L={args.seq_len}, vocab={args.vocab_size}, head={args.head})")
+    print(table.text_table(rows))
+    if vs:
+        print(f"\n# ratios to {vs}")
+        print(table.text_table([doc["ratios"]]))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ose", description="Optimal Subarchitecture Extraction (de Wynter, 2020)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("space", help="every architecture of a search space with p, i and ratios to T")
+    s.add_argument("space", help=f"a preset ({', '.join(preset_names())}) or a TOML file")
+    s.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    s.set_defaults(func=cmd_space)
+
+    c = sub.add_parser("count", help="closed-form p and i of one architecture, e.g. D=4 A=8 H=1024 I=768")
+    c.add_argument("arch", nargs="+", metavar="NAME=VALUE")
+    c.add_argument("--vs", nargs="+", metavar="NAME=VALUE", help="a second architecture to compare against")
+    c.add_argument("--vocab-size", type=int, default=30522)
+    c.add_argument("--seq-len", type=int, default=128, help="sequence length L for operation counts")
+    c.add_argument("--max-positions", type=int, default=512)
+    c.add_argument("--type-vocab-size", type=int, default=2)
+    c.add_argument("--head", choices=["classifier", "mlm", "none"], default="classifier")
+    c.add_argument("--num-labels", type=int, default=2)
+    c.add_argument("--format", choices=["table", "json"], default="table")
+    c.set_defaults(func=cmd_count)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (UsageError, SpaceError) as e:
+        print(f"ose: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # output piped into head and closed early
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("ose: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

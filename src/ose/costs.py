@@ -1,0 +1,121 @@
+"""Cost records for the closed-form surrogates and the W-coefficient.
+
+A network with the ABⁿC shape is f(x) = C(Bₙ(…B₁(A(x))…)): input layer A, intermediate
+layers B, output layer C. Every cost is kept per part so that the "effective" size the
+paper reports (B alone) and the ABⁿC condition (B dominates) can be read off directly.
+
+p(ξ) is the parameter count; i(ξ) the operation count of one forward pass, split into
+multiplications, additions and other operations (exp, division, sqrt, erf, tanh, max).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+PARTS = ("A", "B", "C")
+
+
+@dataclass(frozen=True)
+class Op:
+    """One operation of a forward pass, as counted by a family's closed form.
+
+    ``matmul`` marks the multiplications of a matrix product (the part a traced FLOP
+    counter sees); the bias additions of a linear layer belong to the same op.
+    """
+
+    part: str
+    name: str
+    mults: int = 0
+    adds: int = 0
+    other: int = 0
+    matmul: bool = False
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Parameters and operations of one part (or the whole network)."""
+
+    params: int = 0
+    mults: int = 0
+    adds: int = 0
+    other: int = 0
+
+    @property
+    def ops(self) -> int:
+        return self.mults + self.adds + self.other
+
+    def __add__(self, o: Counts) -> Counts:
+        return Counts(self.params + o.params, self.mults + o.mults, self.adds + o.adds, self.other + o.other)
+
+
+@dataclass(frozen=True)
+class Cost:
+    """p(ξ) and i(ξ) of one architecture, by part A (input), B (intermediate), C (output)."""
+
+    parts: dict[str, Counts] = field(default_factory=dict)
+
+    @classmethod
+    def from_ops(cls, params: dict[str, int], ops: list[Op]) -> Cost:
+        acc = {p: [params.get(p, 0), 0, 0, 0] for p in PARTS}
+        for op in ops:
+            a = acc[op.part]
+            a[1] += op.mults
+            a[2] += op.adds
+            a[3] += op.other
+        return cls({p: Counts(*acc[p]) for p in PARTS})
+
+    @property
+    def total(self) -> Counts:
+        return self.parts["A"] + self.parts["B"] + self.parts["C"]
+
+    @property
+    def params(self) -> int:
+        return self.total.params
+
+    @property
+    def params_effective(self) -> int:
+        """Size without embeddings and head, as the Bort paper reports "effective size"."""
+        return self.parts["B"].params
+
+    @property
+    def mults(self) -> int:
+        return self.total.mults
+
+    @property
+    def adds(self) -> int:
+        return self.total.adds
+
+    @property
+    def other(self) -> int:
+        return self.total.other
+
+    @property
+    def ops(self) -> int:
+        """i(ξ): additions + multiplications + other operations."""
+        return self.total.ops
+
+    def as_dict(self) -> dict:
+        """Integer keys shared by ``ose count``, ``ose space`` and results.json."""
+
+        def keys(c: Counts, effective: int) -> dict[str, int]:
+            return {"params": c.params, "params_effective": effective, "mults": c.mults,
+                    "adds": c.adds, "other": c.other, "ops": c.ops}
+
+        out = keys(self.total, self.params_effective)
+        out["parts"] = {p: keys(self.parts[p], self.parts[p].params if p == "B" else 0) for p in PARTS}
+        return out
+
+
+def w_coefficient(p: float, i: float, error: float, p_max: float, i_max: float) -> float:
+    """W(f) = ((p(T) − p(f)) / p(T)) · ((i(T) − i(f)) / i(T)) · (1 / ê(f)).
+
+    T is the maximum point. An error of 0 makes W infinite: the candidate is perfect on B.
+    """
+    if p > p_max or i > i_max:
+        raise ValueError(f"candidate (p={p}, i={i}) exceeds the maximum point (p={p_max}, i={i_max})")
+    if error < 0:
+        raise ValueError(f"error must be non-negative, got {error}")
+    gain = ((p_max - p) / p_max) * ((i_max - i) / i_max)
+    if error == 0:
+        return float("inf") if gain > 0 else 0.0
+    return gain / error

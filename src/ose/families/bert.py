@@ -1,0 +1,164 @@
+"""The BERT encoder family: ξ = ⟨D, A, H, I⟩ → a Hugging Face model, and p(ξ), i(ξ) in closed form.
+
+D encoder layers, A attention heads, H hidden size, I intermediate (feed-forward) size.
+A = embeddings (word + position + token type, LayerNorm); B = the D encoder layers;
+C = the deployed head (pooler + classifier, the MLM head, or nothing).
+
+Operation conventions (one sequence of L tokens; see docs/COUNTING.md for the table):
+- linear n → m over r rows: r·n·m multiplications, r·n·m additions (r·(n−1)·m in the dot
+  products plus r·m bias additions); the multiplications are the matrix-product part.
+- LayerNorm over n features, per row: 2n mults (square, γ), 4n − 1 adds (mean sum, centre,
+  variance sum, β, plus the ε), n + 3 other (two means' divisions, one sqrt, n divisions).
+- softmax over n scores, per row: n − 1 max comparisons, n exps and n divisions (other),
+  n subtractions and n − 1 sum additions (adds).
+- GELU (exact, erf form 0.5·x·(1 + erf(x/√2))): 3 mults, 1 add, 1 other per element.
+- tanh: 1 other per element. Residual and embedding sums: 1 add per element.
+- attention scores: scaled by 1/√(H/A) (1 mult each) and masked (1 add each), as HF's eager
+  attention does; embedding lookups and dropout (off at inference) cost nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+from ..costs import Cost, Op
+
+PARAMETERS = ("D", "A", "H", "I")
+HEADS = ("classifier", "mlm", "none")
+
+
+@dataclass(frozen=True)
+class BertSettings:
+    """Fixed settings the counts depend on (not searched)."""
+
+    vocab_size: int = 30522
+    max_positions: int = 512
+    type_vocab_size: int = 2
+    seq_len: int = 128
+    head: str = "classifier"
+    num_labels: int = 2
+
+    def check(self) -> str | None:
+        for name in ("vocab_size", "max_positions", "type_vocab_size", "seq_len", "num_labels"):
+            if getattr(self, name) < 1:
+                return f"{name} must be positive, got {getattr(self, name)}"
+        if self.head not in HEADS:
+            return f"head must be one of {', '.join(HEADS)}, got {self.head!r}"
+        if self.seq_len > self.max_positions:
+            return f"seq_len {self.seq_len} exceeds max_positions {self.max_positions}"
+        return None
+
+
+Settings = BertSettings
+
+
+def check(xi: Mapping[str, int]) -> str | None:
+    """Why ξ cannot be built, or None."""
+    for k in PARAMETERS:
+        if xi[k] < 1:
+            return f"{k} must be positive, got {xi[k]}"
+    if xi["H"] % xi["A"]:
+        return f"H={xi['H']} is not divisible by A={xi['A']}"
+    return None
+
+
+# --- p(ξ) -----------------------------------------------------------------------------
+
+def params(xi: Mapping[str, int], s: BertSettings) -> dict[str, int]:
+    """Trainable parameters by part; equals ``numel`` of the transformers model."""
+    D, H, I = xi["D"], xi["H"], xi["I"]
+    embeddings = (s.vocab_size + s.max_positions + s.type_vocab_size) * H + 2 * H
+    attention = 4 * (H * H + H) + 2 * H
+    feed_forward = (H * I + I) + (I * H + H) + 2 * H
+    if s.head == "classifier":
+        head = (H * H + H) + (H * s.num_labels + s.num_labels)
+    elif s.head == "mlm":  # transform + LayerNorm + decoder bias; decoder weight is tied to A
+        head = (H * H + H) + 2 * H + s.vocab_size
+    else:
+        head = 0
+    return {"A": embeddings, "B": D * (attention + feed_forward), "C": head}
+
+
+# --- i(ξ) -----------------------------------------------------------------------------
+
+def _linear(part: str, name: str, rows: int, n: int, m: int) -> Op:
+    return Op(part, name, mults=rows * n * m, adds=rows * n * m, matmul=True)
+
+
+def _layernorm(part: str, name: str, rows: int, n: int) -> Op:
+    return Op(part, name, mults=rows * 2 * n, adds=rows * (4 * n - 1), other=rows * (n + 3))
+
+
+def _gelu(part: str, name: str, elements: int) -> Op:
+    return Op(part, name, mults=3 * elements, adds=elements, other=elements)
+
+
+def _layer_ops(xi: Mapping[str, int], L: int) -> list[Op]:
+    """One encoder layer B_j."""
+    A, H, I = xi["A"], xi["H"], xi["I"]
+    d = H // A
+    return [
+        _linear("B", "attention.qkv", L, H, 3 * H),
+        Op("B", "attention.scores", mults=A * L * L * d, adds=A * L * L * (d - 1), matmul=True),
+        Op("B", "attention.scale_mask", mults=A * L * L, adds=A * L * L),
+        Op("B", "attention.softmax", adds=A * L * (2 * L - 1), other=A * L * (3 * L - 1)),
+        Op("B", "attention.context", mults=A * L * L * d, adds=A * L * (L - 1) * d, matmul=True),
+        _linear("B", "attention.output", L, H, H),
+        Op("B", "attention.residual", adds=L * H),
+        _layernorm("B", "attention.layernorm", L, H),
+        _linear("B", "ffn.intermediate", L, H, I),
+        _gelu("B", "ffn.gelu", L * I),
+        _linear("B", "ffn.output", L, I, H),
+        Op("B", "ffn.residual", adds=L * H),
+        _layernorm("B", "ffn.layernorm", L, H),
+    ]
+
+
+def operations(xi: Mapping[str, int], s: BertSettings) -> list[Op]:
+    """Every operation of one forward pass over a sequence of ``s.seq_len`` tokens."""
+    L, H, V = s.seq_len, xi["H"], s.vocab_size
+    ops = [Op("A", "embeddings.sum", adds=2 * L * H), _layernorm("A", "embeddings.layernorm", L, H)]
+    layer = _layer_ops(xi, L)
+    ops += [Op(o.part, o.name, o.mults * xi["D"], o.adds * xi["D"], o.other * xi["D"], o.matmul) for o in layer]
+    if s.head == "classifier":  # pooler reads the first token only
+        ops += [_linear("C", "pooler.dense", 1, H, H), Op("C", "pooler.tanh", other=H),
+                _linear("C", "classifier", 1, H, s.num_labels)]
+    elif s.head == "mlm":
+        ops += [_linear("C", "mlm.transform", L, H, H), _gelu("C", "mlm.gelu", L * H),
+                _layernorm("C", "mlm.layernorm", L, H), _linear("C", "mlm.decoder", L, H, V)]
+    return ops
+
+
+def cost(xi: Mapping[str, int], s: BertSettings) -> Cost:
+    return Cost.from_ops(params(xi, s), operations(xi, s))
+
+
+# --- building the network ---------------------------------------------------------------
+
+def config(xi: Mapping[str, int], s: BertSettings, num_labels: int | None = None):
+    """A ``transformers.BertConfig`` for ξ (dropout as in BERT)."""
+    from transformers import BertConfig
+
+    return BertConfig(
+        vocab_size=s.vocab_size, hidden_size=xi["H"], num_hidden_layers=xi["D"],
+        num_attention_heads=xi["A"], intermediate_size=xi["I"],
+        max_position_embeddings=s.max_positions, type_vocab_size=s.type_vocab_size,
+        num_labels=num_labels or s.num_labels, hidden_act="gelu",
+    )
+
+
+def build(xi: Mapping[str, int], s: BertSettings, head: str | None = None, attn: str | None = None,
+          num_labels: int | None = None):
+    """The transformers model with head C (``s.head`` unless given)."""
+    from transformers import BertForMaskedLM, BertForSequenceClassification, BertModel
+
+    cfg = config(xi, s, num_labels)
+    if attn:
+        cfg._attn_implementation = attn
+    head = head or s.head
+    if head == "classifier":
+        return BertForSequenceClassification(cfg)
+    if head == "mlm":
+        return BertForMaskedLM(cfg)
+    return BertModel(cfg, add_pooling_layer=False)

@@ -1,0 +1,44 @@
+"""Rows and JSON documents for ``ose space`` and ``ose count``."""
+
+from __future__ import annotations
+
+from ..costs import Cost
+from ..space import SearchSpace
+
+RATIO_KEYS = ("params", "params_effective", "mults", "adds", "other", "ops")
+
+
+def ratios(cost: Cost, ref: Cost) -> dict[str, float]:
+    a, b = cost.as_dict(), ref.as_dict()
+    return {k: a[k] / b[k] if b[k] else float("nan") for k in RATIO_KEYS}
+
+
+def cost_row(xi: dict, cost: Cost, ref: Cost) -> dict:
+    """A flat row: ξ, the integer counts, and their ratios to the reference (T)."""
+    d = cost.as_dict()
+    row = dict(xi)
+    row.update({k: d[k] for k in RATIO_KEYS})
+    row.update({f"{k}/T": v for k, v in ratios(cost, ref).items() if k in ("params", "params_effective", "ops")})
+    return row
+
+
+def space_rows(space: SearchSpace) -> list[dict]:
+    return [cost_row(c.xi, c.cost, space.max_cost) for c in space.candidates()]
+
+
+def space_document(space: SearchSpace) -> dict:
+    """``ose space --format json``: T and every architecture with its integer keys."""
+    def entry(xi, cost):
+        return {**xi, **{k: v for k, v in cost.as_dict().items()}}
+
+    return {"space": space.name, "family": space.family.name, "settings": space.to_dict()["settings"],
+            "maximum_point": entry(space.maximum_point, space.max_cost),
+            "architectures": [entry(c.xi, c.cost) for c in space.candidates()]}
+
+
+def count_document(xi: dict, cost: Cost, vs: dict | None = None, vs_cost: Cost | None = None) -> dict:
+    doc = {"architecture": dict(xi), **cost.as_dict()}
+    if vs is not None and vs_cost is not None:
+        doc["vs"] = {"architecture": dict(vs), **vs_cost.as_dict()}
+        doc["ratios"] = ratios(cost, vs_cost)
+    return doc

@@ -1,0 +1,276 @@
+"""Search spaces Ξ and the maximum point T, written as TOML files.
+
+A space file names the family, each architectural parameter with its candidate values,
+constraints over them (safe expressions such as ``H % A == 0``), the maximum point T (the
+network one extracts from) and the family's fixed settings. Ξ is the set of assignments
+in the Cartesian product that satisfy every constraint.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import itertools
+import operator
+import tomllib
+from dataclasses import dataclass
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+from .costs import Cost
+from .families import FAMILIES, Family, get_family
+
+TOP_KEYS = ("name", "description", "family", "constraints", "parameters", "maximum_point", "settings")
+
+
+class SpaceError(ValueError):
+    """An invalid search-space file; the message is one line naming file, key and problem."""
+
+
+def arch_key(xi: Mapping[str, int]) -> str:
+    return ",".join(f"{k}={v}" for k, v in xi.items())
+
+
+# --- constraints ------------------------------------------------------------------------
+
+_BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+           ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
+           ast.Pow: operator.pow}
+_CMPOPS = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
+           ast.Gt: operator.gt, ast.GtE: operator.ge}
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """A boolean expression over the parameters: arithmetic, comparisons, and/or/not only.
+
+    It is parsed into an AST and walked here; nothing is ever passed to ``eval``.
+    """
+
+    text: str
+    tree: ast.Expression
+
+    @classmethod
+    def parse(cls, text: str, names: tuple[str, ...]) -> Constraint:
+        try:
+            tree = ast.parse(text, mode="eval")
+        except SyntaxError as e:
+            raise ValueError(f"cannot parse {text!r}: {e.msg}") from None
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and node.id not in names:
+                raise ValueError(f"{text!r} names {node.id!r}, which is not a parameter ({', '.join(names)})")
+            allowed = (ast.Expression, ast.Name, ast.Load, ast.Constant, ast.BinOp, ast.UnaryOp, ast.USub,
+                       ast.Not, ast.BoolOp, ast.And, ast.Or, ast.Compare, *_BINOPS, *_CMPOPS)
+            if not isinstance(node, allowed):
+                raise ValueError(f"{text!r} uses {type(node).__name__}, which constraints do not allow")
+            if isinstance(node, ast.Constant) and type(node.value) not in (int, float):
+                raise ValueError(f"{text!r} holds {node.value!r}; only numbers are allowed")
+        return cls(text, tree)
+
+    def __call__(self, xi: Mapping[str, int]) -> bool:
+        return bool(_evaluate(self.tree.body, xi))
+
+
+def _evaluate(node: ast.AST, env: Mapping[str, int]) -> Any:
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name):
+        return env[node.id]
+    if isinstance(node, ast.BinOp):
+        return _BINOPS[type(node.op)](_evaluate(node.left, env), _evaluate(node.right, env))
+    if isinstance(node, ast.UnaryOp):
+        v = _evaluate(node.operand, env)
+        return -v if isinstance(node.op, ast.USub) else not v
+    if isinstance(node, ast.BoolOp):
+        values = (_evaluate(v, env) for v in node.values)
+        return all(values) if isinstance(node.op, ast.And) else any(values)
+    left = _evaluate(node.left, env)
+    for op, comparator in zip(node.ops, node.comparators):
+        right = _evaluate(comparator, env)
+        if not _CMPOPS[type(op)](left, right):
+            return False
+        left = right
+    return True
+
+
+# --- the space ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Candidate:
+    """One ξ ∈ Ξ with its closed-form cost."""
+
+    xi: dict[str, int]
+    cost: Cost
+
+    @property
+    def key(self) -> str:
+        return arch_key(self.xi)
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Ξ (``parameters`` filtered by ``constraints``) and the maximum point T."""
+
+    name: str
+    family: Family
+    parameters: dict[str, tuple[int, ...]]
+    constraints: tuple[Constraint, ...]
+    maximum_point: dict[str, int]
+    settings: Any
+    source: str = "<memory>"
+    description: str = ""
+
+    def architectures(self) -> list[dict[str, int]]:
+        names = self.family.parameters
+        grid = (dict(zip(names, values)) for values in itertools.product(*(self.parameters[n] for n in names)))
+        return [xi for xi in grid if all(c(xi) for c in self.constraints)]
+
+    def cost(self, xi: Mapping[str, int]) -> Cost:
+        return self.family.cost(xi, self.settings)
+
+    @cached_property
+    def max_cost(self) -> Cost:
+        return self.cost(self.maximum_point)
+
+    def candidates(self) -> list[Candidate]:
+        """Ξ sorted by the cost of the intermediate layers: p, then i (Algorithm 1, step 2)."""
+        scored = [Candidate(xi, self.cost(xi)) for xi in self.architectures()]
+        return sorted(scored, key=lambda c: (c.cost.params, c.cost.ops))
+
+    def with_settings(self, **changes) -> SearchSpace:
+        settings = dataclasses.replace(self.settings, **changes)
+        space = dataclasses.replace(self, settings=settings)
+        space.validate()
+        return space
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "family": self.family.name,
+                "parameters": {k: list(v) for k, v in self.parameters.items()},
+                "constraints": [c.text for c in self.constraints],
+                "maximum_point": dict(self.maximum_point), "settings": dataclasses.asdict(self.settings)}
+
+    def validate(self) -> None:
+        """Raise SpaceError if Ξ is empty, unbuildable, or exceeds T."""
+        fail = _failer(self.source)
+        problem = self.settings.check()
+        if problem:
+            fail("settings", problem)
+        problem = self.family.check(self.maximum_point)
+        if problem:
+            fail("maximum_point", problem)
+        archs = self.architectures()
+        if not archs:
+            fail("constraints", "no architecture satisfies the constraints: the space is empty")
+        for xi in archs:
+            problem = self.family.check(xi)
+            if problem:
+                fail("parameters", f"{arch_key(xi)} cannot be built ({problem}); add a constraint")
+        top = self.max_cost
+        for xi in archs:
+            c = self.cost(xi)
+            if c.params > top.params or c.ops > top.ops:
+                fail("maximum_point", f"{arch_key(xi)} has p={c.params:,} i={c.ops:,}, above T's "
+                                      f"p={top.params:,} i={top.ops:,}; T must be the largest point")
+
+
+def _failer(source: str):
+    def fail(key: str, problem: str):
+        raise SpaceError(f"{source}: {key}: {problem}")
+    return fail
+
+
+def _int_list(value, key: str, fail) -> tuple[int, ...]:
+    if not isinstance(value, list) or not value:
+        fail(key, f"expected a non-empty list of integers, got {value!r}")
+    for v in value:
+        if type(v) is not int:
+            fail(key, f"expected integers, got {v!r}")
+    return tuple(value)
+
+
+def _settings(family: Family, raw: Any, fail):
+    if not isinstance(raw, dict):
+        fail("settings", "expected a table")
+    fields = {f.name: f for f in dataclasses.fields(family.settings_type)}
+    for k, v in raw.items():
+        if k not in fields:
+            fail(f"settings.{k}", f"unknown key (known: {', '.join(fields)})")
+        want = type(getattr(family.settings_type(), k))
+        if type(v) is not want:
+            fail(f"settings.{k}", f"expected {want.__name__}, got {v!r}")
+    return family.settings_type(**raw)
+
+
+def space_from_dict(raw: dict, source: str = "<memory>") -> SearchSpace:
+    """Build and validate a space from parsed TOML; every problem is a one-line SpaceError."""
+    fail = _failer(source)
+    for k in raw:
+        if k not in TOP_KEYS:
+            fail(k, f"unknown key (known: {', '.join(TOP_KEYS)})")
+    fam_name = raw.get("family", "bert")
+    if fam_name not in FAMILIES:
+        fail("family", f"unknown family {fam_name!r} (known: {', '.join(FAMILIES)})")
+    family = get_family(fam_name)
+    params_raw = raw.get("parameters")
+    if not isinstance(params_raw, dict):
+        fail("parameters", "missing table of candidate values")
+    for k in params_raw:
+        if k not in family.parameters:
+            fail(f"parameters.{k}", f"unknown parameter for family {family.name} (known: {', '.join(family.parameters)})")
+    for k in family.parameters:
+        if k not in params_raw:
+            fail(f"parameters.{k}", "missing")
+    parameters = {k: _int_list(params_raw[k], f"parameters.{k}", fail) for k in family.parameters}
+    cons_raw = raw.get("constraints", [])
+    if not isinstance(cons_raw, list) or not all(isinstance(c, str) for c in cons_raw):
+        fail("constraints", "expected a list of strings")
+    constraints = []
+    for c in cons_raw:
+        try:
+            constraints.append(Constraint.parse(c, family.parameters))
+        except ValueError as e:
+            fail("constraints", str(e))
+    t_raw = raw.get("maximum_point")
+    if t_raw is None:
+        fail("maximum_point", "missing: name the maximum point T (the network to extract from)")
+    if not isinstance(t_raw, dict):
+        fail("maximum_point", "expected a table")
+    for k in t_raw:
+        if k not in family.parameters:
+            fail(f"maximum_point.{k}", "unknown parameter")
+    for k in family.parameters:
+        if type(t_raw.get(k)) is not int:
+            fail(f"maximum_point.{k}", f"expected an integer, got {t_raw.get(k)!r}")
+    name = raw.get("name", Path(source).stem)
+    if not isinstance(name, str) or not isinstance(raw.get("description", ""), str):
+        fail("name", "name and description must be strings")
+    space = SearchSpace(name=name, family=family, parameters=parameters, constraints=tuple(constraints),
+                        maximum_point={k: t_raw[k] for k in family.parameters},
+                        settings=_settings(family, raw.get("settings", {}), fail),
+                        source=source, description=raw.get("description", ""))
+    space.validate()
+    return space
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("ose.presets").iterdir() if p.name.endswith(".toml"))
+
+
+def load_space(spec: str | Path) -> SearchSpace:
+    """Load a preset by name (``bert-paper``, ``bert-tiny``) or a TOML file by path."""
+    spec = str(spec)
+    if spec in preset_names():
+        text = resources.files("ose.presets").joinpath(f"{spec}.toml").read_text()
+        source = f"preset {spec}"
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            raise SpaceError(f"{spec}: not a preset ({', '.join(preset_names())}) nor a readable file")
+        text, source = path.read_text(errors="replace"), str(path)
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise SpaceError(f"{source}: invalid TOML: {e}") from None
+    return space_from_dict(raw, source)

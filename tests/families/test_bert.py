@@ -1,0 +1,93 @@
+"""The closed forms against the real transformers models."""
+
+import dataclasses
+import random
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from ose import load_space
+from ose.families import bert
+
+
+def _meta_model(xi, settings):
+    with torch.device("meta"):
+        return bert.build(xi, settings, attn="eager").eval()
+
+
+def _numel(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def _traced_flops(model, L):
+    ids = torch.zeros(1, L, dtype=torch.long, device="meta")
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(input_ids=ids)
+    return counter.get_total_flops()
+
+
+def _matmul_mults(xi, settings):
+    return sum(op.mults for op in bert.operations(xi, settings) if op.matmul)
+
+
+@pytest.mark.parametrize("preset", ["bert-tiny", "bert-paper"])
+def test_params_and_matmul_mults_equal_the_built_model_for_every_architecture(preset):
+    space = load_space(preset)
+    settings = dataclasses.replace(space.settings, seq_len=16)  # flops scale exactly in L; keep traces small
+    for xi in space.architectures():
+        model = _meta_model(xi, settings)
+        assert _numel(model) == bert.cost(xi, settings).params, xi
+        # FlopCounterMode counts 2 FLOPs per multiply-add of a matrix product.
+        assert _traced_flops(model, settings.seq_len) == 2 * _matmul_mults(xi, settings), xi
+
+
+@pytest.mark.parametrize("head", ["classifier", "mlm", "none"])
+def test_random_off_grid_architectures_and_settings(head):
+    rng = random.Random(7)
+    for _ in range(12):
+        A = rng.choice([1, 2, 3, 5, 6, 7])
+        xi = {"D": rng.randint(1, 5), "A": A, "H": A * rng.randint(1, 40), "I": rng.randint(1, 300)}
+        s = bert.BertSettings(vocab_size=rng.randint(5, 3000), max_positions=rng.randint(40, 200),
+                              type_vocab_size=rng.randint(1, 4), seq_len=rng.randint(1, 40), head=head,
+                              num_labels=rng.randint(1, 9))
+        model = _meta_model(xi, s)
+        cost = bert.cost(xi, s)
+        assert _numel(model) == cost.params, (xi, s)
+        assert _traced_flops(model, s.seq_len) == 2 * _matmul_mults(xi, s), (xi, s)
+
+
+def test_parts_split_embeddings_encoder_and_head():
+    s = bert.BertSettings()
+    xi = {"D": 4, "A": 8, "H": 1024, "I": 768}
+    model = _meta_model(xi, s)
+    p = bert.params(xi, s)
+    assert p["A"] == _numel(model.bert.embeddings)
+    assert p["B"] == _numel(model.bert.encoder)
+    assert p["C"] == _numel(model.bert.pooler) + _numel(model.classifier)
+
+
+def test_real_forward_pass_counts_the_same_as_meta():
+    s = bert.BertSettings(vocab_size=100, max_positions=32, seq_len=8)
+    xi = {"D": 2, "A": 2, "H": 16, "I": 32}
+    model = bert.build(xi, s, attn="eager").eval()
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(input_ids=torch.randint(0, 100, (1, 8)))
+    assert counter.get_total_flops() == 2 * _matmul_mults(xi, s)
+
+
+def test_operation_kinds_grow_with_the_architecture():
+    s = bert.BertSettings()
+    small = bert.cost({"D": 2, "A": 4, "H": 512, "I": 256}, s)
+    big = bert.cost({"D": 4, "A": 4, "H": 512, "I": 256}, s)
+    for k in ("mults", "adds", "other"):
+        assert getattr(big.parts["B"], k) == 2 * getattr(small.parts["B"], k)
+        assert getattr(big.parts["A"], k) == getattr(small.parts["A"], k)
+    assert small.other > 0 and small.adds > 0
+
+
+def test_unbuildable_architecture_is_reported():
+    assert "divisible" in bert.check({"D": 1, "A": 3, "H": 16, "I": 4})
+    assert bert.check({"D": 1, "A": 4, "H": 16, "I": 4}) is None
