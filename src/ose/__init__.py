@@ -8,7 +8,7 @@ from .space import SearchSpace, SpaceError, load_space, preset_names
 
 __version__ = "0.1.0"
 
-__all__ = ["Cost", "SearchSpace", "SpaceError", "count", "load_space", "preset_names", "w_coefficient"]
+__all__ = ["Cost", "SearchSpace", "SpaceError", "count", "extract", "load_space", "preset_names", "w_coefficient"]
 
 
 def count(xi: dict, family: str = "bert", **settings) -> Cost:
@@ -21,3 +21,10 @@ def count(xi: dict, family: str = "bert", **settings) -> Cost:
     if problem:
         raise ValueError(problem)
     return fam.cost({k: xi[k] for k in fam.parameters}, s)
+
+
+def extract(config=None, **options):
+    """Run an extraction (Algorithm 1); see ``ose.extract.extract``."""
+    from .extract import extract as _extract
+
+    return _extract(config, **options)

@@ -9,6 +9,8 @@ import argparse
 import json
 import sys
 
+from .config import ConfigError
+from .data import DataError
 from .families import get_family
 from .report import counts, table
 from .space import SpaceError, load_space, preset_names
@@ -16,6 +18,17 @@ from .space import SpaceError, load_space, preset_names
 
 class UsageError(Exception):
     """A user error that is reported as one line and exit code 2."""
+
+
+USER_ERRORS = (UsageError, SpaceError, ConfigError, DataError)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (no usage dump) and exit code 2."""
+
+    def error(self, message):
+        print(f"ose: error: {message}", file=sys.stderr)
+        sys.exit(2)
 
 
 def _arch(tokens: list[str], family: str = "bert") -> dict[str, int]:
@@ -75,9 +88,69 @@ def cmd_count(args) -> int:
     return 0
 
 
+def _theta(text: str) -> dict:
+    """``lr=0.05,momentum=0.9,batch_size=32`` → a θ dict (numbers only)."""
+    out = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in ("lr", "momentum", "batch_size"):
+            raise UsageError(f"--theta expects lr=X,momentum=Y,batch_size=N, got {text!r}")
+        try:
+            out[key] = int(value) if key == "batch_size" else float(value)
+        except ValueError:
+            raise UsageError(f"--theta {key} must be a number, got {value!r}") from None
+    return out
+
+
+EXTRACT_FLAGS = ("space", "data", "task", "epsilon", "steps", "out", "seed", "representative", "tolerance", "clip",
+                 "metric", "device", "precision", "threads", "tokenizer", "teacher", "text_field", "label_field",
+                 "max_examples", "eval_batches")
+
+
+def cmd_extract(args) -> int:
+    from .extract import extract
+
+    options = {k: getattr(args, k) for k in EXTRACT_FLAGS}
+    if args.theta:
+        options["theta"] = [_theta(t) for t in args.theta]
+    extract(args.config, progress=not args.quiet, **options)
+    return 0
+
+
+def _add_extract(sub) -> None:
+    e = sub.add_parser("extract", help="run Algorithm 1: train one candidate per ε-interval, pick argmax W")
+    e.add_argument("--config", help="a TOML file holding any of the options below; flags override it")
+    e.add_argument("--space", help="a preset or a TOML file (default bert-tiny)")
+    e.add_argument("--data", help="text file or folder, JSONL, or a saved HF dataset (default: embedded tweets)")
+    e.add_argument("--task", choices=["mlm", "cls"])
+    e.add_argument("--epsilon", type=int, help="ε: architectures per interval; 1 = exhaustive (default 3)")
+    e.add_argument("--steps", type=int, help="s: SGD steps per candidate (default 100)")
+    e.add_argument("--out", help="output directory (default runs/ose)")
+    e.add_argument("--seed", type=int)
+    e.add_argument("--theta", action="append", metavar="lr=X,momentum=Y,batch_size=N",
+                   help="a hyper-parameter set θ; repeat for Θ (default lr=0.05,momentum=0.9,batch_size=32)")
+    e.add_argument("--representative", choices=["first", "middle", "last"])
+    e.add_argument("--tolerance", type=float, help="end a candidate early when its smoothed loss moves less")
+    e.add_argument("--clip", type=float, help="weight clipping bound c (0 disables; default 1.0)")
+    e.add_argument("--metric", choices=["error", "loss"])
+    e.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    e.add_argument("--precision", choices=["auto", "fp32", "bf16"])
+    e.add_argument("--threads", type=int, help="torch threads per evaluation")
+    e.add_argument("--tokenizer", help="a local tokenizer directory (default: WordPiece trained on the data)")
+    e.add_argument("--teacher", help="a local HF checkpoint to distil from")
+    e.add_argument("--text-field")
+    e.add_argument("--label-field")
+    e.add_argument("--max-examples", type=int)
+    e.add_argument("--eval-batches", type=int)
+    e.add_argument("--quiet", action="store_true", help="no progress bars")
+    e.set_defaults(func=cmd_extract)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ose", description="Optimal Subarchitecture Extraction (de Wynter, 2020)")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = Parser(prog="ose", description="Optimal Subarchitecture Extraction (de Wynter, 2020)")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+    _add_extract(sub)
 
     s = sub.add_parser("space", help="every architecture of a search space with p, i and ratios to T")
     s.add_argument("space", help=f"a preset ({', '.join(preset_names())}) or a TOML file")
@@ -103,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (UsageError, SpaceError) as e:
+    except USER_ERRORS as e:
         print(f"ose: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into head and closed early

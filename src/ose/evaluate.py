@@ -1,0 +1,90 @@
+"""One evaluation of Algorithm 1, step 4: train candidate ξ under θ, measure ê on B, score W.
+
+An evaluation depends only on (configuration, ξ, θ, seed): the initialisation and the
+batch order are seeded the same way for every candidate, so any executor, in any order,
+gets the same numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+
+import torch
+
+from .config import ConfigError, ExtractConfig
+from .costs import w_coefficient
+from .data import DataConfig, TaskData, prepare
+from .space import SearchSpace
+from .train import CandidateFailed, Theta, TrainConfig, train
+
+
+@dataclass
+class Context:
+    """What every evaluation of one study shares: Ξ and T, the data, the teacher."""
+
+    cfg: ExtractConfig
+    space: SearchSpace
+    data: TaskData
+    tokenizer: object
+    data_identity: dict
+    train_cfg: TrainConfig
+    teacher: object = None
+
+
+def make_context(cfg: ExtractConfig, space: SearchSpace) -> Context:
+    device = cfg.resolved_device()
+    s = space.settings
+    data_cfg = DataConfig(path=cfg.data, text_field=cfg.text_field, label_field=cfg.label_field,
+                          heldout_fraction=cfg.heldout_fraction, eval_batches=cfg.eval_batches,
+                          tokenizer=cfg.tokenizer, max_examples=cfg.max_examples)
+    data, tok, identity = prepare(data_cfg, cfg.task, s.vocab_size, s.seq_len, cfg.theta[0].batch_size, cfg.seed)
+    train_cfg = TrainConfig(steps=cfg.steps, tolerance=cfg.tolerance, clip=cfg.clip or None, metric=cfg.metric,
+                            precision=cfg.resolved_precision(device), device=device, kd_alpha=cfg.kd_alpha,
+                            kd_beta=cfg.kd_beta, kd_temperature=cfg.kd_temperature)
+    teacher = load_teacher(cfg.teacher, cfg.task, s.vocab_size, data.num_labels, device) if cfg.teacher else None
+    return Context(cfg, space, data, tok, identity, train_cfg, teacher)
+
+
+def load_teacher(path: str, task: str, vocab_size: int, num_labels: int, device: str):
+    """A local Hugging Face checkpoint whose outputs match the student's (vocabulary or labels)."""
+    from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification
+
+    auto = AutoModelForMaskedLM if task == "mlm" else AutoModelForSequenceClassification
+    try:
+        teacher = auto.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"teacher {path}: cannot load ({str(e).splitlines()[0]})") from None
+    if task == "mlm" and teacher.config.vocab_size != vocab_size:
+        raise ConfigError(f"teacher {path}: vocabulary of {teacher.config.vocab_size} does not match the "
+                          f"student's {vocab_size}; the teacher needs the same tokenizer")
+    if task == "cls" and teacher.config.num_labels != num_labels:
+        raise ConfigError(f"teacher {path}: {teacher.config.num_labels} labels, the data has {num_labels}")
+    return teacher.to(device).eval()
+
+
+def build_model(ctx: Context, xi: dict, seed: int):
+    torch.manual_seed(seed)  # the same fresh initialisation stream for every candidate
+    head = "mlm" if ctx.cfg.task == "mlm" else "classifier"
+    model = ctx.space.family.build(xi, ctx.space.settings, head=head, num_labels=ctx.data.num_labels or None)
+    return model
+
+
+def evaluate(ctx: Context, xi: dict, theta: Theta, progress=None) -> dict:
+    """Train ξ under θ for at most s steps; the record stored for this evaluation."""
+    cost = ctx.space.cost(xi)
+    top = ctx.space.max_cost
+    record = {**xi, **theta.as_dict(), **{k: v for k, v in cost.as_dict().items() if k != "parts"}}
+    start = time.perf_counter()
+    torch.set_num_threads(ctx.cfg.resolved_threads())
+    try:
+        model = build_model(ctx, xi, ctx.cfg.seed)
+        result = train(model, ctx.data, theta, ctx.train_cfg, ctx.cfg.seed, ctx.teacher, progress)
+    except CandidateFailed as e:
+        return {**record, "status": "failed", "message": str(e), "seconds": time.perf_counter() - start}
+    except (torch.OutOfMemoryError, MemoryError) as e:
+        return {**record, "status": "failed", "message": f"out of memory: {str(e).splitlines()[0]}",
+                "seconds": time.perf_counter() - start}
+    w = w_coefficient(cost.params, cost.ops, result.error, top.params, top.ops)
+    return {**record, **dataclasses.asdict(result), "w": w, "status": "ok", "message": ""}

@@ -1,0 +1,137 @@
+"""``ose.extract``: Algorithm 1 end to end, from a search space and data to ξ*.
+
+1. p(ξ), i(ξ) for every ξ ∈ Ξ in closed form; 2. sort by p, then i; 3. one representative
+per ε-interval; 4. for each θ ∈ Θ and each representative, train ≤ s steps, ê on B, W
+against T; 5. ξ* = argmax W, with the table and the Pareto front of (p, i, ê).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .config import ConfigError, ExtractConfig, load_config
+from .evaluate import Context, evaluate, make_context
+from .report import results as report
+from .space import SearchSpace, load_space
+from .strategies import FPTAS
+
+
+@dataclass
+class ExtractResult:
+    """What an extraction returns: the pick ξ* and the evidence."""
+
+    config: ExtractConfig
+    out: Path
+    document: dict
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def best(self) -> dict | None:
+        return self.document["best"]
+
+    @property
+    def evaluations(self) -> list[dict]:
+        return self.document["evaluations"]
+
+    @property
+    def pareto(self) -> list[dict]:
+        return self.document["pareto"]
+
+
+def plan(cfg: ExtractConfig, space: SearchSpace) -> FPTAS:
+    candidates = space.candidates()
+    if cfg.epsilon > len(candidates):
+        raise ConfigError(f"epsilon {cfg.epsilon} exceeds |Ξ| = {len(candidates)}")
+    return FPTAS(candidates, cfg.epsilon, cfg.representative)
+
+
+def bound_line(cfg: ExtractConfig, space: SearchSpace, strategy: FPTAS) -> str:
+    n = len(strategy.candidates)
+    return (f"|Ξ| = {n}, |Θ| = {len(cfg.theta)}, ε = {cfg.epsilon}, s = {cfg.steps}: "
+            f"⌈|Ξ|/ε⌉ = {strategy.budget} candidates × |Θ| = {strategy.budget * len(cfg.theta)} trainings "
+            f"(T = {space.maximum_point})")
+
+
+def settings_document(cfg: ExtractConfig, ctx: Context, strategy: FPTAS) -> dict:
+    from . import __version__
+
+    return {"config": cfg.as_dict(), "space": ctx.space.to_dict(), "data": ctx.data_identity,
+            "bound": {"space_size": len(strategy.candidates), "thetas": len(cfg.theta), "epsilon": cfg.epsilon,
+                      "steps": cfg.steps, "candidates": strategy.budget},
+            "device": ctx.train_cfg.device, "precision": ctx.train_cfg.precision,
+            "threads": cfg.resolved_threads(), "ose_version": __version__}
+
+
+def maximum_point_document(space: SearchSpace) -> dict:
+    c = space.max_cost.as_dict()
+    return {"architecture": dict(space.maximum_point), **{k: v for k, v in c.items() if k != "parts"}}
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: output path exists and is not a directory")
+
+
+def run(cfg: ExtractConfig, log=print, progress: bool = True) -> ExtractResult:
+    """Validate everything, then train; nothing is written before the inputs are known good."""
+    cfg.validate()
+    out = Path(cfg.out)
+    _check_out(out)
+    space = load_space(cfg.space)
+    strategy = plan(cfg, space)
+    ctx = make_context(cfg, space)
+    log(f"ose extract: {space.name}, task {cfg.task}, data {ctx.data_identity['source']} "
+        f"({ctx.data_identity['examples']} examples), device {ctx.train_cfg.device}/{ctx.train_cfg.precision}")
+    log(bound_line(cfg, space, strategy))
+    reps = strategy.ask(strategy.budget)
+    jobs = [(theta, c) for theta in cfg.theta for c in reps]  # Θ is the outer loop, as in the paper
+    records = []
+    start = time.perf_counter()
+    bar = tqdm(total=len(jobs), desc="search", unit="cand", disable=not progress, file=sys.stderr)
+    for theta, cand in jobs:
+        step_bar = tqdm(total=cfg.steps, desc=cand.key, unit="step", leave=False, disable=not progress,
+                        file=sys.stderr)
+
+        def tick(step, loss, _bar=step_bar):
+            _bar.update(step - _bar.n)
+            _bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+
+        records.append(evaluate(ctx, cand.xi, theta, tick))
+        step_bar.close()
+        bar.update(1)
+    bar.close()
+    doc = report.document(settings_document(cfg, ctx, strategy), maximum_point_document(space), records)
+    doc["settings"]["seconds"] = time.perf_counter() - start
+    pick = doc["best"]
+    best_cfg = space.family.config({k: pick[k] for k in space.family.parameters}, space.settings) if pick else None
+    files = report.write_outputs(out, doc, best_cfg)
+    log(report.summary(doc))
+    if pick:
+        log(f"ξ* = {dict((k, pick[k]) for k in space.family.parameters)}  W = {float(pick['w']):.4g}  "
+            f"ê = {pick['error']:.4f}  p/T = {pick['params'] / space.max_cost.params:.3f}  "
+            f"i/T = {pick['ops'] / space.max_cost.ops:.3f}")
+    log(f"results: {out / 'results.json'}")
+    return ExtractResult(cfg, out, doc, files)
+
+
+def extract(config: ExtractConfig | str | Path | None = None, *, log=print, progress: bool = True,
+            **options) -> ExtractResult:
+    """Run an extraction: ``ose.extract(space="bert-tiny", epsilon=3, steps=100, out="runs/x")``.
+
+    ``config`` is an ExtractConfig or a TOML file; keyword options override it.
+    """
+    if isinstance(config, ExtractConfig):
+        from .config import from_dict
+
+        cfg = from_dict(options, config)
+    else:
+        cfg = load_config(config, options)
+    if not math.isfinite(cfg.kd_alpha) or not math.isfinite(cfg.kd_beta):
+        raise ConfigError("kd_alpha and kd_beta must be finite numbers")
+    return run(cfg, log=log, progress=progress)

@@ -1,0 +1,83 @@
+"""results.json, results.csv, pareto.csv and best/config.json of one extraction."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+from .table import csv_text, text_table
+
+COLUMNS = ["D", "A", "H", "I", "lr", "momentum", "batch_size", "params", "params_effective", "mults", "adds",
+           "other", "ops", "error", "loss", "w", "steps", "seconds", "status", "message"]
+
+
+def ok(records: list[dict]) -> list[dict]:
+    return [r for r in records if r.get("status") == "ok"]
+
+
+def best(records: list[dict]) -> dict | None:
+    """argmax W over the finished evaluations (ties: the cheaper, as Ξ is sorted by p, then i)."""
+    done = ok(records)
+    return max(done, key=lambda r: (r["w"], -r["params"], -r["ops"])) if done else None
+
+
+def pareto_front(records: list[dict]) -> list[dict]:
+    """Evaluations not dominated in (p, i, ê), all three minimised."""
+    done = ok(records)
+
+    def dominates(a, b):
+        ka, kb = (a["params"], a["ops"], a["error"]), (b["params"], b["ops"], b["error"])
+        return all(x <= y for x, y in zip(ka, kb)) and ka != kb
+
+    front = [r for r in done if not any(dominates(o, r) for o in done)]
+    return sorted(front, key=lambda r: (r["params"], r["ops"], r["error"]))
+
+
+def _json_safe(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    return v
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def document(settings: dict, maximum_point: dict, records: list[dict]) -> dict:
+    clean = [{k: _json_safe(v) for k, v in r.items()} for r in records]
+    b = best(records)
+    return {"settings": settings, "maximum_point": maximum_point, "evaluations": clean,
+            "best": {k: _json_safe(v) for k, v in b.items()} if b else None,
+            "pareto": [{k: _json_safe(v) for k, v in r.items()} for r in pareto_front(records)]}
+
+
+def write_outputs(out: Path, doc: dict, best_config=None) -> list[Path]:
+    """Write every output file; ``best_config`` is a transformers config of the pick."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "results.json", out / "results.csv", out / "pareto.csv"]
+    _atomic_write(paths[0], json.dumps(doc, indent=2))
+    _atomic_write(paths[1], csv_text(doc["evaluations"], COLUMNS))
+    _atomic_write(paths[2], csv_text(doc["pareto"], COLUMNS))
+    if best_config is not None:
+        best_config.save_pretrained(out / "best")
+        paths.append(out / "best" / "config.json")
+    return paths
+
+
+def summary(doc: dict, top: int = 5) -> str:
+    """The end-of-run table: the top architectures by W, and the pick against T."""
+    done = sorted(ok(doc["evaluations"]), key=lambda r: -float(r["w"]))[:top]
+    t = doc["maximum_point"]
+    rows = [{"rank": i + 1, "D": r["D"], "A": r["A"], "H": r["H"], "I": r["I"], "lr": r["lr"],
+             "W": float(r["w"]), "error": r["error"], "p/T": r["params"] / t["params"], "i/T": r["ops"] / t["ops"],
+             "steps": r["steps"]} for i, r in enumerate(done)]
+    failed = [r for r in doc["evaluations"] if r.get("status") != "ok"]
+    lines = [text_table(rows)]
+    if failed:
+        lines.append(f"{len(failed)} evaluation(s) failed: " +
+                     "; ".join(f"D={r['D']} A={r['A']} H={r['H']} I={r['I']}: {r['message']}" for r in failed))
+    return "\n".join(lines)

@@ -1,0 +1,45 @@
+"""Algorithm 1 of de Wynter (2020): one representative per ε-interval of the sorted Ξ."""
+
+from __future__ import annotations
+
+import math
+
+from ..space import Candidate
+from .base import Strategy
+
+REPRESENTATIVES = ("first", "middle", "last")
+
+
+def intervals(candidates: list[Candidate], epsilon: int) -> list[list[Candidate]]:
+    """Consecutive intervals of ε architectures of Ξ (sorted by p, then i): ⌈|Ξ|/ε⌉ of them."""
+    return [candidates[i: i + epsilon] for i in range(0, len(candidates), epsilon)]
+
+
+def representatives(candidates: list[Candidate], epsilon: int, pick: str = "first") -> list[Candidate]:
+    """One member per interval. Which member is ours to choose (the paper does not say):
+    ``first`` is the cheapest of its interval, ``middle`` its median, ``last`` the dearest.
+    """
+    index = {"first": lambda n: 0, "middle": lambda n: (n - 1) // 2, "last": lambda n: n - 1}[pick]
+    return [iv[index(len(iv))] for iv in intervals(candidates, epsilon)]
+
+
+class FPTAS(Strategy):
+    """ε = 1 trains every architecture (exhaustive search)."""
+
+    name = "fptas"
+
+    def __init__(self, candidates: list[Candidate], epsilon: int, pick: str = "first"):
+        super().__init__(candidates)
+        if not 1 <= epsilon <= len(candidates):
+            raise ValueError(f"epsilon must be between 1 and |Ξ| = {len(candidates)}, got {epsilon}")
+        self.epsilon = epsilon
+        self._todo = representatives(candidates, epsilon, pick)
+        assert len(self._todo) == math.ceil(len(candidates) / epsilon)
+
+    @property
+    def budget(self) -> int:
+        return math.ceil(len(self.candidates) / self.epsilon)
+
+    def ask(self, n: int) -> list[Candidate]:
+        out, self._todo = self._todo[:n], self._todo[n:]
+        return out
