@@ -14,13 +14,14 @@ from .data import DataError
 from .families import get_family
 from .report import counts, table
 from .space import SpaceError, load_space, preset_names
+from .store import StoreError
 
 
 class UsageError(Exception):
     """A user error that is reported as one line and exit code 2."""
 
 
-USER_ERRORS = (UsageError, SpaceError, ConfigError, DataError)
+USER_ERRORS = (UsageError, SpaceError, ConfigError, DataError, StoreError)
 
 
 class Parser(argparse.ArgumentParser):
@@ -114,7 +115,56 @@ def cmd_extract(args) -> int:
     options = {k: getattr(args, k) for k in EXTRACT_FLAGS}
     if args.theta:
         options["theta"] = [_theta(t) for t in args.theta]
-    extract(args.config, progress=not args.quiet, **options)
+    extract(args.config, progress=not args.quiet, new_study=args.new_study, **options)
+    return 0
+
+
+def _study_dir(path: str):
+    from pathlib import Path
+
+    from .store import STUDY_FILE
+
+    out = Path(path)
+    if not (out / STUDY_FILE).is_file():
+        raise UsageError(f"{out}: no study here (no {STUDY_FILE})")
+    return out
+
+
+def cmd_report(args) -> int:
+    from .report import results, study
+
+    try:
+        doc, files = study.rebuild(_study_dir(args.out))
+    except ValueError as e:
+        raise UsageError(f"{args.out}: {e}") from None
+    print(results.summary(doc))
+    for f in files:
+        print(f"wrote {f}")
+    return 0
+
+
+def _duration(seconds) -> str:
+    if seconds is None:
+        return "unknown"
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+def cmd_status(args) -> int:
+    from .report import study
+
+    try:
+        st = study.status(_study_dir(args.out))
+    except ValueError as e:
+        raise UsageError(f"{args.out}: {e}") from None
+    if args.format == "json":
+        print(json.dumps(st, indent=2))
+        return 0
+    best = f"{st['best_w']:.4g} at {st['best']}" if st["best"] else "none yet"
+    print(f"{st['study']}: {st['done']} done, {st['failed']} failed, {st['remaining']} remaining of {st['total']}")
+    print(f"best W so far: {best}")
+    print(f"elapsed {_duration(st['elapsed_s'])}, estimated remaining {_duration(st['eta_s'])}")
     return 0
 
 
@@ -144,7 +194,18 @@ def _add_extract(sub) -> None:
     e.add_argument("--max-examples", type=int)
     e.add_argument("--eval-batches", type=int)
     e.add_argument("--quiet", action="store_true", help="no progress bars")
+    e.add_argument("--new-study", action="store_true",
+                   help="if --out holds a study with another configuration, set it aside and start anew")
     e.set_defaults(func=cmd_extract)
+
+    r = sub.add_parser("report", help="rebuild every output of a study from its store, without training")
+    r.add_argument("out", help="the study's output directory")
+    r.set_defaults(func=cmd_report)
+
+    st = sub.add_parser("status", help="progress of a study (read-only; works while it runs)")
+    st.add_argument("out", help="the study's output directory")
+    st.add_argument("--format", choices=["text", "json"], default="text")
+    st.set_defaults(func=cmd_status)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,8 +18,11 @@ from tqdm.auto import tqdm
 from .config import ConfigError, ExtractConfig, load_config
 from .evaluate import Context, evaluate, make_context
 from .report import results as report
-from .space import SearchSpace, load_space
+from .report import study
+from .space import SearchSpace, arch_key, load_space
+from .store import Store, open_store
 from .strategies import FPTAS
+from .train import Theta
 
 
 @dataclass
@@ -73,55 +76,86 @@ def maximum_point_document(space: SearchSpace) -> dict:
     return {"architecture": dict(space.maximum_point), **{k: v for k, v in c.items() if k != "parts"}}
 
 
+def job_key(xi: dict, theta: Theta) -> str:
+    return f"{arch_key(xi)}|lr={theta.lr!r},momentum={theta.momentum!r},batch_size={theta.batch_size}"
+
+
 def _check_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: output path exists and is not a directory")
 
 
-def run(cfg: ExtractConfig, log=print, progress: bool = True) -> ExtractResult:
+def _open_study(out: Path, meta: dict, new_study: bool, log) -> Store:
+    """The study in ``out``: new, resumed (same identity), or refused (different identity)."""
+    stored = study.read_meta(out)
+    if stored is not None:
+        diff = study.differences(stored, meta)
+        if diff and not new_study:
+            raise ConfigError(f"{out} holds a study with a different configuration ({diff}); "
+                              f"use another --out or --new-study to set the old one aside")
+        if diff:
+            log(f"set aside the previous study as {study.set_aside(out).name}")
+    out.mkdir(parents=True, exist_ok=True)
+    store = open_store(out)
+    store.init(meta)
+    return store
+
+
+def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = False) -> ExtractResult:
     """Validate everything, then train; nothing is written before the inputs are known good."""
     cfg.validate()
     out = Path(cfg.out)
     _check_out(out)
     space = load_space(cfg.space)
     strategy = plan(cfg, space)
+    study.read_meta(out)  # refuse an unusable study file before the slow data preparation
     ctx = make_context(cfg, space)
+    reps = strategy.ask(strategy.budget)
+    jobs = [(job_key(c.xi, theta), c.xi, theta) for theta in cfg.theta for c in reps]  # Θ outer, as in the paper
+    meta = {"settings": settings_document(cfg, ctx, strategy), "maximum_point": maximum_point_document(space),
+            "jobs": [k for k, _, _ in jobs], "created_at": time.time()}
+    store = _open_study(out, meta, new_study, log)
     log(f"ose extract: {space.name}, task {cfg.task}, data {ctx.data_identity['source']} "
         f"({ctx.data_identity['examples']} examples), device {ctx.train_cfg.device}/{ctx.train_cfg.precision}")
     log(bound_line(cfg, space, strategy))
-    reps = strategy.ask(strategy.budget)
-    jobs = [(theta, c) for theta in cfg.theta for c in reps]  # Θ is the outer loop, as in the paper
-    records = []
-    start = time.perf_counter()
+    try:
+        done = store.keys()
+        todo = [j for j in jobs if j[0] not in done]
+        if done:
+            log(f"resuming: {len(jobs) - len(todo)} of {len(jobs)} evaluations already stored")
+        _evaluate_all(ctx, store, todo, cfg.steps, progress)
+        doc, files = study.write_report(out, store)
+    finally:
+        store.close()
+    log(report.summary(doc))
+    pick = doc["best"]
+    if pick:
+        t = doc["maximum_point"]
+        log(f"ξ* = {dict((k, pick[k]) for k in space.family.parameters)}  W = {float(pick['w']):.4g}  "
+            f"ê = {pick['error']:.4f}  p/T = {pick['params'] / t['params']:.3f}  i/T = {pick['ops'] / t['ops']:.3f}")
+    log(f"results: {out / 'results.json'}")
+    return ExtractResult(cfg, out, doc, files)
+
+
+def _evaluate_all(ctx: Context, store: Store, jobs: list, steps: int, progress: bool) -> None:
     bar = tqdm(total=len(jobs), desc="search", unit="cand", disable=not progress, file=sys.stderr)
-    for theta, cand in jobs:
-        step_bar = tqdm(total=cfg.steps, desc=cand.key, unit="step", leave=False, disable=not progress,
+    for key, xi, theta in jobs:
+        step_bar = tqdm(total=steps, desc=arch_key(xi), unit="step", leave=False, disable=not progress,
                         file=sys.stderr)
 
         def tick(step, loss, _bar=step_bar):
             _bar.update(step - _bar.n)
             _bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
 
-        records.append(evaluate(ctx, cand.xi, theta, tick))
+        record = evaluate(ctx, xi, theta, tick)
+        store.add(key, record, xi, theta.as_dict())
         step_bar.close()
         bar.update(1)
     bar.close()
-    doc = report.document(settings_document(cfg, ctx, strategy), maximum_point_document(space), records)
-    doc["settings"]["seconds"] = time.perf_counter() - start
-    pick = doc["best"]
-    best_cfg = space.family.config({k: pick[k] for k in space.family.parameters}, space.settings) if pick else None
-    files = report.write_outputs(out, doc, best_cfg)
-    log(report.summary(doc))
-    if pick:
-        log(f"ξ* = {dict((k, pick[k]) for k in space.family.parameters)}  W = {float(pick['w']):.4g}  "
-            f"ê = {pick['error']:.4f}  p/T = {pick['params'] / space.max_cost.params:.3f}  "
-            f"i/T = {pick['ops'] / space.max_cost.ops:.3f}")
-    log(f"results: {out / 'results.json'}")
-    return ExtractResult(cfg, out, doc, files)
 
 
 def extract(config: ExtractConfig | str | Path | None = None, *, log=print, progress: bool = True,
-            **options) -> ExtractResult:
+            new_study: bool = False, **options) -> ExtractResult:
     """Run an extraction: ``ose.extract(space="bert-tiny", epsilon=3, steps=100, out="runs/x")``.
 
     ``config`` is an ExtractConfig or a TOML file; keyword options override it.
@@ -134,4 +168,4 @@ def extract(config: ExtractConfig | str | Path | None = None, *, log=print, prog
         cfg = load_config(config, options)
     if not math.isfinite(cfg.kd_alpha) or not math.isfinite(cfg.kd_beta):
         raise ConfigError("kd_alpha and kd_beta must be finite numbers")
-    return run(cfg, log=log, progress=progress)
+    return run(cfg, log=log, progress=progress, new_study=new_study)

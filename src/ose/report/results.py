@@ -7,6 +7,7 @@ import math
 import os
 from pathlib import Path
 
+from .._faults import fault
 from .table import csv_text, text_table
 
 COLUMNS = ["D", "A", "H", "I", "lr", "momentum", "batch_size", "params", "params_effective", "mults", "adds",
@@ -60,6 +61,7 @@ def write_outputs(out: Path, doc: dict, best_config=None) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "results.json", out / "results.csv", out / "pareto.csv"]
     _atomic_write(paths[0], json.dumps(doc, indent=2))
+    fault("report-write")
     _atomic_write(paths[1], csv_text(doc["evaluations"], COLUMNS))
     _atomic_write(paths[2], csv_text(doc["pareto"], COLUMNS))
     if best_config is not None:

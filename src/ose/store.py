@@ -1,0 +1,205 @@
+"""Study storage: every finished evaluation kept the moment it finishes.
+
+One interface, two implementations: ``MemoryStore`` (tests, throw-away runs) and
+``SQLiteStore`` (one file per study, ``study.db`` in the output directory; standard library
+``sqlite3`` in WAL mode with a busy timeout). Contract:
+
+- ``add`` writes one evaluation in one transaction; an evaluation already stored under the
+  same key is left as it is (two writers racing on a key leave exactly one row).
+- Stored evaluations are never changed or deleted; ``records`` returns them in insertion order.
+- ``meta`` is the study's identity (configuration, space, data, version), written once.
+- A file that is not a study, is corrupt, or has an unknown schema is refused with a
+  one-line ``StoreError`` and is never written to.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+from ._faults import fault
+
+SCHEMA_VERSION = 1
+STUDY_FILE = "study.db"
+COLUMNS = ("params", "params_effective", "mults", "adds", "other", "ops", "error", "loss", "w", "steps",
+           "seconds", "status", "message")
+
+
+class StoreError(RuntimeError):
+    """An unusable study file; the message is one line."""
+
+
+class Store(ABC):
+    @abstractmethod
+    def meta(self) -> dict | None:
+        """The study's identity, or None for a new study."""
+
+    @abstractmethod
+    def init(self, meta: dict) -> None:
+        """Record the identity of a new study."""
+
+    @abstractmethod
+    def add(self, key: str, record: dict, xi: dict, theta: dict) -> bool:
+        """Store one finished evaluation of ξ under θ; False if ``key`` was already stored."""
+
+    @abstractmethod
+    def records(self) -> list[dict]:
+        """Every stored evaluation, each with its ``key`` and ``finished_at``."""
+
+    def keys(self) -> set[str]:
+        return {r["key"] for r in self.records()}
+
+    def close(self) -> None:
+        return None
+
+
+class MemoryStore(Store):
+    def __init__(self):
+        self._meta: dict | None = None
+        self._rows: dict[str, dict] = {}
+
+    def meta(self) -> dict | None:
+        return self._meta
+
+    def init(self, meta: dict) -> None:
+        if self._meta is None:
+            self._meta = json.loads(json.dumps(meta))
+
+    def add(self, key: str, record: dict, xi: dict, theta: dict) -> bool:
+        if key in self._rows:
+            return False
+        self._rows[key] = {**json.loads(json.dumps(record)), "key": key, "finished_at": time.time()}
+        return True
+
+    def records(self) -> list[dict]:
+        return [dict(r) for r in self._rows.values()]
+
+
+_DDL = f"""
+CREATE TABLE ose_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE evaluations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,          -- ξ and θ of the evaluation
+    xi TEXT NOT NULL,                  -- JSON
+    theta TEXT NOT NULL,               -- JSON
+    params INTEGER, params_effective INTEGER, mults INTEGER, adds INTEGER, other INTEGER, ops INTEGER,
+    error REAL, loss REAL, w REAL, steps INTEGER, seconds REAL, status TEXT NOT NULL, message TEXT,
+    record TEXT NOT NULL,              -- the whole record, JSON
+    finished_at REAL NOT NULL
+);
+"""
+
+
+class SQLiteStore(Store):
+    """``study.db``: one row per evaluation, each written in its own transaction."""
+
+    def __init__(self, path: str | Path, timeout: float = 30.0, readonly: bool = False):
+        self.path = Path(path)
+        self.timeout = timeout
+        exists = self.path.exists()
+        if exists:
+            self._check_readonly()
+        elif readonly:
+            raise StoreError(f"{self.path}: no study here")
+        uri = f"file:{self.path}?mode=ro" if readonly else f"file:{self.path}"
+        self._db = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
+        if not readonly:
+            self._guard(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
+            if not exists:
+                self._create()
+
+    def _guard(self, fn):
+        try:
+            return fn()
+        except sqlite3.OperationalError as e:
+            if "locked" in str(e) or "busy" in str(e):
+                raise StoreError(f"{self.path}: study is locked by another process past the "
+                                 f"{self.timeout:g} s timeout") from None
+            raise StoreError(f"{self.path}: {e}") from None
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.path}: not a usable study file ({e})") from None
+
+    def _check_readonly(self) -> None:
+        """Validate an existing file without writing a byte to it."""
+        try:
+            db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=self.timeout)
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.path}: cannot open ({e})") from None
+        try:
+            tables = {r[0] for r in self._ro(db, "SELECT name FROM sqlite_master WHERE type='table'")}
+            if not {"ose_meta", "evaluations"} <= tables:
+                raise StoreError(f"{self.path}: not an ose study (no ose tables)")
+            row = self._ro(db, "SELECT value FROM ose_meta WHERE key='schema_version'")
+            version = int(row[0][0]) if row else None
+            if version != SCHEMA_VERSION:
+                raise StoreError(f"{self.path}: unknown study schema version {version} "
+                                 f"(this ose reads version {SCHEMA_VERSION})")
+            check = self._ro(db, "PRAGMA quick_check")
+            if check[0][0] != "ok":
+                raise StoreError(f"{self.path}: study file is corrupt ({check[0][0]})")
+        finally:
+            db.close()
+
+    def _ro(self, db, sql: str):
+        try:
+            return db.execute(sql).fetchall()
+        except sqlite3.OperationalError as e:
+            if "locked" in str(e) or "busy" in str(e):
+                raise StoreError(f"{self.path}: study is locked by another process past the "
+                                 f"{self.timeout:g} s timeout") from None
+            raise StoreError(f"{self.path}: not a usable study file ({e})") from None
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.path}: not a usable study file ({e})") from None
+
+    def _create(self) -> None:
+        # IF NOT EXISTS / OR IGNORE: another process may be creating the same study right now.
+        script = ("BEGIN IMMEDIATE;" + _DDL.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS") +
+                  f"INSERT OR IGNORE INTO ose_meta VALUES ('schema_version', '{SCHEMA_VERSION}'); COMMIT;")
+        self._guard(lambda: self._db.executescript(script))
+
+    def meta(self) -> dict | None:
+        row = self._guard(lambda: self._db.execute("SELECT value FROM ose_meta WHERE key='study'").fetchone())
+        return json.loads(row[0]) if row else None
+
+    def init(self, meta: dict) -> None:
+        self._guard(lambda: self._db.execute("INSERT OR IGNORE INTO ose_meta VALUES ('study', ?)",
+                                             (json.dumps(meta),)))
+
+    def add(self, key: str, record: dict, xi: dict, theta: dict) -> bool:
+        values = [record.get(c) for c in COLUMNS]
+        values[COLUMNS.index("w")] = _finite(record.get("w"))
+
+        def write():
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                cur = self._db.execute(
+                    f"INSERT OR IGNORE INTO evaluations (key, xi, theta, {', '.join(COLUMNS)}, record, finished_at) "
+                    f"VALUES (?, ?, ?, {', '.join('?' * len(COLUMNS))}, ?, ?)",
+                    (key, json.dumps(xi), json.dumps(theta), *values, json.dumps(record), time.time()))
+                fault("store-write")
+                self._db.execute("COMMIT")
+                return cur.rowcount == 1
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        return self._guard(write)
+
+    def records(self) -> list[dict]:
+        rows = self._guard(lambda: self._db.execute(
+            "SELECT key, record, finished_at FROM evaluations ORDER BY id").fetchall())
+        return [{**json.loads(rec), "key": key, "finished_at": at} for key, rec, at in rows]
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _finite(v):
+    return None if v is None else (v if v == v and abs(v) != float("inf") else None)
+
+
+def open_store(out: str | Path, readonly: bool = False) -> SQLiteStore:
+    return SQLiteStore(Path(out) / STUDY_FILE, readonly=readonly)

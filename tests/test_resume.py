@@ -1,0 +1,190 @@
+"""Crash and resume for real: SIGKILL an extraction at several moments, resume each time.
+
+Every evaluation finished before a kill must survive it, none may be stored twice, and the
+final table must equal an uninterrupted run's.
+"""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+SPACE = """
+family = "bert"
+constraints = ["H % A == 0"]
+[parameters]
+D = [1, 2]
+A = [2]
+H = [16, 32]
+I = [32, 64]
+[maximum_point]
+D = 2
+A = 2
+H = 32
+I = 64
+[settings]
+vocab_size = 512
+max_positions = 64
+seq_len = 32
+"""
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("resume")
+    (root / "space.toml").write_text(SPACE)
+    e = {**os.environ, "OSE_CACHE": str(root / "cache"), "PYTHONUNBUFFERED": "1"}
+    e.pop("OSE_FAULT", None)
+    return root, e
+
+
+def _cmd(root, out):
+    return [sys.executable, "-m", "ose", "extract", "--space", str(root / "space.toml"), "--epsilon", "1",
+            "--steps", "12", "--theta", "lr=0.1,momentum=0.9,batch_size=8", "--theta", "lr=0.3,momentum=0.0,batch_size=8",
+            "--max-examples", "1500", "--eval-batches", "1", "--threads", "1", "--quiet", "--out", str(out)]
+
+
+def _rows(out):
+    path = out / "study.db"
+    if not path.exists():
+        return []
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT key, record FROM evaluations ORDER BY id").fetchall()
+    except sqlite3.OperationalError:  # tables not created yet
+        return []
+    finally:
+        db.close()
+
+
+def _table(out):
+    doc = json.loads((out / "results.json").read_text())
+    def strip(r):
+        return {k: v for k, v in r.items() if k != "seconds"}
+
+    return [strip(r) for r in doc["evaluations"]], strip(doc["best"])
+
+
+def _kill_when(proc, condition, delay=0.0, limit=120):
+    start = time.time()
+    while not condition():
+        if proc.poll() is not None:
+            raise AssertionError(f"extraction ended before the kill point (rc={proc.returncode})")
+        assert time.time() - start < limit, "kill point never reached"
+        time.sleep(0.02)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.fixture(scope="module")
+def reference(env):
+    root, e = env
+    out = root / "reference"
+    subprocess.run(_cmd(root, out), env=e, check=True, capture_output=True)
+    return _table(out)
+
+
+def test_sigkill_at_six_moments_then_resume_loses_and_repeats_nothing(env, reference):
+    root, e = env
+    out = root / "killed"
+    seen: dict[str, str] = {}
+
+    def check_survivors():
+        rows = _rows(out)
+        keys = [k for k, _ in rows]
+        assert len(keys) == len(set(keys)), "an evaluation was stored twice"
+        for k, rec in seen.items():
+            assert dict(rows).get(k) == rec, f"finished evaluation {k} was lost or changed"
+        seen.update(dict(rows))
+        return len(rows)
+
+    def start(fault=None):
+        return subprocess.Popen(_cmd(root, out), env={**e, **({"OSE_FAULT": fault} if fault else {})},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    # 1. while starting up (imports, data), before anything is stored
+    p = start()
+    time.sleep(1.0)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert check_survivors() == 0
+    # 2. inside the very first store transaction, before its commit
+    p = start("store-write:1")
+    assert p.wait() == -signal.SIGKILL
+    assert check_survivors() == 0
+    # 3. in the middle of training, after three evaluations were stored
+    p = start()
+    _kill_when(p, lambda: len(_rows(out)) >= 3, delay=0.05)
+    n = check_survivors()
+    assert 3 <= n < 16
+    # 4. inside the second store transaction of the resumed run
+    p = start("store-write:2")
+    assert p.wait() == -signal.SIGKILL
+    assert check_survivors() == n + 1
+    # 5. again mid-training, a little later
+    p = start()
+    _kill_when(p, lambda: len(_rows(out)) >= n + 4, delay=0.1)
+    n = check_survivors()
+    assert n < 16
+    # 6. after every evaluation, while the output files are written
+    p = start("report-write:1")
+    assert p.wait() == -signal.SIGKILL
+    assert check_survivors() == 16
+    # finally: resume to the end
+    subprocess.run(_cmd(root, out), env=e, check=True, capture_output=True)
+    assert check_survivors() == 16
+    assert _table(out) == reference
+
+
+def test_two_processes_on_one_study_stay_consistent(env, reference):
+    root, e = env
+    out = root / "concurrent"
+    procs = [subprocess.Popen(_cmd(root, out), env=e, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             for _ in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err.decode()[-2000:]
+    keys = [k for k, _ in _rows(out)]
+    assert len(keys) == 16 and len(set(keys)) == 16
+    assert _table(out) == reference
+
+
+def test_report_rebuilds_outputs_without_training(env, reference, run_cli):
+    root, _ = env
+    out = root / "reference"
+    for name in ("results.json", "results.csv", "pareto.csv"):
+        (out / name).unlink()
+    code, printed, _ = run_cli("report", out)
+    assert code == 0 and "wrote" in printed
+    assert _table(out) == reference
+    assert (out / "best" / "config.json").exists()
+
+
+def test_status_reads_a_study(env, reference, run_cli):
+    root, _ = env
+    code, printed, _ = run_cli("status", root / "reference", "--format", "json")
+    st = json.loads(printed)
+    assert code == 0 and st["done"] + st["failed"] == 16 and st["remaining"] == 0
+    assert st["best_w"] == pytest.approx(float(reference[1]["w"]))
+
+
+def test_changed_configuration_is_refused_unless_new_study(env, reference):
+    root, e = env
+    out = root / "reference"
+    before = (out / "study.db").read_bytes()
+    cmd = [c if c != "12" else "13" for c in _cmd(root, out)]  # steps 12 -> 13
+    r = subprocess.run(cmd, env=e, capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "steps" in r.stderr
+    assert (out / "study.db").read_bytes() == before
+    r = subprocess.run(cmd[:-2] + ["--max-examples", "1500", "--new-study", "--out", str(out)], env=e,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    aside = [p for p in out.iterdir() if p.name.startswith("study.db.") and not p.name.endswith(("-wal", "-shm"))]
+    assert len(aside) == 1
+    assert sqlite3.connect(aside[0]).execute("SELECT count(*) FROM evaluations").fetchone()[0] == 16
