@@ -24,7 +24,7 @@ def count(xi: dict, family: str = "bert", **settings) -> Cost:
 
 
 def extract(config=None, **options):
-    """Run an extraction (Algorithm 1); see ``ose.extract.extract``."""
-    from .extract import extract as _extract
+    """Run an extraction (Algorithm 1); see ``ose.pipeline.extract``."""
+    from .pipeline import extract as _extract
 
     return _extract(config, **options)

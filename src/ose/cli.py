@@ -106,11 +106,11 @@ def _theta(text: str) -> dict:
 
 EXTRACT_FLAGS = ("space", "data", "task", "epsilon", "steps", "out", "seed", "representative", "tolerance", "clip",
                  "metric", "device", "precision", "threads", "tokenizer", "teacher", "text_field", "label_field",
-                 "max_examples", "eval_batches")
+                 "max_examples", "eval_batches", "executor", "workers", "address", "gpus_per_eval", "retries")
 
 
 def cmd_extract(args) -> int:
-    from .extract import extract
+    from .pipeline import extract
 
     options = {k: getattr(args, k) for k in EXTRACT_FLAGS}
     if args.theta:
@@ -193,6 +193,11 @@ def _add_extract(sub) -> None:
     e.add_argument("--label-field")
     e.add_argument("--max-examples", type=int)
     e.add_argument("--eval-batches", type=int)
+    e.add_argument("--executor", choices=["local", "processes", "ray"], help="where evaluations run (default local)")
+    e.add_argument("--workers", type=int, help="worker processes / Ray workers (default: usable cores)")
+    e.add_argument("--address", help="join an existing Ray cluster at HOST:PORT (default: start a local Ray)")
+    e.add_argument("--gpus-per-eval", type=float, help="Ray: GPUs reserved by each evaluation")
+    e.add_argument("--retries", type=int, help="re-runs of an evaluation whose worker died (default 2)")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.add_argument("--new-study", action="store_true",
                    help="if --out holds a study with another configuration, set it aside and start anew")

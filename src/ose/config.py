@@ -17,6 +17,7 @@ from .strategies import REPRESENTATIVES
 from .train import Theta
 
 TASKS = ("mlm", "cls")
+EXECUTORS = ("local", "processes", "ray")
 
 
 class ConfigError(ValueError):
@@ -50,6 +51,11 @@ class ExtractConfig:
     kd_alpha: float = 0.1
     kd_beta: float = 0.5
     kd_temperature: float = 2.0
+    executor: str = "local"               # local | processes | ray
+    workers: int | None = None            # processes / Ray workers; None: usable cores (cluster CPUs)
+    address: str | None = None            # an existing Ray cluster, HOST:PORT; None: a local Ray
+    gpus_per_eval: float = 0.0            # Ray: GPUs reserved by each evaluation
+    retries: int = 2                      # re-runs of an evaluation whose worker died
 
     def validate(self) -> None:
         _check_types(self)
@@ -66,13 +72,18 @@ class ExtractConfig:
             if problem:
                 raise ConfigError(problem)
         choices = {"representative": REPRESENTATIVES, "metric": ("error", "loss"),
-                   "precision": ("auto", "fp32", "bf16"), "device": ("auto", "cpu", "cuda")}
+                   "precision": ("auto", "fp32", "bf16"), "device": ("auto", "cpu", "cuda"),
+                   "executor": EXECUTORS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         if not 0 < self.heldout_fraction < 1:
             raise ConfigError(f"heldout_fraction must be between 0 and 1, got {self.heldout_fraction}")
-        for name in ("eval_batches", "threads", "max_examples"):
+        if self.retries < 0 or self.gpus_per_eval < 0:
+            raise ConfigError("retries and gpus_per_eval must be non-negative")
+        if self.address and self.executor != "ray":
+            raise ConfigError("address is only for --executor ray")
+        for name in ("eval_batches", "threads", "max_examples", "workers"):
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {v}")

@@ -16,7 +16,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .config import ConfigError, ExtractConfig, load_config
-from .evaluate import Context, evaluate, make_context
+from .evaluate import Context, make_context
+from .executors import Executor, make_executor
 from .report import results as report
 from .report import study
 from .space import SearchSpace, arch_key, load_space
@@ -114,7 +115,12 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
     jobs = [(job_key(c.xi, theta), c.xi, theta) for theta in cfg.theta for c in reps]  # Θ outer, as in the paper
     meta = {"settings": settings_document(cfg, ctx, strategy), "maximum_point": maximum_point_document(space),
             "jobs": [k for k, _, _ in jobs], "created_at": time.time()}
-    store = _open_study(out, meta, new_study, log)
+    executor = make_executor(cfg, ctx, space)  # a bad Ray address fails here, before anything is written
+    try:
+        store = _open_study(out, meta, new_study, log)
+    except BaseException:
+        executor.close()
+        raise
     log(f"ose extract: {space.name}, task {cfg.task}, data {ctx.data_identity['source']} "
         f"({ctx.data_identity['examples']} examples), device {ctx.train_cfg.device}/{ctx.train_cfg.precision}")
     log(bound_line(cfg, space, strategy))
@@ -123,9 +129,10 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
         todo = [j for j in jobs if j[0] not in done]
         if done:
             log(f"resuming: {len(jobs) - len(todo)} of {len(jobs)} evaluations already stored")
-        _evaluate_all(ctx, store, todo, cfg.steps, progress)
+        _evaluate_all(executor, cfg.steps, store, todo, progress)
         doc, files = study.write_report(out, store)
     finally:
+        executor.close()
         store.close()
     log(report.summary(doc))
     pick = doc["best"]
@@ -137,21 +144,43 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
     return ExtractResult(cfg, out, doc, files)
 
 
-def _evaluate_all(ctx: Context, store: Store, jobs: list, steps: int, progress: bool) -> None:
-    bar = tqdm(total=len(jobs), desc="search", unit="cand", disable=not progress, file=sys.stderr)
-    for key, xi, theta in jobs:
-        step_bar = tqdm(total=steps, desc=arch_key(xi), unit="step", leave=False, disable=not progress,
-                        file=sys.stderr)
+class _StepBars:
+    """One progress bar per in-process evaluation (workers report only when done)."""
 
-        def tick(step, loss, _bar=step_bar):
-            _bar.update(step - _bar.n)
-            _bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+    def __init__(self, steps: int, enabled: bool):
+        self.steps, self.enabled, self.bar = steps, enabled, None
 
-        record = evaluate(ctx, xi, theta, tick)
-        store.add(key, record, xi, theta.as_dict())
-        step_bar.close()
-        bar.update(1)
-    bar.close()
+    def __call__(self, key: str):
+        self.close()
+        self.bar = tqdm(total=self.steps, desc=key.split("|")[0], unit="step", leave=False,
+                        disable=not self.enabled, file=sys.stderr)
+
+        def tick(step, loss, bar=self.bar):
+            bar.update(step - bar.n)
+            bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+        return tick
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _evaluate_all(executor: Executor, steps: int, store: Store, jobs: list, progress: bool) -> None:
+    """Run the jobs on the executor; store each evaluation as it finishes."""
+    if not jobs:
+        return
+    bar = tqdm(total=len(jobs), desc=f"search ({executor.name})", unit="cand", disable=not progress,
+               file=sys.stderr)
+    step_bars = _StepBars(steps, progress)
+    try:
+        for key, xi, theta, record in executor.run(jobs, on_step=step_bars):
+            store.add(key, record, xi, theta.as_dict())
+            step_bars.close()
+            bar.update(1)
+    finally:
+        step_bars.close()
+        bar.close()
 
 
 def extract(config: ExtractConfig | str | Path | None = None, *, log=print, progress: bool = True,

@@ -10,7 +10,8 @@ from ..store import STUDY_FILE, Store, open_store
 from . import results
 
 # Keys that may change between runs of the same study without changing its numbers.
-VOLATILE = {"config.out", "config.threads", "threads", "ose_version", "created_at"}
+VOLATILE = {"config.out", "config.threads", "threads", "ose_version", "created_at", "config.executor",
+            "config.workers", "config.address", "config.gpus_per_eval", "config.retries"}
 
 
 def read_meta(out: Path) -> dict | None:
