@@ -106,7 +106,7 @@ def _theta(text: str) -> dict:
 
 EXTRACT_FLAGS = ("space", "data", "task", "epsilon", "steps", "out", "seed", "representative", "tolerance", "clip",
                  "metric", "device", "precision", "threads", "tokenizer", "teacher", "text_field", "label_field",
-                 "max_examples", "eval_batches", "executor", "workers", "address", "gpus_per_eval", "retries")
+                 "max_examples", "eval_batches", "executor", "workers", "address", "gpus_per_eval", "retries", "strategy", "budget")
 
 
 def cmd_extract(args) -> int:
@@ -168,8 +168,33 @@ def cmd_status(args) -> int:
     return 0
 
 
+def cmd_groundtruth(args) -> int:
+    """Exhaustive search with k × s steps: the "true" ê and W of every ξ, and the optimum W*."""
+    from .config import load_config
+    from .pipeline import extract
+
+    if args.factor < 1:
+        raise UsageError(f"--factor must be a positive integer, got {args.factor}")
+    options = {k: getattr(args, k) for k in EXTRACT_FLAGS}
+    if args.theta:
+        options["theta"] = [_theta(t) for t in args.theta]
+    base_steps = options["steps"] or load_config(args.config).steps
+    options.update(strategy="exhaustive", steps=args.factor * base_steps, epsilon=1)
+    extract(args.config, progress=not args.quiet, new_study=args.new_study, **options)
+    return 0
+
+
 def _add_extract(sub) -> None:
     e = sub.add_parser("extract", help="run Algorithm 1: train one candidate per ε-interval, pick argmax W")
+    _extract_flags(e)
+    e.set_defaults(func=cmd_extract)
+    g = sub.add_parser("groundtruth", help="train every architecture for k × s steps: the true ê, W and W*")
+    _extract_flags(g)
+    g.add_argument("--factor", type=int, default=10, help="k: the long budget is k × s steps (default 10)")
+    g.set_defaults(func=cmd_groundtruth)
+
+
+def _extract_flags(e) -> None:
     e.add_argument("--config", help="a TOML file holding any of the options below; flags override it")
     e.add_argument("--space", help="a preset or a TOML file (default bert-tiny)")
     e.add_argument("--data", help="text file or folder, JSONL, or a saved HF dataset (default: embedded tweets)")
@@ -198,11 +223,18 @@ def _add_extract(sub) -> None:
     e.add_argument("--address", help="join an existing Ray cluster at HOST:PORT (default: start a local Ray)")
     e.add_argument("--gpus-per-eval", type=float, help="Ray: GPUs reserved by each evaluation")
     e.add_argument("--retries", type=int, help="re-runs of an evaluation whose worker died (default 2)")
+    e.add_argument("--strategy", choices=["fptas", "exhaustive", "random", "tpe", "nsga2"],
+                   help="the search (default fptas, Algorithm 1); the others are baselines")
+    e.add_argument("--budget", type=int, help="baselines: candidates to train (default ⌈|Ξ|/ε⌉, the FPTAS's)")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.add_argument("--new-study", action="store_true",
                    help="if --out holds a study with another configuration, set it aside and start anew")
-    e.set_defaults(func=cmd_extract)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="ose", description="Optimal Subarchitecture Extraction (de Wynter, 2020)")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+    _add_extract(sub)
     r = sub.add_parser("report", help="rebuild every output of a study from its store, without training")
     r.add_argument("out", help="the study's output directory")
     r.set_defaults(func=cmd_report)
@@ -211,12 +243,6 @@ def _add_extract(sub) -> None:
     st.add_argument("out", help="the study's output directory")
     st.add_argument("--format", choices=["text", "json"], default="text")
     st.set_defaults(func=cmd_status)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = Parser(prog="ose", description="Optimal Subarchitecture Extraction (de Wynter, 2020)")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
-    _add_extract(sub)
 
     s = sub.add_parser("space", help="every architecture of a search space with p, i and ratios to T")
     s.add_argument("space", help=f"a preset ({', '.join(preset_names())}) or a TOML file")

@@ -13,7 +13,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .strategies import REPRESENTATIVES
+from .strategies import REPRESENTATIVES, STRATEGIES
 from .train import Theta
 
 TASKS = ("mlm", "cls")
@@ -56,6 +56,8 @@ class ExtractConfig:
     address: str | None = None            # an existing Ray cluster, HOST:PORT; None: a local Ray
     gpus_per_eval: float = 0.0            # Ray: GPUs reserved by each evaluation
     retries: int = 2                      # re-runs of an evaluation whose worker died
+    strategy: str = "fptas"               # fptas | exhaustive | random | tpe | nsga2
+    budget: int | None = None             # baselines: candidates to train; None: ⌈|Ξ|/ε⌉, the FPTAS's
 
     def validate(self) -> None:
         _check_types(self)
@@ -73,7 +75,7 @@ class ExtractConfig:
                 raise ConfigError(problem)
         choices = {"representative": REPRESENTATIVES, "metric": ("error", "loss"),
                    "precision": ("auto", "fp32", "bf16"), "device": ("auto", "cpu", "cuda"),
-                   "executor": EXECUTORS}
+                   "executor": EXECUTORS, "strategy": STRATEGIES}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
@@ -83,7 +85,7 @@ class ExtractConfig:
             raise ConfigError("retries and gpus_per_eval must be non-negative")
         if self.address and self.executor != "ray":
             raise ConfigError("address is only for --executor ray")
-        for name in ("eval_batches", "threads", "max_examples", "workers"):
+        for name in ("eval_batches", "threads", "max_examples", "workers", "budget"):
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {v}")

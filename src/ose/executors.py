@@ -108,7 +108,8 @@ class ProcessExecutor(Executor):
         busy: dict[int, str] = {}  # slot -> key
         idle_deaths = 0
         for slot in range(min(self.n, len(jobs))):
-            self._start(slot)
+            if slot not in self.workers:  # workers outlive one call: adaptive strategies call often
+                self._start(slot)
         while pending or busy:
             for slot in self.workers:
                 if slot not in busy and pending:
@@ -198,7 +199,8 @@ class RayExecutor(Executor):
         attempts = {k: 0 for k, _, _ in jobs}
         inflight: dict = {}  # ObjectRef -> (slot, job)
         for slot in range(min(self.n, len(jobs))):
-            self.actors[slot] = self.actor_cls.remote(self.cfg)
+            if slot not in self.actors:
+                self.actors[slot] = self.actor_cls.remote(self.cfg)
         free = list(self.actors)
         while pending or inflight:
             while free and pending:

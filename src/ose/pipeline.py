@@ -3,6 +3,7 @@
 1. p(ξ), i(ξ) for every ξ ∈ Ξ in closed form; 2. sort by p, then i; 3. one representative
 per ε-interval; 4. for each θ ∈ Θ and each representative, train ≤ s steps, ê on B, W
 against T; 5. ξ* = argmax W, with the table and the Pareto front of (p, i, ê).
+Baseline strategies (exhaustive, random, TPE, NSGA-II) replace step 3 on the same budget.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from .evaluate import Context, make_context
 from .executors import Executor, make_executor
 from .report import results as report
 from .report import study
-from .space import SearchSpace, arch_key, load_space
+from .space import Candidate, SearchSpace, arch_key, load_space
 from .store import Store, open_store
-from .strategies import FPTAS
+from .strategies import Strategy, make_strategy
 from .train import Theta
 
 
@@ -48,26 +49,31 @@ class ExtractResult:
         return self.document["pareto"]
 
 
-def plan(cfg: ExtractConfig, space: SearchSpace) -> FPTAS:
+def plan(cfg: ExtractConfig, space: SearchSpace) -> Strategy:
     candidates = space.candidates()
     if cfg.epsilon > len(candidates):
         raise ConfigError(f"epsilon {cfg.epsilon} exceeds |Ξ| = {len(candidates)}")
-    return FPTAS(candidates, cfg.epsilon, cfg.representative)
+    if cfg.budget is not None and cfg.budget > len(candidates):
+        raise ConfigError(f"budget {cfg.budget} exceeds |Ξ| = {len(candidates)}")
+    try:
+        return make_strategy(cfg.strategy, candidates, cfg.epsilon, cfg.budget, cfg.representative, cfg.seed)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
-def bound_line(cfg: ExtractConfig, space: SearchSpace, strategy: FPTAS) -> str:
+def bound_line(cfg: ExtractConfig, space: SearchSpace, strategy: Strategy) -> str:
     n = len(strategy.candidates)
+    which = f"⌈|Ξ|/ε⌉ = {strategy.budget}" if strategy.name == "fptas" else f"{strategy.name}: {strategy.budget}"
     return (f"|Ξ| = {n}, |Θ| = {len(cfg.theta)}, ε = {cfg.epsilon}, s = {cfg.steps}: "
-            f"⌈|Ξ|/ε⌉ = {strategy.budget} candidates × |Θ| = {strategy.budget * len(cfg.theta)} trainings "
-            f"(T = {space.maximum_point})")
+            f"{which} candidates × |Θ| = {strategy.budget * len(cfg.theta)} trainings (T = {space.maximum_point})")
 
 
-def settings_document(cfg: ExtractConfig, ctx: Context, strategy: FPTAS) -> dict:
+def settings_document(cfg: ExtractConfig, ctx: Context, strategy: Strategy) -> dict:
     from . import __version__
 
     return {"config": cfg.as_dict(), "space": ctx.space.to_dict(), "data": ctx.data_identity,
             "bound": {"space_size": len(strategy.candidates), "thetas": len(cfg.theta), "epsilon": cfg.epsilon,
-                      "steps": cfg.steps, "candidates": strategy.budget},
+                      "steps": cfg.steps, "candidates": strategy.budget, "strategy": strategy.name},
             "device": ctx.train_cfg.device, "precision": ctx.train_cfg.precision,
             "threads": cfg.resolved_threads(), "ose_version": __version__}
 
@@ -111,10 +117,11 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
     strategy = plan(cfg, space)
     study.read_meta(out)  # refuse an unusable study file before the slow data preparation
     ctx = make_context(cfg, space)
-    reps = strategy.ask(strategy.budget)
-    jobs = [(job_key(c.xi, theta), c.xi, theta) for theta in cfg.theta for c in reps]  # Θ outer, as in the paper
+    # A static strategy's whole plan is known now; Θ is the outer loop, as in the paper.
+    planned = None if strategy.adaptive else strategy.ask(strategy.budget)
+    jobs = [job_key(c.xi, th) for th in cfg.theta for c in planned] if planned is not None else None
     meta = {"settings": settings_document(cfg, ctx, strategy), "maximum_point": maximum_point_document(space),
-            "jobs": [k for k, _, _ in jobs], "created_at": time.time()}
+            "jobs": jobs, "total": strategy.budget * len(cfg.theta), "created_at": time.time()}
     executor = make_executor(cfg, ctx, space)  # a bad Ray address fails here, before anything is written
     try:
         store = _open_study(out, meta, new_study, log)
@@ -125,11 +132,9 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
         f"({ctx.data_identity['examples']} examples), device {ctx.train_cfg.device}/{ctx.train_cfg.precision}")
     log(bound_line(cfg, space, strategy))
     try:
-        done = store.keys()
-        todo = [j for j in jobs if j[0] not in done]
-        if done:
-            log(f"resuming: {len(jobs) - len(todo)} of {len(jobs)} evaluations already stored")
-        _evaluate_all(executor, cfg.steps, store, todo, progress)
+        runner = _Runner(executor, store, meta["total"], cfg.steps, progress, log)
+        drive(strategy, cfg.theta, runner, planned)
+        runner.close()
         doc, files = study.write_report(out, store)
     finally:
         executor.close()
@@ -142,6 +147,21 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
             f"ê = {pick['error']:.4f}  p/T = {pick['params'] / t['params']:.3f}  i/T = {pick['ops'] / t['ops']:.3f}")
     log(f"results: {out / 'results.json'}")
     return ExtractResult(cfg, out, doc, files)
+
+
+def drive(strategy: Strategy, thetas: list[Theta], run_jobs, planned: list[Candidate] | None = None) -> None:
+    """Ask the strategy, evaluate each candidate under every θ ∈ Θ, tell it the records.
+
+    ``run_jobs(jobs)`` evaluates (key, ξ, θ) jobs and returns {key: record}. A static
+    strategy's plan is one batch; an adaptive one is asked one candidate at a time, so its
+    sequence of asks never depends on the executor.
+    """
+    batches = [planned] if planned is not None else iter(lambda: strategy.ask(1), [])
+    for cands in batches:
+        jobs = [(job_key(c.xi, th), c.xi, th) for th in thetas for c in cands]
+        records = run_jobs(jobs)
+        for c in cands:
+            strategy.tell(c, [records[job_key(c.xi, th)] for th in thetas])
 
 
 class _StepBars:
@@ -166,21 +186,30 @@ class _StepBars:
             self.bar = None
 
 
-def _evaluate_all(executor: Executor, steps: int, store: Store, jobs: list, progress: bool) -> None:
-    """Run the jobs on the executor; store each evaluation as it finishes."""
-    if not jobs:
-        return
-    bar = tqdm(total=len(jobs), desc=f"search ({executor.name})", unit="cand", disable=not progress,
-               file=sys.stderr)
-    step_bars = _StepBars(steps, progress)
-    try:
-        for key, xi, theta, record in executor.run(jobs, on_step=step_bars):
-            store.add(key, record, xi, theta.as_dict())
-            step_bars.close()
-            bar.update(1)
-    finally:
-        step_bars.close()
-        bar.close()
+class _Runner:
+    """Runs jobs on the executor, skipping those already stored; stores each as it finishes."""
+
+    def __init__(self, executor: Executor, store: Store, total: int, steps: int, progress: bool, log):
+        self.executor, self.store = executor, store
+        self.stored = {r["key"]: r for r in store.records()}
+        if self.stored:
+            log(f"resuming: {len(self.stored)} of {total} evaluations already stored")
+        self.bar = tqdm(total=total, initial=len(self.stored), desc=f"search ({executor.name})", unit="eval",
+                        disable=not progress, file=sys.stderr)
+        self.step_bars = _StepBars(steps, progress)
+
+    def __call__(self, jobs: list) -> dict[str, dict]:
+        todo = [j for j in jobs if j[0] not in self.stored]
+        for key, xi, theta, record in self.executor.run(todo, on_step=self.step_bars):
+            self.store.add(key, record, xi, theta.as_dict())
+            self.stored[key] = record
+            self.step_bars.close()
+            self.bar.update(1)
+        return {key: self.stored[key] for key, _, _ in jobs}
+
+    def close(self) -> None:
+        self.step_bars.close()
+        self.bar.close()
 
 
 def extract(config: ExtractConfig | str | Path | None = None, *, log=print, progress: bool = True,

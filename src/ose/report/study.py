@@ -57,7 +57,7 @@ def set_aside(out: Path) -> Path:
 
 def ordered_records(store: Store, meta: dict) -> list[dict]:
     """Stored evaluations in the study's job order (the order an uninterrupted run has)."""
-    rank = {k: i for i, k in enumerate(meta["jobs"])}
+    rank = {k: i for i, k in enumerate(meta["jobs"] or [])}  # adaptive strategies: insertion order
     recs = sorted(store.records(), key=lambda r: rank.get(r["key"], len(rank)))
     return [{k: v for k, v in r.items() if k not in ("key", "finished_at")} for r in recs]
 
@@ -103,7 +103,7 @@ def status(out: Path) -> dict:
         raise ValueError("the study holds no configuration yet")
     done = [r for r in records if r.get("status") == "ok"]
     failed = [r for r in records if r.get("status") != "ok"]
-    total = len(meta["jobs"])
+    total = meta["total"]
     remaining = total - len(records)
     mean = sum(r.get("seconds", 0.0) for r in records) / len(records) if records else None
     best = results.best(records)

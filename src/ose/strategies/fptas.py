@@ -24,22 +24,26 @@ def representatives(candidates: list[Candidate], epsilon: int, pick: str = "firs
 
 
 class FPTAS(Strategy):
-    """ε = 1 trains every architecture (exhaustive search)."""
+    """The paper's search; ε = 1 trains every architecture (exhaustive search)."""
 
     name = "fptas"
 
-    def __init__(self, candidates: list[Candidate], epsilon: int, pick: str = "first"):
-        super().__init__(candidates)
+    def __init__(self, candidates: list[Candidate], epsilon: int, pick: str = "first", seed: int = 0):
         if not 1 <= epsilon <= len(candidates):
             raise ValueError(f"epsilon must be between 1 and |Ξ| = {len(candidates)}, got {epsilon}")
+        super().__init__(candidates, math.ceil(len(candidates) / epsilon), seed)
         self.epsilon = epsilon
         self._todo = representatives(candidates, epsilon, pick)
-        assert len(self._todo) == math.ceil(len(candidates) / epsilon)
-
-    @property
-    def budget(self) -> int:
-        return math.ceil(len(self.candidates) / self.epsilon)
 
     def ask(self, n: int) -> list[Candidate]:
         out, self._todo = self._todo[:n], self._todo[n:]
         return out
+
+
+class Exhaustive(FPTAS):
+    """Train every ξ ∈ Ξ: the baseline the FPTAS approximates (ε = 1)."""
+
+    name = "exhaustive"
+
+    def __init__(self, candidates: list[Candidate], seed: int = 0):
+        super().__init__(candidates, 1, "first", seed)
