@@ -106,7 +106,8 @@ def _theta(text: str) -> dict:
 
 EXTRACT_FLAGS = ("space", "data", "task", "epsilon", "steps", "out", "seed", "representative", "tolerance", "clip",
                  "metric", "device", "precision", "threads", "tokenizer", "teacher", "text_field", "label_field",
-                 "max_examples", "eval_batches", "executor", "workers", "address", "gpus_per_eval", "retries", "strategy", "budget")
+                 "max_examples", "eval_batches", "executor", "workers", "address", "gpus_per_eval", "retries", "strategy", "budget", "speed", "latency_file",
+                 "latency_batch")
 
 
 def cmd_extract(args) -> int:
@@ -168,6 +169,30 @@ def cmd_status(args) -> int:
     return 0
 
 
+def cmd_latency(args) -> int:
+    """Time every architecture of a space and T; write OUT/latency.json; print the table and ρ."""
+    from pathlib import Path
+
+    from . import latency
+
+    options = {"batch_sizes": args.batch_sizes or latency.BATCH_SIZES}
+    for name, default in (("repeats", latency.REPEATS), ("warmup", latency.WARMUP), ("threads", latency.THREADS)):
+        options[name] = default if getattr(args, name) is None else getattr(args, name)
+    problem = latency.check_options(**options)
+    if problem:
+        raise UsageError(problem)
+    space = load_space(args.space)
+    try:  # before measuring: a bad --out should not cost a minute of timing first
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--out {args.out}: cannot create the directory ({e.strerror or e})") from None
+    doc = latency.measure_space(space, **options, progress=not args.quiet)
+    path = latency.save(Path(args.out) / latency.LATENCY_FILE, doc)
+    print(json.dumps(doc, indent=2) if args.format == "json" else latency.summary(doc))
+    print(f"wrote {path}", file=sys.stderr if args.format == "json" else sys.stdout)
+    return 0
+
+
 def cmd_groundtruth(args) -> int:
     """Exhaustive search with k × s steps: the "true" ê and W of every ξ, and the optimum W*."""
     from .config import load_config
@@ -226,6 +251,10 @@ def _extract_flags(e) -> None:
     e.add_argument("--strategy", choices=["fptas", "exhaustive", "random", "tpe", "nsga2"],
                    help="the search (default fptas, Algorithm 1); the others are baselines")
     e.add_argument("--budget", type=int, help="baselines: candidates to train (default ⌈|Ξ|/ε⌉, the FPTAS's)")
+    e.add_argument("--speed", choices=["ops", "latency"],
+                   help="i(ξ) in W: the closed-form operation count (default) or measured latency")
+    e.add_argument("--latency-file", help="latency.json from `ose latency` (default: measure at the start)")
+    e.add_argument("--latency-batch", type=int, help="batch size whose latency W uses (default 1)")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.add_argument("--new-study", action="store_true",
                    help="if --out holds a study with another configuration, set it aside and start anew")
@@ -248,6 +277,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("space", help=f"a preset ({', '.join(preset_names())}) or a TOML file")
     s.add_argument("--format", choices=["table", "csv", "json"], default="table")
     s.set_defaults(func=cmd_space)
+
+    lt = sub.add_parser("latency", help="measured forward-pass latency of every architecture and T, vs the op count")
+    lt.add_argument("space", help=f"a preset ({', '.join(preset_names())}) or a TOML file")
+    lt.add_argument("--out", default="runs/latency", help="directory for latency.json (default runs/latency)")
+    lt.add_argument("--batch-sizes", type=int, nargs="+", metavar="N", help="batch sizes to time (default 1 32)")
+    lt.add_argument("--repeats", type=int, help="timed passes per measurement, median kept (default 10)")
+    lt.add_argument("--warmup", type=int, help="untimed passes before timing (default 3)")
+    lt.add_argument("--threads", type=int, help="torch threads while timing (default 1)")
+    lt.add_argument("--format", choices=["table", "json"], default="table")
+    lt.add_argument("--quiet", action="store_true", help="no progress bar")
+    lt.set_defaults(func=cmd_latency)
 
     c = sub.add_parser("count", help="closed-form p and i of one architecture, e.g. D=4 A=8 H=1024 I=768")
     c.add_argument("arch", nargs="+", metavar="NAME=VALUE")

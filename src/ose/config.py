@@ -58,6 +58,9 @@ class ExtractConfig:
     retries: int = 2                      # re-runs of an evaluation whose worker died
     strategy: str = "fptas"               # fptas | exhaustive | random | tpe | nsga2
     budget: int | None = None             # baselines: candidates to train; None: ⌈|Ξ|/ε⌉, the FPTAS's
+    speed: str = "ops"                    # i(ξ) in W: ops (closed-form count) or latency (measured)
+    latency_file: str | None = None       # latency.json of `ose latency`; None: measure at the start
+    latency_batch: int = 1                # the batch size whose latency W uses
 
     def validate(self) -> None:
         _check_types(self)
@@ -75,7 +78,8 @@ class ExtractConfig:
                 raise ConfigError(problem)
         choices = {"representative": REPRESENTATIVES, "metric": ("error", "loss"),
                    "precision": ("auto", "fp32", "bf16"), "device": ("auto", "cpu", "cuda"),
-                   "executor": EXECUTORS, "strategy": STRATEGIES}
+                   "executor": EXECUTORS, "strategy": STRATEGIES,
+                   "speed": ("ops", "latency")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
@@ -85,7 +89,7 @@ class ExtractConfig:
             raise ConfigError("retries and gpus_per_eval must be non-negative")
         if self.address and self.executor != "ray":
             raise ConfigError("address is only for --executor ray")
-        for name in ("eval_batches", "threads", "max_examples", "workers", "budget"):
+        for name in ("eval_batches", "threads", "max_examples", "workers", "budget", "latency_batch"):
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {v}")

@@ -106,16 +106,18 @@ class Cost:
         return out
 
 
-def w_coefficient(p: float, i: float, error: float, p_max: float, i_max: float) -> float:
+def w_coefficient(p: float, i: float, error: float, p_max: float, i_max: float, strict: bool = True) -> float:
     """W(f) = ((p(T) − p(f)) / p(T)) · ((i(T) − i(f)) / i(T)) · (1 / ê(f)).
 
     T is the maximum point. An error of 0 makes W infinite: the candidate is perfect on B.
+    ``strict=False`` allows i above T's, for measured latency, which need not be monotone in
+    the architecture: a candidate measured slower than T then gets a negative W.
     """
-    if p > p_max or i > i_max:
+    if strict and (p > p_max or i > i_max):
         raise ValueError(f"candidate (p={p}, i={i}) exceeds the maximum point (p={p_max}, i={i_max})")
     if error < 0:
         raise ValueError(f"error must be non-negative, got {error}")
     gain = ((p_max - p) / p_max) * ((i_max - i) / i_max)
     if error == 0:
-        return float("inf") if gain > 0 else 0.0
+        return float("inf") if gain > 0 else (0.0 if gain == 0 else float("-inf"))
     return gain / error

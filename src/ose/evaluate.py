@@ -16,7 +16,7 @@ import torch
 from .config import ConfigError, ExtractConfig
 from .costs import w_coefficient
 from .data import DataConfig, TaskData, prepare
-from .space import SearchSpace
+from .space import SearchSpace, arch_key
 from .train import CandidateFailed, Theta, TrainConfig, train
 
 
@@ -31,6 +31,7 @@ class Context:
     data_identity: dict
     train_cfg: TrainConfig
     teacher: object = None
+    latency: dict | None = None   # --speed latency: measured seconds by arch key, and "T"
 
 
 def make_context(cfg: ExtractConfig, space: SearchSpace) -> Context:
@@ -44,7 +45,35 @@ def make_context(cfg: ExtractConfig, space: SearchSpace) -> Context:
                             precision=cfg.resolved_precision(device), device=device, kd_alpha=cfg.kd_alpha,
                             kd_beta=cfg.kd_beta, kd_temperature=cfg.kd_temperature)
     teacher = load_teacher(cfg.teacher, cfg.task, s.vocab_size, data.num_labels, device) if cfg.teacher else None
-    return Context(cfg, space, data, tok, identity, train_cfg, teacher)
+    latency = latency_table(cfg, space) if cfg.speed == "latency" else None
+    return Context(cfg, space, data, tok, identity, train_cfg, teacher, latency)
+
+
+def latency_table(cfg: ExtractConfig, space: SearchSpace) -> dict:
+    """Measured forward latency (batch ``latency_batch``) of every ξ and of T, by arch key:
+    from ``latency_file``, else from the study's own latency.json, else measured now."""
+    from pathlib import Path
+
+    from . import latency
+
+    stored = Path(cfg.out) / latency.LATENCY_FILE  # a resumed study reuses what it measured
+    path = cfg.latency_file or (str(stored) if stored.is_file() else None)
+    if path:
+        try:
+            doc = latency.load(path)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    else:
+        doc = latency.measure_space(space, batch_sizes=(cfg.latency_batch,), threads=cfg.resolved_threads(),
+                                    progress=False)
+    table = {}
+    for xi in [*space.architectures(), space.maximum_point]:
+        try:
+            table[arch_key(xi)] = latency.lookup(doc, xi, cfg.latency_batch)
+        except (KeyError, ValueError):
+            raise ConfigError(f"latency file {path} has no batch-{cfg.latency_batch} latency "
+                              f"for {arch_key(xi)}; measure this space with `ose latency`") from None
+    return {"by_arch": table, "T": table[arch_key(space.maximum_point)], "doc": doc}
 
 
 def load_teacher(path: str, task: str, vocab_size: int, num_labels: int, device: str):
@@ -86,5 +115,9 @@ def evaluate(ctx: Context, xi: dict, theta: Theta, progress=None) -> dict:
     except (torch.OutOfMemoryError, MemoryError) as e:
         return {**record, "status": "failed", "message": f"out of memory: {str(e).splitlines()[0]}",
                 "seconds": time.perf_counter() - start}
-    w = w_coefficient(cost.params, cost.ops, result.error, top.params, top.ops)
+    if ctx.latency is None:
+        w = w_coefficient(cost.params, cost.ops, result.error, top.params, top.ops)
+    else:  # --speed latency: measured seconds stand in for the operation count
+        record["latency"] = ctx.latency["by_arch"][arch_key(xi)]
+        w = w_coefficient(cost.params, record["latency"], result.error, top.params, ctx.latency["T"], strict=False)
     return {**record, **dataclasses.asdict(result), "w": w, "status": "ok", "message": ""}

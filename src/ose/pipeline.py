@@ -75,7 +75,9 @@ def settings_document(cfg: ExtractConfig, ctx: Context, strategy: Strategy) -> d
             "bound": {"space_size": len(strategy.candidates), "thetas": len(cfg.theta), "epsilon": cfg.epsilon,
                       "steps": cfg.steps, "candidates": strategy.budget, "strategy": strategy.name},
             "device": ctx.train_cfg.device, "precision": ctx.train_cfg.precision,
-            "threads": cfg.resolved_threads(), "ose_version": __version__}
+            "threads": cfg.resolved_threads(), "ose_version": __version__,
+            "speed": {"kind": cfg.speed, **({"batch_size": cfg.latency_batch, "T_seconds": ctx.latency["T"]}
+                                             if ctx.latency else {})}}
 
 
 def maximum_point_document(space: SearchSpace) -> dict:
@@ -128,6 +130,11 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
     except BaseException:
         executor.close()
         raise
+    if ctx.latency is not None and not cfg.latency_file:
+        from . import latency
+
+        if not (out / latency.LATENCY_FILE).exists():
+            latency.save(out / latency.LATENCY_FILE, ctx.latency["doc"])
     log(f"ose extract: {space.name}, task {cfg.task}, data {ctx.data_identity['source']} "
         f"({ctx.data_identity['examples']} examples), device {ctx.train_cfg.device}/{ctx.train_cfg.precision}")
     log(bound_line(cfg, space, strategy))
@@ -145,7 +152,7 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
         t = doc["maximum_point"]
         log(f"ξ* = {dict((k, pick[k]) for k in space.family.parameters)}  W = {float(pick['w']):.4g}  "
             f"ê = {pick['error']:.4f}  p/T = {pick['params'] / t['params']:.3f}  i/T = {pick['ops'] / t['ops']:.3f}")
-    log(f"results: {out / 'results.json'}")
+    log(f"results: {out / 'results.json'}   report: {out / 'report.html'}")
     return ExtractResult(cfg, out, doc, files)
 
 

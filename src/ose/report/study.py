@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..space import space_from_dict
 from ..store import STUDY_FILE, Store, open_store
-from . import results
+from . import html, results
 
 # Keys that may change between runs of the same study without changing its numbers.
 VOLATILE = {"config.out", "config.threads", "threads", "ose_version", "created_at", "config.executor",
@@ -79,7 +79,19 @@ def write_report(out: Path, store: Store) -> tuple[dict, list[Path]]:
     if pick:
         space = space_from_dict(doc["settings"]["space"], source=str(Path(out) / STUDY_FILE))
         best_config = space.family.config({k: pick[k] for k in space.family.parameters}, space.settings)
-    return doc, results.write_outputs(Path(out), doc, best_config)
+    files = results.write_outputs(Path(out), doc, best_config)
+    return doc, files + html.write_html(Path(out), doc, _latency(out))
+
+
+def _latency(out: Path) -> dict | None:
+    """The study's measured latency, if ``ose latency`` or ``--speed latency`` left one."""
+    from .. import latency
+
+    path = Path(out) / latency.LATENCY_FILE
+    try:
+        return latency.load(path) if path.is_file() else None
+    except ValueError:
+        return None
 
 
 def rebuild(out: Path) -> tuple[dict, list[Path]]:

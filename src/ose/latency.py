@@ -1,0 +1,278 @@
+"""Measured inference latency: the wall-clock alternative to the operation count i(ξ).
+
+i(ξ) is a hardware-independent count; a deployment sees seconds. This module times the
+forward pass of every architecture of a space (and of the maximum point T) on this machine,
+stores the numbers as ``latency.json``, and says how well the count ranks the architectures
+the way the clock does (Spearman's ρ). The model is the one the counts describe: the space's
+own head (``settings.head``) over inputs of ``settings.seq_len`` tokens, random weights.
+
+The document ``measure_space`` returns (and ``save``/``load`` read and write)::
+
+    {"settings": {"space": {...}, "batch_sizes": [1, 32], "repeats": 10, "warmup": 3, "threads": 1,
+                  "seq_len": 64, "statistic": "median", "torch": "...", "attn_implementation": "sdpa",
+                  "machine": {"processor": "...", "platform": "...", "cpu_count": 2}},
+     "maximum_point": {"architecture": {"D": 4, ...}, "ops": int, "params": int, "latency": {"1": s, "32": s}},
+     "architectures": [{"D": 1, ..., "ops": int, "params": int, "latency": {"1": s, "32": s}}, ...]}
+
+Latencies are seconds per forward pass of one batch; the keys of ``latency`` are batch sizes
+as strings (JSON keys). ``architectures`` follows Ξ's order (p, then i).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from .report.table import text_table
+from .space import SearchSpace, arch_key
+
+LATENCY_FILE = "latency.json"
+BATCH_SIZES = (1, 32)
+REPEATS = 10
+WARMUP = 3
+THREADS = 1  # one thread: the least noisy figure on a shared machine, and comparable across hosts
+
+
+def check_options(batch_sizes: Sequence[int], repeats: int, warmup: int, threads: int) -> str | None:
+    """Why these measurement options are invalid, or None."""
+    if not batch_sizes:
+        return "give at least one batch size"
+    for name, value in (("batch size", min(batch_sizes)), ("repeats", repeats), ("threads", threads)):
+        if value < 1:
+            return f"{name} must be a positive integer, got {value}"
+    if warmup < 0:
+        return f"warmup must be zero or more, got {warmup}"
+    return None
+
+
+@contextmanager
+def _torch_threads(threads: int):
+    """Fix torch's intra-op threads for the block and restore the caller's value after."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _build(space: SearchSpace, xi: Mapping[str, int]):
+    # fork_rng: building draws random weights; the caller's random stream must not move.
+    with torch.random.fork_rng(devices=[]):
+        return space.family.build(dict(xi), space.settings).eval()
+
+
+def _inputs(space: SearchSpace, batch_size: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(0)
+    return torch.randint(0, space.settings.vocab_size, (batch_size, space.settings.seq_len), generator=gen)
+
+
+def _time(model, x: torch.Tensor, repeats: int, warmup: int) -> float:
+    """Median seconds of ``repeats`` forward passes after ``warmup`` untimed ones."""
+    with torch.inference_mode():
+        for _ in range(warmup):
+            model(input_ids=x)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(input_ids=x)
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure(space: SearchSpace, xi: Mapping[str, int], batch_size: int, repeats: int = REPEATS,
+            warmup: int = WARMUP, threads: int = THREADS) -> float:
+    """Seconds for one forward pass of ξ's model over ``batch_size`` × ``seq_len`` tokens.
+
+    The median of ``repeats`` timed passes after ``warmup`` untimed ones, in eval mode under
+    ``torch.inference_mode``, with ``threads`` torch threads (the caller's setting is restored).
+    Raises ValueError for invalid options.
+    """
+    problem = check_options([batch_size], repeats, warmup, threads)
+    if problem:
+        raise ValueError(problem)
+    with _torch_threads(threads):
+        return _time(_build(space, xi), _inputs(space, batch_size), repeats, warmup)
+
+
+def _entry(space: SearchSpace, xi: Mapping[str, int], latency: dict) -> dict:
+    cost = space.cost(xi)
+    return {**xi, "ops": cost.ops, "params": cost.params, "latency": latency}
+
+
+def _settings(space: SearchSpace, batch_sizes, repeats, warmup, threads, attn: str) -> dict:
+    return {"space": space.to_dict(), "batch_sizes": list(batch_sizes), "repeats": repeats, "warmup": warmup,
+            "threads": threads, "seq_len": space.settings.seq_len, "statistic": "median",
+            "torch": torch.__version__,
+            "attn_implementation": attn,
+            "machine": {"processor": platform.processor() or platform.machine(), "platform": platform.platform(),
+                        "cpu_count": os.cpu_count()}}
+
+
+def measure_space(space: SearchSpace, batch_sizes: Sequence[int] = BATCH_SIZES, repeats: int = REPEATS,
+                  warmup: int = WARMUP, threads: int = THREADS, progress: bool = True) -> dict:
+    """Latency of T and of every ξ ∈ Ξ at each batch size: the document described in the module doc.
+
+    Each model is built once and timed at every batch size (see ``measure``). Raises ValueError
+    for invalid options. ``progress`` shows a tqdm bar on stderr.
+    """
+    problem = check_options(batch_sizes, repeats, warmup, threads)
+    if problem:
+        raise ValueError(problem)
+    points = [space.maximum_point] + [c.xi for c in space.candidates()]
+    bar = tqdm(total=len(points) * len(batch_sizes), desc="latency", unit="timing", disable=not progress)
+    entries = []
+    with _torch_threads(threads), bar:
+        # The first timings in a process can run slow (one-time kernel and allocator set-up): discard a round.
+        _time(_build(space, space.maximum_point), _inputs(space, max(batch_sizes)), 1, warmup)
+        for xi in points:
+            model = _build(space, xi)
+            attn = model.config._attn_implementation  # sdpa or eager: what the timings ran
+            latency = {}
+            for b in batch_sizes:
+                latency[str(b)] = _time(model, _inputs(space, b), repeats, warmup)
+                bar.update()
+            entries.append(_entry(space, xi, latency))
+    top, rest = entries[0], entries[1:]
+    maximum_point = {"architecture": {k: top.pop(k) for k in space.family.parameters}, **top}
+    return {"settings": _settings(space, batch_sizes, repeats, warmup, threads, attn),
+            "maximum_point": maximum_point, "architectures": rest}
+
+
+# --- the file ------------------------------------------------------------------------------
+
+def _file(path: str | Path) -> Path:
+    path = Path(path)
+    return path / LATENCY_FILE if path.is_dir() else path
+
+
+def save(path: str | Path, doc: dict) -> Path:
+    """Write ``doc`` as JSON to ``path`` (a directory means DIR/latency.json), atomically.
+
+    Parent directories are created. Returns the file written.
+    """
+    path = _file(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2))
+    os.replace(tmp, path)  # a reader never sees a half-written file
+    return path
+
+
+def load(path: str | Path) -> dict:
+    """Read a latency document (``path``: the file, or a directory holding latency.json).
+
+    A missing, unreadable or malformed file raises ValueError with a one-line message.
+    """
+    path = _file(path)
+    try:
+        doc = json.loads(path.read_text())
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read the latency file ({e.strerror or e})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not a latency file (invalid JSON: {e})") from None
+    keys = ("settings", "maximum_point", "architectures")
+    if not isinstance(doc, dict) or any(k not in doc for k in keys):
+        raise ValueError(f"{path}: not a latency file (expected the keys {', '.join(keys)})")
+    return doc
+
+
+# --- reading a document -----------------------------------------------------------------
+
+def find(doc: dict, xi: Mapping) -> dict | None:
+    """The measured entry of ξ (an architecture, or any record holding its parameters), T included.
+
+    The entry has ξ's parameters, ``ops``, ``params`` and ``latency``; None if ξ was not measured.
+    """
+    top = doc["maximum_point"]
+    names = list(top["architecture"])
+    for entry in [{**top["architecture"], **top}, *doc["architectures"]]:
+        if all(entry.get(n) == xi.get(n) for n in names):
+            return entry
+    return None
+
+
+def lookup(doc: dict, xi: Mapping, batch_size: int) -> float:
+    """Measured seconds per forward pass of ξ (see ``find``) at a batch size.
+
+    Raises ValueError (one line) if ξ or the batch size was not measured.
+    """
+    entry = find(doc, xi)
+    if entry is None:
+        names = list(doc["maximum_point"]["architecture"])
+        raise ValueError(f"{arch_key({n: xi.get(n) for n in names})} was not measured in this latency file")
+    if str(batch_size) not in entry["latency"]:
+        raise ValueError(f"batch size {batch_size} was not measured (measured: {', '.join(entry['latency'])})")
+    return float(entry["latency"][str(batch_size)])
+
+
+def _ranks(values: Sequence[float]) -> list[float]:
+    """1-based ranks; tied values share the average of the ranks they span."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
+            end += 1
+        for i in order[start:end + 1]:
+            ranks[i] = (start + end) / 2 + 1
+        start = end + 1
+    return ranks
+
+
+def spearman(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """Spearman's rank correlation (Pearson's r of the average ranks); nan if either side is constant."""
+    if len(xs) != len(ys):
+        raise ValueError(f"spearman needs two sequences of one length, got {len(xs)} and {len(ys)}")
+    rx, ry = _ranks(xs), _ranks(ys)
+    n = len(rx)
+    mx, my = sum(rx) / n if n else 0.0, sum(ry) / n if n else 0.0
+    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    vx, vy = sum((a - mx) ** 2 for a in rx), sum((b - my) ** 2 for b in ry)
+    return cov / (vx * vy) ** 0.5 if vx and vy else float("nan")
+
+
+def correlations(doc: dict) -> dict[str, float]:
+    """ρ(ops, measured latency) over Ξ (T excluded) for each batch size, keyed like ``latency``."""
+    archs = doc["architectures"]
+    return {str(b): spearman([a["ops"] for a in archs], [a["latency"][str(b)] for a in archs])
+            for b in doc["settings"]["batch_sizes"]}
+
+
+def rows(doc: dict) -> list[dict]:
+    """One row per architecture of Ξ: ξ, ops, latency in ms per batch size, and ratios to T."""
+    top = doc["maximum_point"]
+    names = list(top["architecture"])
+    sizes = [str(b) for b in doc["settings"]["batch_sizes"]]
+    out = []
+    for a in doc["architectures"]:
+        row = {n: a[n] for n in names}
+        row["ops"] = a["ops"]
+        row.update({f"ms@{b}": 1000 * a["latency"][b] for b in sizes})
+        row["ops/T"] = a["ops"] / top["ops"]
+        row.update({f"lat/T@{b}": a["latency"][b] / top["latency"][b] for b in sizes})
+        out.append(row)
+    return out
+
+
+def summary(doc: dict) -> str:
+    """The text ``ose latency`` prints: a header, the table, T's latency and ρ per batch size."""
+    s, top = doc["settings"], doc["maximum_point"]
+    head = (f"# {s['space'].get('name', 'space')}: {len(doc['architectures'])} architectures + T, "
+            f"L={s['seq_len']}, median of {s['repeats']} passes after {s['warmup']} warm-up, "
+            f"{s['threads']} thread(s), torch {s['torch']} on {s['machine']['processor']}")
+    t_line = "T = {}: ops={:,}, ".format(arch_key(top["architecture"]), top["ops"]) + ", ".join(
+        f"{1000 * top['latency'][str(b)]:.3g} ms at batch {b}" for b in s["batch_sizes"])
+    rho = "Spearman ρ(ops, latency) over Ξ: " + ", ".join(
+        f"batch {b}: {r:.3f}" for b, r in correlations(doc).items())
+    return "\n".join([head, text_table(rows(doc)), t_line, rho])

@@ -1,0 +1,238 @@
+"""report.html: one self-contained page about an extraction, readable offline.
+
+The page makes no network request: no script, no external stylesheet, font or image. The
+figures are PNGs embedded as base64 data URIs, the CSS is inline, and every piece of text
+from the document is escaped with ``html.escape``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+from .. import latency as lat
+from . import plots, results
+
+REPORT_FILE = "report.html"
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d2430;
+       max-width: 1280px; margin: 2em auto; padding: 0 1.5em; line-height: 1.45; }
+h1 { margin-bottom: 0.1em; } h2 { border-bottom: 2px solid #dde3ea; padding-bottom: 0.2em; margin-top: 1.8em; }
+.sub { color: #5b6675; margin-top: 0; }
+.pick { font-size: 1.35em; font-weight: 600; background: #fff4e5; border-left: 5px solid #e8590c;
+        padding: 0.5em 0.8em; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.88em; }
+th, td { padding: 0.25em 0.6em; border-bottom: 1px solid #e3e8ee; text-align: left; }
+th { background: #f1f4f8; position: sticky; top: 0; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.chosen td { background: #fff4e5; font-weight: 600; }
+tbody tr:nth-child(even) td { background: #fafbfc; }
+tbody tr.chosen:nth-child(even) td { background: #fff4e5; }
+figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #e3e8ee; }
+.wide { overflow-x: auto; }
+.pair { display: grid; grid-template-columns: 1fr 1fr; gap: 1em; }
+figcaption { color: #5b6675; font-size: 0.9em; }
+.note { color: #5b6675; font-size: 0.9em; }
+"""
+
+
+def _e(value) -> str:
+    return html.escape(str(value))
+
+
+def _fmt(value) -> str:
+    """A cell as people read it: floats to 4 significant digits, integers with separators."""
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def _table(rows: list[dict], columns: list[str], chosen=lambda row: False) -> str:
+    """An escaped HTML table; numeric cells right-aligned, rows where ``chosen`` holds highlighted."""
+    head = "".join(f"<th>{_e(c)}</th>" for c in columns)
+    body = []
+    for row in rows:
+        cells = "".join(f'<td class="num">{_e(_fmt(row.get(c)))}</td>' if isinstance(row.get(c), (int, float))
+                        else f"<td>{_e(_fmt(row.get(c)))}</td>" for c in columns)
+        body.append(f'<tr class="chosen">{cells}</tr>' if chosen(row) else f"<tr>{cells}</tr>")
+    return f"<div class='wide'><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
+
+
+def _arch(xi: dict, names: list[str]) -> str:
+    return f"⟨{plots.arch_text(xi, names)}⟩"
+
+
+def _ranked(doc: dict) -> list[dict]:
+    return sorted(results.ok(doc["evaluations"]), key=lambda r: -float(r["w"]))
+
+
+def _speedups(latency: dict, pick: dict) -> dict[str, float] | None:
+    """T's latency over the pick's at each measured batch size, or None if the pick was not measured."""
+    entry = lat.find(latency, pick)
+    if entry is None:
+        return None
+    top = latency["maximum_point"]["latency"]
+    return {b: top[b] / entry["latency"][b] for b in entry["latency"]}
+
+
+def _why(doc: dict, names: list[str]) -> str:
+    pick, t = doc["best"], doc["maximum_point"]
+    ranked = _ranked(doc)
+    p, i = pick["params"] / t["params"], pick["ops"] / t["ops"]
+    text = (f"It has the highest W-coefficient of the {len(ranked)} finished evaluation(s): "
+            f"W = (1 − p/T)·(1 − i/T) / ê = (1 − {p:.4g})·(1 − {i:.4g}) / {float(pick['error']):.4g} "
+            f"= {float(pick['w']):.4g}.")
+    if len(ranked) > 1:
+        second = ranked[1]
+        text += f" The runner-up, {_arch(second, names)}, has W = {float(second['w']):.4g}."
+    return f"<p>{_e(text)}</p>"
+
+
+def _comparison(doc: dict, latency: dict | None) -> list[dict]:
+    """Rows of the pick-against-T table: W, ê, p, effective size, i, and measured latency."""
+    pick, t = doc["best"], doc["maximum_point"]
+    rows = [{"": "W", "ξ*": pick["w"], "T": 0.0, "ξ* / T": "T scores 0 by definition"},
+            {"": "ê", "ξ*": pick["error"], "T": None, "ξ* / T": "T is not trained"}]
+    for key, label in (("params", "p: parameters"), ("params_effective", "effective size: p of the layers B"),
+                       ("ops", "i: operations per forward pass")):
+        rows.append({"": label, "ξ*": pick[key], "T": t[key], "ξ* / T": pick[key] / t[key]})
+    entry = lat.find(latency, pick) if latency else None
+    for b in (entry or {}).get("latency", {}):
+        ms, t_ms = 1000 * entry["latency"][b], 1000 * latency["maximum_point"]["latency"][b]
+        rows.append({"": f"measured latency, ms at batch {b}", "ξ*": ms, "T": t_ms, "ξ* / T": ms / t_ms})
+    return rows
+
+
+def _pick_section(doc: dict, latency: dict | None) -> str:
+    names = plots.parameter_names(doc)
+    pick = doc.get("best")
+    if not pick:
+        return ("<section id='pick'><h2>Chosen architecture</h2><p>No evaluation finished, so no architecture "
+                "was chosen; the failed evaluations and their reasons are listed below.</p></section>")
+    theta = f"(lr {pick.get('lr')}, momentum {pick.get('momentum')}, batch size {pick.get('batch_size')})"
+    parts = ["<section id='pick'><h2>Chosen architecture</h2>",
+             f"<p class='pick' id='pick-arch'>ξ* = {_e(_arch(pick, names))}</p>",
+             f"<p>Trained under θ* = {_e(theta)}; T = {_e(_arch(doc['maximum_point']['architecture'], names))}.</p>",
+             _why(doc, names), _table(_comparison(doc, latency), ["", "ξ*", "T", "ξ* / T"])]
+    speed = _speedups(latency, pick) if latency else None
+    if speed:
+        text = ", ".join(f"{s:.3g}× at batch {b}" for b, s in speed.items())
+        parts.append(f"<p>Measured speed-up of ξ* over T on this machine: {_e(text)}.</p>")
+    return "".join(parts) + "</section>"
+
+
+def _figure(path: Path, caption: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (f"<figure><img alt='{_e(caption)}' src='data:image/png;base64,{data}'>"
+            f"<figcaption>{_e(caption)}</figcaption></figure>")
+
+
+CAPTIONS = {
+    plots.PARETO_PARAMS: "ê against p for every finished evaluation, coloured by W. Ringed points are on the "
+                         "Pareto front in (p, i, ê); the red star is the pick; the dotted line is T's p.",
+    plots.PARETO_OPS: "ê against i (operation count), as above; the dotted line is T's i.",
+    plots.LATENCY: "Measured forward-pass latency against the operation count i over Ξ, log-log, one panel per "
+                   "batch size; ρ is Spearman's rank correlation between the two.",
+}
+
+
+def _figures_section(pngs: list[Path], latency: dict | None) -> str:
+    figures = {p.name: _figure(p, CAPTIONS.get(p.name, p.name)) for p in pngs}
+    pareto = [figures.pop(n) for n in (plots.PARETO_PARAMS, plots.PARETO_OPS) if n in figures]
+    parts = ["<section id='figures'><h2>Figures</h2>", f"<div class='pair'>{''.join(pareto)}</div>",
+             *figures.values()]
+    if latency:
+        rho = ", ".join(f"{r:.3f} at batch {b}" for b, r in lat.correlations(latency).items())
+        parts.append(f"<p id='rho'>Spearman ρ(i, measured latency) over Ξ: {_e(rho)}.</p>")
+    if not pngs:
+        parts.append("<p>No evaluation finished: nothing to plot.</p>")
+    return "".join(parts) + "</section>"
+
+
+def _evaluations_section(doc: dict) -> str:
+    names, t = plots.parameter_names(doc), doc["maximum_point"]
+    front = {plots.eval_key(r, names) for r in doc.get("pareto", [])}
+    pick_key = plots.eval_key(doc["best"], names) if doc.get("best") else None
+    rows = [{"rank": n, **{k: r[k] for k in names}, "lr": r.get("lr"), "momentum": r.get("momentum"),
+             "batch": r.get("batch_size"), "W": r["w"], "ê": r["error"], "loss": r.get("loss"), "p": r["params"],
+             "p/T": r["params"] / t["params"], "i": r["ops"], "i/T": r["ops"] / t["ops"], "steps": r.get("steps"),
+             "seconds": r.get("seconds"), "Pareto": "●" if plots.eval_key(r, names) in front else "",
+             "_key": plots.eval_key(r, names)} for n, r in enumerate(_ranked(doc), 1)]
+    columns = [c for c in rows[0] if c != "_key"] if rows else []
+    parts = ["<section id='evaluations'><h2>Evaluations ranked by W</h2>",
+             _table(rows, columns, chosen=lambda r: r["_key"] == pick_key) if rows else "<p>None finished.</p>"]
+    failed = [{**{k: r.get(k) for k in names}, "lr": r.get("lr"), "status": r.get("status"),
+               "reason": r.get("message") or "no reason recorded"}
+              for r in doc["evaluations"] if r.get("status") != "ok"]
+    if failed:
+        parts += [f"<h3>Failed evaluations ({len(failed)})</h3>", _table(failed, list(failed[0]))]
+    return "".join(parts) + "</section>"
+
+
+def _study_rows(doc: dict) -> list[dict]:
+    s = doc["settings"]
+    cfg, bound, data, space = s.get("config", {}), s.get("bound", {}), s.get("data", {}), s.get("space", {})
+    t = doc["maximum_point"]
+    thetas = "; ".join(", ".join(f"{k}={v}" for k, v in th.items()) for th in cfg.get("theta", []))
+    rows = [("space", f"{space.get('name')} (family {space.get('family')})"),
+            ("T (maximum point)", f"{_arch(t['architecture'], list(t['architecture']))}: "
+                                  f"p = {t['params']:,}, i = {t['ops']:,}"),
+            ("|Ξ|", bound.get("space_size")), ("|Θ|", bound.get("thetas")), ("Θ", thetas),
+            ("ε", bound.get("epsilon")), ("s (steps per candidate)", bound.get("steps")),
+            ("candidates trained", bound.get("candidates")), ("strategy", bound.get("strategy")),
+            ("task, metric ê", f"{cfg.get('task')}, {cfg.get('metric')}"),
+            ("data", f"{data.get('source')}: {data.get('examples')} examples, tokenizer {data.get('tokenizer')}"),
+            ("device, precision", f"{s.get('device')}, {s.get('precision')}"), ("seed", cfg.get("seed")),
+            ("threads", s.get("threads")), ("training time, s", s.get("train_seconds")),
+            ("ose version", s.get("ose_version"))]
+    return [{"setting": k, "value": _fmt(v)} for k, v in rows]
+
+
+def _latency_rows(latency: dict) -> list[dict]:
+    s = latency["settings"]
+    m = s.get("machine", {})
+    rows = [("batch sizes", ", ".join(map(str, s["batch_sizes"]))), ("statistic", s.get("statistic")),
+            ("repeats, warm-up", f"{s.get('repeats')}, {s.get('warmup')}"), ("torch threads", s.get("threads")),
+            ("sequence length L", s.get("seq_len")), ("attention", s.get("attn_implementation")),
+            ("torch", s.get("torch")), ("machine", f"{m.get('processor')}, {m.get('cpu_count')} CPUs, "
+                                                   f"{m.get('platform')}")]
+    return [{"setting": f"latency: {k}", "value": _fmt(v)} for k, v in rows]
+
+
+def _settings_section(doc: dict, latency: dict | None) -> str:
+    rows = _study_rows(doc) + (_latency_rows(latency) if latency else [])
+    return f"<section id='settings'><h2>Study settings</h2>{_table(rows, ['setting', 'value'])}</section>"
+
+
+def render(doc: dict, pngs: list[Path], latency: dict | None = None) -> str:
+    """The page as a string, embedding the figures ``pngs`` (as written by ``plots.write_plots``)."""
+    name = doc["settings"].get("space", {}).get("name", "search space")
+    sections = [_pick_section(doc, latency), _figures_section(pngs, latency), _evaluations_section(doc),
+                _settings_section(doc, latency)]
+    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>{_e(f'OSE report: {name}')}</title><style>{_CSS}</style></head><body>"
+            f"<h1>Optimal subarchitecture extraction: {_e(name)}</h1>"
+            f"<p class='sub'>W-coefficient against the maximum point T (de Wynter, 2020)</p>"
+            + "".join(sections) + "</body></html>\n")
+
+
+def write_html(out: Path, doc: dict, latency: dict | None = None) -> list[Path]:
+    """Write ``out``/report.html and its figures; return the paths written (report.html first).
+
+    ``doc`` is a results document (``results.document``: settings, maximum_point, evaluations,
+    best, pareto); ``latency`` an optional latency document (``ose.latency.measure_space`` or
+    ``ose.latency.load``) for the ops-vs-latency figure, ρ and the pick's measured speed-up over
+    T. The PNGs are also left in ``out``; report.html embeds them and needs nothing else.
+    """
+    out = Path(out)
+    pngs = plots.write_plots(out, doc, latency)
+    path = out / REPORT_FILE
+    results._atomic_write(path, render(doc, pngs, latency))
+    return [path, *pngs]
