@@ -101,7 +101,16 @@ def read_examples(cfg: DataConfig) -> list[Example]:
     examples = [e for e in examples if e.text.strip()]
     if not examples:
         raise DataError(f"{cfg.path or 'embedded corpus'}: no usable text")
-    return examples[: cfg.max_examples] if cfg.max_examples else examples
+    return spread(examples, cfg.max_examples) if cfg.max_examples else examples
+
+
+def spread(examples: list[Example], n: int) -> list[Example]:
+    """At most ``n`` examples spread evenly over the source, in their order. Not the first n:
+    a source sorted by label (the embedded corpus is) would give a one-label head."""
+    total = len(examples)
+    if n >= total:
+        return examples
+    return [examples[i * total // n] for i in range(n)]
 
 
 def _read_one(path: Path, cfg: DataConfig) -> list[Example]:
@@ -145,6 +154,12 @@ def train_wordpiece(texts: list[str], vocab_size: int):
     tok.decoder = decoders.WordPiece()
     trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=list(SPECIALS), show_progress=False)
     tok.train_from_iterator(texts, trainer=trainer)
+    # The trainer numbers tokens of equal frequency in hash-map order, which changes from
+    # process to process; renumber them (specials first, then by text) so that the ids depend
+    # only on the set of tokens. (Ties between merges can still change that set; see tests.)
+    vocab = tok.get_vocab()
+    rest = sorted(t for t in vocab if t not in SPECIALS)
+    tok.model = models.WordPiece({t: i for i, t in enumerate([*SPECIALS, *rest])}, unk_token="[UNK]")
     return tok
 
 
@@ -303,7 +318,8 @@ def prepare(cfg: DataConfig, task: str, vocab_size: int, seq_len: int, batch_siz
                             f"{cfg.label_field!r}; classification needs a label for each")
         label_names = sorted({e.label for e in examples})
         if len(label_names) < 2:
-            raise DataError(f"{cfg.path}: classification needs at least 2 labels, found {label_names}")
+            raise DataError(f"{cfg.path or 'embedded corpus'}: classification needs at least 2 labels, "
+                            f"found {label_names}")
     train, heldout = split(examples, cfg.heldout_fraction, seed)
     tok = get_tokenizer([e.text for e in train], vocab_size, cfg.tokenizer)
     eval_size = cfg.eval_batches * batch_size

@@ -1,0 +1,310 @@
+"""``ose.data``: reading D, the seeded split, the tokenizer and its cache, MLM masking and B."""
+
+import json
+import os
+
+import pytest
+import torch
+
+from ose import data as D
+from ose.data import DataConfig, DataError, Example, get_tokenizer, prepare, read_examples, split
+
+LABELS = {"negative", "neutral", "positive"}
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("OSE_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def tweets():
+    """The first 2,000 tweets of the embedded corpus (the tokenizer's training text)."""
+    return read_examples(DataConfig(max_examples=2000))
+
+
+# --- reading ------------------------------------------------------------------------------
+
+def test_embedded_corpus_has_text_and_labels():
+    examples = read_examples(DataConfig())
+    assert len(examples) > 30_000
+    assert all(e.text.strip() for e in examples)
+    assert {e.label for e in examples} == LABELS
+    assert read_examples(DataConfig(path=D.EMBEDDED)) == examples
+
+
+def test_max_examples_spreads_over_the_source():
+    # The embedded corpus is sorted by label: its first 2,000 tweets are all negative.
+    examples = read_examples(DataConfig())
+    some = read_examples(DataConfig(max_examples=2000))
+    assert len(some) == 2000 and some[0] == examples[0]
+    assert {e.label for e in some} == LABELS
+    assert [examples.index(e) for e in some[:3]] == [0, len(examples) // 2000, 2 * len(examples) // 2000]
+    assert read_examples(DataConfig(max_examples=10 ** 6)) == examples
+
+
+def test_plain_text_file_one_example_a_line(tmp_path):
+    f = tmp_path / "corpus.txt"
+    f.write_text("first line\n\n   \nsecond line  \n  third\n")
+    examples = read_examples(DataConfig(path=str(f)))
+    assert examples == [Example("first line"), Example("second line"), Example("third")]
+    assert all(e.label is None for e in examples)
+
+
+def test_folder_of_text_files_in_sorted_order(tmp_path):
+    (tmp_path / "b.txt").write_text("from b\n")
+    (tmp_path / "a.txt").write_text("from a 1\nfrom a 2\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "c.txt").write_text("from c\n")
+    (tmp_path / "ignored.csv").write_text("not, read\n")
+    texts = [e.text for e in read_examples(DataConfig(path=str(tmp_path)))]
+    assert texts == ["from a 1", "from a 2", "from b", "from c"]
+
+
+def test_folder_without_text_files(tmp_path):
+    (tmp_path / "x.csv").write_text("a,b\n")
+    with pytest.raises(DataError, match="no .txt or .jsonl"):
+        read_examples(DataConfig(path=str(tmp_path)))
+
+
+def test_jsonl_with_text_and_label(tmp_path):
+    f = tmp_path / "d.jsonl"
+    rows = [{"body": "good stuff", "y": 1}, {"body": "bad stuff", "y": 0}, {"body": "meh", "y": None}]
+    f.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
+    examples = read_examples(DataConfig(path=str(f), text_field="body", label_field="y"))
+    assert examples == [Example("good stuff", "1"), Example("bad stuff", "0"), Example("meh", None)]
+
+
+def test_jsonl_without_text_field_is_a_data_error(tmp_path):
+    f = tmp_path / "d.jsonl"
+    f.write_text('{"text": "ok"}\n{"body": "no text here"}\n')
+    with pytest.raises(DataError, match=r"d\.jsonl:2: no text field 'text'"):
+        read_examples(DataConfig(path=str(f)))
+
+
+def test_invalid_json_line_is_a_data_error(tmp_path):
+    f = tmp_path / "d.jsonl"
+    f.write_text('{"text": "ok"}\n{"text": \n')
+    with pytest.raises(DataError, match=r"d\.jsonl:2: invalid JSON"):
+        read_examples(DataConfig(path=str(f)))
+
+
+@pytest.mark.parametrize("content", ["", "\n\n  \n"])
+def test_file_without_text_is_a_data_error(tmp_path, content):
+    f = tmp_path / "empty.txt"
+    f.write_text(content)
+    with pytest.raises(DataError, match="no usable text"):
+        read_examples(DataConfig(path=str(f)))
+
+
+def test_missing_path_is_a_data_error(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        read_examples(DataConfig(path=str(tmp_path / "nope.txt")))
+
+
+# --- split --------------------------------------------------------------------------------
+
+def test_split_is_seeded_disjoint_and_complete():
+    examples = [Example(f"text {i}") for i in range(200)]
+    train, held = split(examples, 0.1, seed=7)
+    assert len(held) == 20 and len(train) == 180
+    assert {e.text for e in train}.isdisjoint({e.text for e in held})
+    assert {e.text for e in train} | {e.text for e in held} == {e.text for e in examples}
+    assert split(examples, 0.1, seed=7) == (train, held)
+    assert split(examples, 0.1, seed=8) != (train, held)
+
+
+def test_split_needs_two_examples():
+    with pytest.raises(DataError, match="too few"):
+        split([Example("only one")], 0.1, seed=0)
+
+
+# --- tokenizer ----------------------------------------------------------------------------
+
+def test_tokenizer_is_trained_once_then_loaded_from_the_cache(tmp_path, tweets, monkeypatch):
+    texts = [e.text for e in tweets]
+    first = get_tokenizer(texts, 512, None)
+    cached = list((tmp_path / "cache" / "tokenizers").glob("wordpiece-512-*.json"))
+    assert len(cached) == 1
+    assert first.get_vocab_size() == 512
+    for s in D.SPECIALS:
+        assert first.token_to_id(s) is not None
+
+    def no_training(*a, **k):
+        raise AssertionError("the cached tokenizer should have been loaded")
+
+    monkeypatch.setattr(D, "train_wordpiece", no_training)
+    second = get_tokenizer(texts, 512, None)
+    sample = texts[:50]
+    assert [e.ids for e in second.encode_batch(sample)] == [e.ids for e in first.encode_batch(sample)]
+    assert second.get_vocab() == first.get_vocab()
+
+
+def test_fresh_tokenizer_trainings_number_tokens_alike(tweets):
+    # The trainer numbers equal-frequency tokens in hash-map order; without renumbering, two
+    # processes (or an emptied cache) gave different ids, hence different batches and results.
+    texts = [e.text for e in tweets]
+    a, b = D.train_wordpiece(texts, 512), D.train_wordpiece(texts, 512)
+    assert a.get_vocab() == b.get_vocab()
+    assert [a.token_to_id(s) for s in D.SPECIALS] == list(range(len(D.SPECIALS)))
+    enc = a.encode("Hello [MASK] world")
+    assert a.token_to_id("[MASK]") in enc.ids and a.decode(enc.ids) == "hello world"
+
+
+@pytest.mark.xfail(reason="tokenizers' WordPiece trainer breaks ties between equally frequent merges by "
+                          "token ids assigned in hash-map order, so the learned token set can change from "
+                          "run to run (8 distinct sets in 10 runs at vocab 1024 here)", strict=False)
+def test_fresh_tokenizer_trainings_learn_the_same_tokens(tweets):
+    texts = [e.text for e in tweets]
+    vocabs = {frozenset(D.train_wordpiece(texts, 1024).get_vocab()) for _ in range(3)}
+    assert len(vocabs) == 1
+
+
+def _save_tokenizer(tok, folder):
+    folder.mkdir()
+    tok.save(str(folder / "tokenizer.json"))
+    return str(folder)
+
+
+def test_user_tokenizer_that_fits_is_used(tmp_path, tweets):
+    tok = D.train_wordpiece([e.text for e in tweets], 300)
+    folder = _save_tokenizer(tok, tmp_path / "tok")
+    data, loaded, identity = prepare(DataConfig(max_examples=2000, eval_batches=1, tokenizer=folder), "mlm",
+                                     vocab_size=512, seq_len=32, batch_size=8, seed=0)
+    assert loaded.get_vocab() == tok.get_vocab()
+    assert identity["tokenizer_vocab"] == tok.get_vocab_size()
+    assert int(data.train.max()) < tok.get_vocab_size()
+
+
+def test_user_tokenizer_larger_than_the_space_vocabulary_does_not_fit(tmp_path, tweets):
+    tok = D.train_wordpiece([e.text for e in tweets], 1024)
+    folder = _save_tokenizer(tok, tmp_path / "big")
+    with pytest.raises(DataError, match="does not fit") as e:
+        get_tokenizer([], 512, folder)
+    assert "512" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_user_tokenizer_without_mask_token_does_not_fit(tmp_path):
+    from tokenizers import Tokenizer, models
+
+    vocab = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "hello": 4}
+    folder = _save_tokenizer(Tokenizer(models.WordLevel(vocab, unk_token="[UNK]")), tmp_path / "nomask")
+    with pytest.raises(DataError, match=r"does not fit.*\[MASK\]"):
+        get_tokenizer([], 512, folder)
+
+
+def test_user_tokenizer_that_is_not_a_tokenizer(tmp_path):
+    folder = tmp_path / "junk"
+    folder.mkdir()
+    (folder / "tokenizer.json").write_text("{not json")
+    with pytest.raises(DataError, match="not a tokenizer"):
+        get_tokenizer([], 512, str(folder))
+    with pytest.raises(DataError, match="no tokenizer.json"):
+        get_tokenizer([], 512, str(tmp_path / "absent"))
+
+
+# --- MLM masking and B --------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def mlm_cache(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("mlm-cache"))
+
+
+@pytest.fixture(scope="module")
+def mlm(mlm_cache):
+    old = os.environ.get("OSE_CACHE")
+    os.environ["OSE_CACHE"] = mlm_cache
+    try:
+        return prepare(DataConfig(max_examples=2000, eval_batches=2), "mlm", vocab_size=512, seq_len=32,
+                       batch_size=32, seed=0)
+    finally:
+        if old is None:
+            del os.environ["OSE_CACHE"]
+        else:
+            os.environ["OSE_CACHE"] = old
+
+
+def test_mlm_blocks_start_with_cls(mlm):
+    data, tok, _ = mlm
+    assert data.train.shape[1] == 32
+    assert (data.train[:, 0] == tok.token_to_id("[CLS]")).all()
+    assert data.heldout.input_ids.shape == (64, 32)
+
+
+def test_mlm_masks_about_15_percent_of_ordinary_positions(mlm):
+    data, tok, _ = mlm
+    blocks = data.train
+    batch = data.mask(blocks, torch.Generator().manual_seed(3))
+    special = torch.zeros_like(blocks, dtype=torch.bool)
+    for s in ("[CLS]", "[SEP]", "[PAD]"):
+        special |= blocks == tok.token_to_id(s)
+    # No special position is a target, unless a block needed its forced target at position 1.
+    forced = batch.masked & special
+    assert forced[:, [i for i in range(32) if i != 1]].sum() == 0
+    rate = (batch.masked & ~special).sum().item() / (~special).sum().item()
+    assert 0.14 < rate < 0.16, rate
+    # The targets are the original tokens at the masked positions.
+    assert torch.equal(batch.labels, blocks[batch.masked])
+    # 80% of targets become [MASK], 10% a random token, 10% stay; unmasked positions are untouched.
+    mask_id = tok.token_to_id("[MASK]")
+    inputs = batch.input_ids
+    assert torch.equal(inputs[~batch.masked], blocks[~batch.masked])
+    share = (inputs[batch.masked] == mask_id).float().mean().item()
+    assert 0.77 < share < 0.83, share
+    kept = (inputs[batch.masked] == blocks[batch.masked]).float().mean().item()
+    assert 0.08 < kept < 0.13, kept
+    assert int(inputs.max()) < tok.get_vocab_size()
+    assert batch.masked.any(dim=1).all()  # at least one target per block
+
+
+def test_heldout_batches_are_fixed_by_the_seed(mlm, mlm_cache, monkeypatch):
+    monkeypatch.setenv("OSE_CACHE", mlm_cache)
+    data, _, identity = mlm
+    again, _, identity2 = prepare(DataConfig(max_examples=2000, eval_batches=2), "mlm", vocab_size=512, seq_len=32,
+                                  batch_size=32, seed=0)
+    assert identity == identity2
+    for name in ("input_ids", "attention_mask", "labels", "masked"):
+        assert torch.equal(getattr(data.heldout, name), getattr(again.heldout, name)), name
+    other, _, _ = prepare(DataConfig(max_examples=2000, eval_batches=2), "mlm", vocab_size=512, seq_len=32,
+                          batch_size=32, seed=1)
+    assert not torch.equal(other.heldout.input_ids, data.heldout.input_ids)
+
+
+def test_training_batches_follow_the_generator(mlm):
+    data, _, _ = mlm
+    a = next(data.train_batches(8, torch.Generator().manual_seed(5)))
+    b = next(data.train_batches(8, torch.Generator().manual_seed(5)))
+    assert torch.equal(a.input_ids, b.input_ids) and torch.equal(a.labels, b.labels)
+    assert a.input_ids.shape == (8, 32) and a.labels.numel() == int(a.masked.sum())
+
+
+# --- classification -----------------------------------------------------------------------
+
+def test_classification_on_the_embedded_corpus(tmp_path):
+    data, tok, identity = prepare(DataConfig(max_examples=2000, eval_batches=1), "cls", vocab_size=512,
+                                  seq_len=32, batch_size=16, seed=0)
+    assert data.task == "cls" and data.label_names == sorted(LABELS) and data.num_labels == 3
+    held = data.heldout
+    assert held.input_ids.shape[0] == 16 and held.input_ids.shape[1] <= 32
+    assert held.masked is None and 0 <= int(held.labels.min()) and int(held.labels.max()) < 3
+    assert (held.input_ids[:, 0] == tok.token_to_id("[CLS]")).all()
+    assert torch.equal(held.attention_mask, (held.input_ids != tok.token_to_id("[PAD]")).long())
+    assert identity["examples"] == 2000
+
+
+def test_classification_needs_labels(tmp_path):
+    f = tmp_path / "plain.txt"
+    f.write_text("one text\nanother text\n")
+    with pytest.raises(DataError, match="no label field"):
+        prepare(DataConfig(path=str(f)), "cls", vocab_size=512, seq_len=32, batch_size=4, seed=0)
+
+
+def test_classification_needs_two_labels_and_names_the_source(tmp_path, monkeypatch):
+    f = tmp_path / "one.jsonl"
+    f.write_text("".join(json.dumps({"text": f"t {i}", "label": "x"}) + "\n" for i in range(10)))
+    with pytest.raises(DataError, match=r"one\.jsonl: classification needs at least 2 labels"):
+        prepare(DataConfig(path=str(f)), "cls", vocab_size=512, seq_len=32, batch_size=4, seed=0)
+    # Without a path the message names the embedded corpus (it used to say "None").
+    monkeypatch.setattr(D, "read_examples", lambda cfg: [Example(f"t {i}", "x") for i in range(10)])
+    with pytest.raises(DataError, match="^embedded corpus: classification needs at least 2 labels"):
+        prepare(DataConfig(), "cls", vocab_size=512, seq_len=32, batch_size=4, seed=0)

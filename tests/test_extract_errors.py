@@ -1,0 +1,110 @@
+"""Bad input to ``ose extract``: one line on stderr, exit code 2, no traceback, nothing written."""
+
+import json
+
+import pytest
+import torch
+
+from ose.cli import main
+
+SPACE = """
+family = "bert"
+constraints = ["H % A == 0"]
+[parameters]
+D = [1, 2]
+A = [2]
+H = [32, 64]
+I = [64, 128]
+[maximum_point]
+D = 2
+A = 2
+H = 64
+I = 128
+[settings]
+vocab_size = 512
+max_positions = 64
+seq_len = 32
+head = "mlm"
+"""
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """Every bad input, written once."""
+    from tokenizers import Tokenizer, models
+
+    from ose.data import DataConfig, read_examples, train_wordpiece
+
+    d = tmp_path_factory.mktemp("inputs")
+    (d / "space.toml").write_text(SPACE)
+    (d / "empty.txt").write_text("")
+    (d / "blank.txt").write_text("\n   \n\t\n\n")
+    (d / "plain.txt").write_text("".join(f"a plain line of text number {i}\n" for i in range(50)))
+    (d / "nolabels.jsonl").write_text("".join(json.dumps({"text": f"tweet {i} text"}) + "\n" for i in range(50)))
+    (d / "badtheta.toml").write_text('[[theta]]\nlr = "fast"\nbatch_size = 8\n')
+    (d / "unknown.toml").write_text("steps = 2\nspeed = 11\n")
+    big = d / "bigtok"
+    big.mkdir()
+    texts = [e.text for e in read_examples(DataConfig(max_examples=2000))]
+    train_wordpiece(texts, 1024).save(str(big / "tokenizer.json"))
+    nomask = d / "nomask"
+    nomask.mkdir()
+    vocab = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "the": 4}
+    Tokenizer(models.WordLevel(vocab, unk_token="[UNK]")).save(str(nomask / "tokenizer.json"))
+    return d
+
+
+@pytest.fixture(autouse=True)
+def _env(tmp_path, monkeypatch):
+    monkeypatch.setenv("OSE_CACHE", str(tmp_path / "cache"))
+    torch.set_num_threads(1)
+
+
+def snapshot(folder):
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None) for p in sorted(folder.rglob("*"))}
+
+
+CASES = {
+    "missing data path": (["--data", "{d}/no-such-file.txt"], "no such file"),
+    "empty data file": (["--data", "{d}/empty.txt"], "no usable text"),
+    "only blank lines": (["--data", "{d}/blank.txt"], "no usable text"),
+    "cls on jsonl without labels": (["--task", "cls", "--data", "{d}/nolabels.jsonl"], "no label field"),
+    "cls on a text file": (["--task", "cls", "--data", "{d}/plain.txt"], "no label field"),
+    "tokenizer too large": (["--tokenizer", "{d}/bigtok"], "does not fit"),
+    "tokenizer without [MASK]": (["--tokenizer", "{d}/nomask"], "does not fit"),
+    "epsilon 0": (["--epsilon", "0"], "epsilon"),
+    "epsilon -1": (["--epsilon", "-1"], "epsilon"),
+    "steps 0": (["--steps", "0"], "steps"),
+    "theta lr=abc": (["--theta", "lr=abc"], "lr must be a number"),
+    "config theta lr = fast": (["--config", "{d}/badtheta.toml"], "lr must be a number"),
+    "unknown config key": (["--config", "{d}/unknown.toml"], "speed"),
+    "epsilon above |Ξ|": (["--epsilon", "9"], "exceeds"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, files, tmp_path, capsys):
+    args, problem = CASES[case]
+    out = tmp_path / "out"
+    (out / "old").mkdir(parents=True)
+    (out / "sentinel.txt").write_bytes(b"do not touch\n")
+    (out / "old" / "results.json").write_text('{"earlier": true}\n')
+    before = snapshot(out)
+    code = main(["extract", "--space", str(files / "space.toml"), "--out", str(out), "--quiet", "--steps", "1",
+                 "--max-examples", "2000", "--eval-batches", "1", "--threads", "1",
+                 *[a.format(d=files) for a in args]])
+    captured = capsys.readouterr()
+    assert code == 2
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("ose: error: ") and problem in lines[0], lines[0]
+    assert "Traceback" not in captured.err + captured.out
+    assert snapshot(out) == before
+
+
+def test_bad_input_does_not_create_the_output_directory(files, tmp_path, capsys):
+    out = tmp_path / "fresh"
+    assert main(["extract", "--space", str(files / "space.toml"), "--out", str(out), "--quiet",
+                 "--data", str(files / "empty.txt")]) == 2
+    assert not out.exists()
+    assert capsys.readouterr().err.startswith("ose: error: ")

@@ -1,0 +1,193 @@
+"""``ose.train``: the error surrogate ê from a short, clipped SGD run."""
+
+import math
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ose import train as T
+from ose.data import DataConfig, prepare
+from ose.families import get_family
+from ose.train import CandidateFailed, Theta, TrainConfig, distillation_loss, evaluate, train
+
+VOCAB = 512
+BERT = get_family("bert")
+SETTINGS = BERT.settings_type(vocab_size=VOCAB, max_positions=64, seq_len=32, head="mlm")
+XI = {"D": 1, "A": 2, "H": 64, "I": 128}
+
+
+@pytest.fixture(scope="module")
+def mlm(tmp_path_factory):
+    """MLM data from 2,000 embedded tweets: blocks of 32 tokens, B = 2 batches of 32."""
+    old = os.environ.get("OSE_CACHE")
+    os.environ["OSE_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    try:
+        data, _, _ = prepare(DataConfig(max_examples=2000, eval_batches=2), "mlm", vocab_size=VOCAB, seq_len=32,
+                             batch_size=32, seed=0)
+    finally:
+        if old is None:
+            del os.environ["OSE_CACHE"]
+        else:
+            os.environ["OSE_CACHE"] = old
+    return data
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("OSE_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # One thread: on a shared 2-core machine two OpenMP threads can run 10-30x slower.
+    torch.set_num_threads(1)
+
+
+def model(seed=0, xi=XI):
+    torch.manual_seed(seed)
+    return BERT.build(xi, SETTINGS, head="mlm")
+
+
+def fp32(**kw):
+    return TrainConfig(precision="fp32", **kw)
+
+
+def test_heldout_error_falls_with_training(mlm):
+    # Measured over seeds 0-3: error 0.99-1.0 → 0.93-0.95, cross-entropy 6.25-6.30 → 5.34-5.40.
+    m = model()
+    cfg = fp32(steps=100, clip=1.0)
+    error0, loss0 = evaluate(m, mlm.heldout, "mlm", cfg)
+    result = train(m, mlm, Theta(lr=0.2, momentum=0.9, batch_size=32), cfg, seed=0)
+    assert result.steps == 100 and math.isfinite(result.train_loss)
+    assert error0 > 0.98
+    assert result.error < error0 - 0.02, (error0, result.error)
+    assert result.loss < loss0 - 0.5, (loss0, result.loss)
+    assert evaluate(m, mlm.heldout, "mlm", cfg) == pytest.approx((result.error, result.loss))
+
+
+def test_metric_loss_reports_the_cross_entropy(mlm):
+    r = train(model(), mlm, Theta(lr=0.1, batch_size=8), fp32(steps=3, metric="loss"), seed=0)
+    assert r.error == r.loss and r.loss > 1
+
+
+def test_training_is_seeded(mlm):
+    theta = Theta(lr=0.1, batch_size=8)
+    a = train(model(), mlm, theta, fp32(steps=5), seed=0)
+    b = train(model(), mlm, theta, fp32(steps=5), seed=0)
+    assert (a.error, a.loss, a.train_loss) == (b.error, b.loss, b.train_loss)
+
+
+def test_weight_clipping_keeps_every_parameter_in_bounds(mlm):
+    m = model()
+    assert max(p.abs().max().item() for p in m.parameters()) > 0.0625  # LayerNorm gains start at 1
+    train(m, mlm, Theta(lr=0.5, momentum=0.9, batch_size=8), fp32(steps=5, clip=0.0625), seed=0)
+    for name, p in m.named_parameters():
+        assert p.min().item() >= -0.0625 and p.max().item() <= 0.0625, name
+
+
+def test_no_clipping_leaves_the_weights_free(mlm):
+    m = model()
+    train(m, mlm, Theta(lr=0.5, momentum=0.9, batch_size=8), fp32(steps=3, clip=None), seed=0)
+    assert max(p.abs().max().item() for p in m.parameters()) > 0.05
+
+
+def test_early_stopping_with_a_large_tolerance(mlm):
+    cfg = fp32(steps=20, tolerance=100.0, window=2)
+    r = train(model(), mlm, Theta(lr=0.1, batch_size=8), cfg, seed=0)
+    assert r.steps == 4  # checked at step 2 (first reading) and step 4 (|Δ| < 100)
+    full = train(model(), mlm, Theta(lr=0.1, batch_size=8), fp32(steps=20, tolerance=1e-12, window=2), seed=0)
+    assert full.steps == 20
+
+
+def test_progress_sees_every_step(mlm):
+    seen = []
+    train(model(), mlm, Theta(lr=0.1, batch_size=8), fp32(steps=4), seed=0,
+          progress=lambda step, loss: seen.append((step, loss)))
+    assert [s for s, _ in seen] == [1, 2, 3, 4] and all(math.isfinite(l) for _, l in seen)
+
+
+def test_diverging_training_raises_candidate_failed(mlm):
+    with pytest.raises(CandidateFailed, match="non-finite"):
+        train(model(), mlm, Theta(lr=1e30, momentum=0.0, batch_size=8), fp32(steps=20, clip=None), seed=0)
+
+
+def test_nan_loss_raises_candidate_failed(mlm, monkeypatch):
+    real = T.logits
+
+    def poisoned(model, batch, task):
+        out = real(model, batch, task)
+        return out * float("nan") if model.training else out
+
+    monkeypatch.setattr(T, "logits", poisoned)
+    with pytest.raises(CandidateFailed, match="at step 1"):
+        train(model(), mlm, Theta(lr=0.1, batch_size=8), fp32(steps=5), seed=0)
+
+
+# --- knowledge distillation ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def teacher_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("teacher")
+    model(seed=123, xi={"D": 1, "A": 2, "H": 32, "I": 64}).save_pretrained(path)
+    return path
+
+
+def test_distillation_loss_differs_from_cross_entropy():
+    g = torch.Generator().manual_seed(0)
+    student, teacher = torch.randn(10, VOCAB, generator=g), torch.randn(10, VOCAB, generator=g)
+    y = torch.randint(0, VOCAB, (10,), generator=g)
+    cfg = TrainConfig()
+    kd = distillation_loss(student, teacher, y, cfg)
+    ce = F.cross_entropy(student, y)
+    assert kd.item() != pytest.approx(ce.item())
+    tau = cfg.kd_temperature
+    kl = (F.softmax(teacher / tau, -1) * (F.log_softmax(teacher / tau, -1) - F.log_softmax(student / tau, -1)))
+    expected = cfg.kd_alpha * ce + cfg.kd_beta * tau ** 2 * kl.sum(-1).mean()
+    assert kd.item() == pytest.approx(expected.item(), rel=1e-5)
+    # A student that agrees with its teacher pays only the α-weighted cross-entropy.
+    agree = distillation_loss(teacher, teacher, y, cfg).item()
+    assert agree == pytest.approx(cfg.kd_alpha * F.cross_entropy(teacher, y).item(), rel=1e-5)
+
+
+def test_training_with_a_teacher_changes_the_loss(mlm, teacher_dir):
+    from ose.evaluate import load_teacher
+
+    teacher = load_teacher(str(teacher_dir), "mlm", VOCAB, 0, "cpu")
+    assert not teacher.training
+    theta, cfg = Theta(lr=0.1, batch_size=8), fp32(steps=5)
+    plain = train(model(), mlm, theta, cfg, seed=0)
+    distilled = train(model(), mlm, theta, cfg, seed=0, teacher=teacher)
+    again = train(model(), mlm, theta, cfg, seed=0, teacher=teacher)
+    assert distilled.train_loss != pytest.approx(plain.train_loss)
+    assert distilled.train_loss == again.train_loss
+    assert math.isfinite(distilled.error)
+
+
+# --- θ --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kw, problem", [
+    ({"lr": "fast"}, "lr must be a number"),
+    ({"lr": None}, "lr must be a number"),
+    ({"lr": True}, "lr must be a number"),
+    ({"lr": float("nan")}, "lr must be a number"),
+    ({"lr": float("inf")}, "lr must be a number"),
+    ({"momentum": "0.9"}, "momentum must be a number"),
+    ({"batch_size": 8.0}, "batch_size must be a positive integer"),
+    ({"batch_size": "32"}, "batch_size must be a positive integer"),
+    ({"batch_size": 0}, "batch_size must be a positive integer"),
+    ({"lr": 0}, "lr > 0"),
+    ({"lr": -0.1}, "lr > 0"),
+    ({"momentum": 1.0}, "momentum < 1"),
+    ({"momentum": -0.1}, "momentum < 1"),
+])
+def test_theta_check_rejects(kw, problem):
+    message = Theta(**kw).check()
+    assert message is not None and problem in message and "\n" not in message
+
+
+def test_theta_check_accepts_numbers():
+    assert Theta().check() is None
+    assert Theta(lr=1, momentum=0, batch_size=1).check() is None
+    assert Theta(lr=0.3, momentum=0.5, batch_size=64).as_dict() == {"lr": 0.3, "momentum": 0.5, "batch_size": 64}
