@@ -18,3 +18,17 @@ def run_cli(capsys):
         out = capsys.readouterr()
         return code, out.out, out.err
     return run
+
+
+def tiny_space_toml(H=(16, 32), I=(32, 64), head=None) -> str:
+    """A search space of 8 tiny BERTs (D 1-2, A 2) for end-to-end tests; T is its largest point."""
+    lines = ['family = "bert"', 'constraints = ["H % A == 0"]', "[parameters]", "D = [1, 2]", "A = [2]",
+             f"H = {list(H)}", f"I = {list(I)}", "[maximum_point]", "D = 2", "A = 2", f"H = {max(H)}",
+             f"I = {max(I)}", "[settings]", "vocab_size = 512", "max_positions = 64", "seq_len = 32"]
+    return "\n".join(lines + ([f'head = "{head}"'] if head else [])) + "\n"
+
+
+@pytest.fixture(scope="session")
+def tiny_space():
+    """``tiny_space(H=..., I=..., head=...)`` → the TOML text of a tiny space."""
+    return tiny_space_toml

@@ -13,30 +13,12 @@ import pytest
 
 import ose
 
-SPACE = """
-family = "bert"
-constraints = ["H % A == 0"]
-[parameters]
-D = [1, 2]
-A = [2]
-H = [16, 32]
-I = [32, 64]
-[maximum_point]
-D = 2
-A = 2
-H = 32
-I = 64
-[settings]
-vocab_size = 512
-max_positions = 64
-seq_len = 32
-"""
 
 
 @pytest.fixture(scope="module")
-def space_file(tmp_path_factory):
+def space_file(tmp_path_factory, tiny_space):
     root = tmp_path_factory.mktemp("executors")
-    (root / "space.toml").write_text(SPACE)
+    (root / "space.toml").write_text(tiny_space())
     return root / "space.toml"
 
 

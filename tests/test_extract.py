@@ -15,25 +15,6 @@ from ose import load_space
 from ose.cli import main
 from ose.strategies import representatives
 
-SPACE = """
-family = "bert"
-constraints = ["H % A == 0"]
-[parameters]
-D = [1, 2]
-A = [2]
-H = [32, 64]
-I = [64, 128]
-[maximum_point]
-D = 2
-A = 2
-H = 64
-I = 128
-[settings]
-vocab_size = 512
-max_positions = 64
-seq_len = 32
-head = "mlm"
-"""
 SIZE = 8  # |Ξ|
 THETAS = [{"lr": 0.1, "momentum": 0.9, "batch_size": 16}, {"lr": 0.3, "momentum": 0.0, "batch_size": 16}]
 RECORD_KEYS = ("D", "A", "H", "I", "lr", "momentum", "batch_size", "params", "mults", "adds", "other", "error", "w",
@@ -60,9 +41,9 @@ def run(**options):
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory):
+def root(tmp_path_factory, tiny_space):
     root = tmp_path_factory.mktemp("extract")
-    (root / "space.toml").write_text(SPACE)
+    (root / "space.toml").write_text(tiny_space(H=(32, 64), I=(64, 128), head="mlm"))
     return root
 
 

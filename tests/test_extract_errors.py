@@ -7,36 +7,17 @@ import torch
 
 from ose.cli import main
 
-SPACE = """
-family = "bert"
-constraints = ["H % A == 0"]
-[parameters]
-D = [1, 2]
-A = [2]
-H = [32, 64]
-I = [64, 128]
-[maximum_point]
-D = 2
-A = 2
-H = 64
-I = 128
-[settings]
-vocab_size = 512
-max_positions = 64
-seq_len = 32
-head = "mlm"
-"""
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
+def files(tmp_path_factory, tiny_space):
     """Every bad input, written once."""
     from tokenizers import Tokenizer, models
 
     from ose.data import DataConfig, read_examples, train_wordpiece
 
     d = tmp_path_factory.mktemp("inputs")
-    (d / "space.toml").write_text(SPACE)
+    (d / "space.toml").write_text(tiny_space(H=(32, 64), I=(64, 128), head="mlm"))
     (d / "empty.txt").write_text("")
     (d / "blank.txt").write_text("\n   \n\t\n\n")
     (d / "plain.txt").write_text("".join(f"a plain line of text number {i}\n" for i in range(50)))

@@ -112,14 +112,13 @@ class SQLiteStore(Store):
                 self._create()
 
     def _guard(self, fn):
+        """Run ``fn``; any sqlite error becomes a one-line StoreError."""
         try:
             return fn()
-        except sqlite3.OperationalError as e:
+        except sqlite3.DatabaseError as e:  # OperationalError included
             if "locked" in str(e) or "busy" in str(e):
                 raise StoreError(f"{self.path}: study is locked by another process past the "
                                  f"{self.timeout:g} s timeout") from None
-            raise StoreError(f"{self.path}: {e}") from None
-        except sqlite3.DatabaseError as e:
             raise StoreError(f"{self.path}: not a usable study file ({e})") from None
 
     def _check_readonly(self) -> None:
@@ -144,15 +143,7 @@ class SQLiteStore(Store):
             db.close()
 
     def _ro(self, db, sql: str):
-        try:
-            return db.execute(sql).fetchall()
-        except sqlite3.OperationalError as e:
-            if "locked" in str(e) or "busy" in str(e):
-                raise StoreError(f"{self.path}: study is locked by another process past the "
-                                 f"{self.timeout:g} s timeout") from None
-            raise StoreError(f"{self.path}: not a usable study file ({e})") from None
-        except sqlite3.DatabaseError as e:
-            raise StoreError(f"{self.path}: not a usable study file ({e})") from None
+        return self._guard(lambda: db.execute(sql).fetchall())
 
     def _create(self) -> None:
         # IF NOT EXISTS / OR IGNORE: another process may be creating the same study right now.
