@@ -43,7 +43,10 @@ def main() -> None:
         # Workers run with fewer torch threads than local, so floating-point sums may round
         # differently; report the largest difference in ê (0.0 = identical).
         diff = max(abs(a["error"] - b["error"]) for a, b in zip(tables[name], tables["local"]))
-        picks = max(tables[name], key=lambda r: r["w"]) == max(tables["local"], key=lambda r: r["w"])
+        def pick(table):
+            return {k: max(table, key=lambda r: r["w"])[k] for k in "DAHI"}
+
+        picks = pick(tables[name]) == pick(tables["local"])
         same = f"max |Δê| vs local {diff:.2g}, {'same' if picks else 'DIFFERENT'} pick"
         print(f"{name:10s} {t:7.1f} s   speed-up over local {times['local'] / t:5.2f}x   ({same})")
     print(json.dumps({k: round(times["local"] / v, 3) for k, v in times.items()}))
