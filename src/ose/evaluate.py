@@ -100,11 +100,17 @@ def build_model(ctx: Context, xi: dict, seed: int):
     return model
 
 
+def base_record(space: SearchSpace, xi: dict, theta: Theta) -> dict:
+    """ξ, θ and the closed-form counts: the part of a record known before training."""
+    cost = space.cost(xi)
+    return {**xi, **theta.as_dict(), **{k: v for k, v in cost.as_dict().items() if k != "parts"}}
+
+
 def evaluate(ctx: Context, xi: dict, theta: Theta, progress=None) -> dict:
     """Train ξ under θ for at most s steps; the record stored for this evaluation."""
     cost = ctx.space.cost(xi)
     top = ctx.space.max_cost
-    record = {**xi, **theta.as_dict(), **{k: v for k, v in cost.as_dict().items() if k != "parts"}}
+    record = base_record(ctx.space, xi, theta)
     start = time.perf_counter()
     torch.set_num_threads(ctx.cfg.resolved_threads())
     try:

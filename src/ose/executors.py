@@ -27,10 +27,10 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def failed_record(xi: dict, theta: Theta, ctx_space, message: str) -> dict:
-    cost = ctx_space.cost(xi)
-    return {**xi, **theta.as_dict(), **{k: v for k, v in cost.as_dict().items() if k != "parts"},
-            "status": "failed", "message": message, "seconds": 0.0}
+def failed_record(xi: dict, theta: Theta, space, message: str) -> dict:
+    from .evaluate import base_record
+
+    return {**base_record(space, xi, theta), "status": "failed", "message": message, "seconds": 0.0}
 
 
 class Executor(ABC):
