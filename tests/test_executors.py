@@ -12,7 +12,10 @@ import time
 import pytest
 
 import ose
-
+from ose.config import load_config
+from ose.evaluate import evaluate, make_context
+from ose.executors import longest_first, make_executor
+from ose.space import load_space
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +130,41 @@ def test_unreachable_ray_address_fails_fast(space_file, tmp_path, run_cli):
     assert code == 2 and err.count("\n") == 1 and "cannot reach a Ray cluster" in err
     assert time.time() - start < 30
     assert not (tmp_path / "x").exists()
+
+
+def test_jobs_go_out_longest_first(space_file):
+    space = load_space(str(space_file))
+    theta = load_config(None, {}).theta[0]
+    jobs = [(str(i), c.xi, theta) for i, c in enumerate(space.candidates())]
+    ops = [space.cost(xi).ops for _, xi, _ in longest_first(jobs, space)]
+    assert ops == sorted(ops, reverse=True) and len(ops) == len(jobs)
+
+
+@pytest.mark.parametrize("executor", ["processes", "ray"])
+def test_workers_evaluate_the_drivers_data_without_reading_any_file(space_file, tmp_path, monkeypatch, executor):
+    """The driver prepares the data once and ships it: a Ray node elsewhere need not have the files."""
+    if executor == "ray":
+        pytest.importorskip("ray")
+    data = tmp_path / "corpus.txt"
+    animals = ("cat", "dog", "bird")
+    data.write_text("".join(f"the {animals[i % 3]} sat on mat number {i} and looked at the {animals[i % 2]}\n"
+                            for i in range(400)))
+    monkeypatch.setenv("OSE_CACHE", str(tmp_path / "cache"))
+    cfg = load_config(None, {"space": str(space_file), "data": str(data), "steps": 5, "eval_batches": 1,
+                             "executor": executor, "workers": 2, "threads": 1, "out": str(tmp_path / "o")})
+    space = load_space(cfg.space)
+    ctx = make_context(cfg, space)
+    data.unlink()
+    for f in (tmp_path / "cache").rglob("*"):
+        f.unlink() if f.is_file() else None
+    jobs = [(str(i), c.xi, cfg.theta[0]) for i, c in enumerate(space.candidates()[:3])]
+    ex = make_executor(cfg, space)
+    try:
+        ex.start(ctx)
+        got = {key: record for key, _, _, record in ex.run(jobs)}
+    finally:
+        ex.close()
+    for key, xi, theta in jobs:
+        assert got[key]["status"] == "ok", got[key]["message"]
+        want = evaluate(ctx, xi, theta)
+        assert {k: v for k, v in got[key].items() if k != "seconds"} == {k: v for k, v in want.items() if k != "seconds"}

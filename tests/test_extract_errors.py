@@ -24,6 +24,7 @@ def files(tmp_path_factory, tiny_space):
     (d / "nolabels.jsonl").write_text("".join(json.dumps({"text": f"tweet {i} text"}) + "\n" for i in range(50)))
     (d / "badtheta.toml").write_text('[[theta]]\nlr = "fast"\nbatch_size = 8\n')
     (d / "unknown.toml").write_text("steps = 2\nspeed = 11\n")
+    (d / "badtype.toml").write_text('steps = "many"\n')
     big = d / "bigtok"
     big.mkdir()
     texts = [e.text for e in read_examples(DataConfig(max_examples=2000))]
@@ -57,7 +58,9 @@ CASES = {
     "epsilon -1": (["--epsilon", "-1"], "epsilon"),
     "steps 0": (["--steps", "0"], "steps"),
     "theta lr=abc": (["--theta", "lr=abc"], "lr must be a number"),
-    "config theta lr = fast": (["--config", "{d}/badtheta.toml"], "lr must be a number"),
+    "config theta lr = fast": (["--config", "{d}/badtheta.toml"], "badtheta.toml: theta lr must be a number"),
+    "config steps of the wrong type": (["--config", "{d}/badtype.toml"], "badtype.toml: steps must be int"),
+    "missing teacher": (["--teacher", "{d}/no-such-teacher"], "no-such-teacher: no such directory"),
     "unknown config key": (["--config", "{d}/unknown.toml"], "speed"),
     "epsilon above |Ξ|": (["--epsilon", "9"], "exceeds"),
 }

@@ -63,19 +63,13 @@ class ExtractConfig:
     latency_batch: int = 1                # the batch size whose latency W uses
 
     def validate(self) -> None:
-        _check_types(self)
+        _check_values(self)
         if self.task not in TASKS:
             raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
         if self.epsilon < 1:
             raise ConfigError(f"epsilon must be a positive integer, got {self.epsilon}")
         if self.steps < 1:
             raise ConfigError(f"steps must be a positive integer, got {self.steps}")
-        if not self.theta:
-            raise ConfigError("theta: Θ needs at least one hyper-parameter set")
-        for t in self.theta:
-            problem = t.check()
-            if problem:
-                raise ConfigError(problem)
         choices = {"representative": REPRESENTATIVES, "metric": ("error", "loss"),
                    "precision": ("auto", "fp32", "bf16"), "device": ("auto", "cpu", "cuda"),
                    "executor": EXECUTORS, "strategy": STRATEGIES,
@@ -127,6 +121,17 @@ class ExtractConfig:
         d = dataclasses.asdict(self)
         d["theta"] = [t.as_dict() for t in self.theta]
         return d
+
+
+def _check_values(cfg: ExtractConfig) -> None:
+    """Each option has its declared type, and each θ ∈ Θ is well formed."""
+    _check_types(cfg)
+    if not cfg.theta:
+        raise ConfigError("theta: Θ needs at least one hyper-parameter set")
+    for t in cfg.theta:
+        problem = t.check()
+        if problem:
+            raise ConfigError(problem)
 
 
 def _check_types(cfg: ExtractConfig) -> None:
@@ -183,6 +188,7 @@ def load_config(path: str | Path | None, overrides: dict | None = None) -> Extra
             raise ConfigError(f"{p}: invalid TOML: {e}") from None
         try:
             cfg = from_dict(raw, cfg)
+            _check_values(cfg)  # here, so that a wrong value names the file it came from
         except (ConfigError, TypeError) as e:
             raise ConfigError(f"{p}: {e}") from None
     cfg = from_dict({k: v for k, v in (overrides or {}).items() if v is not None}, cfg)

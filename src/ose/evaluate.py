@@ -80,7 +80,11 @@ def load_teacher(path: str, task: str, vocab_size: int, num_labels: int, device:
     """A local Hugging Face checkpoint whose outputs match the student's (vocabulary or labels)."""
     from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification
 
+    from pathlib import Path
+
     auto = AutoModelForMaskedLM if task == "mlm" else AutoModelForSequenceClassification
+    if not Path(path).is_dir():  # else HF takes it for a Hub name and reports a failed download
+        raise ConfigError(f"teacher {path}: no such directory (a local Hugging Face checkpoint is needed)")
     try:
         teacher = auto.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError) as e:

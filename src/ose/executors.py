@@ -4,6 +4,12 @@ Every executor takes the same jobs (key, ξ, θ) and yields (key, ξ, θ, record
 finishes, in whatever order. Evaluations are seeded by the configuration alone, so every
 executor produces the same records. The driver stays the only writer of the study store.
 
+The driver prepares the study's shared context (Ξ, T, the encoded data, the teacher) once
+and hands it to the workers: they never read the user's files, which a Ray node elsewhere
+may not have. Workers are started before the data is prepared, so their start-up (a Python
+interpreter, torch) overlaps the driver's. Jobs go out longest first, so that on N workers
+the long evaluations do not end up alone at the tail.
+
 A worker that dies mid-evaluation (killed, crashed) loses only that evaluation: it is run
 again on a fresh worker, up to ``retries`` times, then reported as failed with the reason.
 """
@@ -15,6 +21,7 @@ import os
 import queue
 import time
 from abc import ABC, abstractmethod
+from dataclasses import replace
 from typing import Iterator
 
 from .config import ConfigError, ExtractConfig
@@ -33,10 +40,19 @@ def failed_record(xi: dict, theta: Theta, space, message: str) -> dict:
     return {**base_record(space, xi, theta), "status": "failed", "message": message, "seconds": 0.0}
 
 
+def longest_first(jobs: list[Job], space) -> list[Job]:
+    """Jobs by decreasing estimated cost, i(ξ) × batch size (training time grows with both)."""
+    return sorted(jobs, key=lambda job: -space.cost(job[1]).ops * job[2].batch_size)
+
+
 class Executor(ABC):
-    """Runs evaluations; ``run`` yields (key, ξ, θ, record) as each one finishes."""
+    """Runs evaluations: ``start(ctx)`` once, then ``run`` yields (key, ξ, θ, record) as each
+    one finishes; ``close`` stops the workers."""
 
     name: str
+
+    def start(self, ctx) -> None:
+        self.ctx = ctx
 
     @abstractmethod
     def run(self, jobs: list[Job], on_step=None) -> Iterator[tuple[str, dict, Theta, dict]]:
@@ -51,9 +67,6 @@ class LocalExecutor(Executor):
 
     name = "local"
 
-    def __init__(self, ctx):
-        self.ctx = ctx
-
     def run(self, jobs, on_step=None):
         from .evaluate import evaluate
 
@@ -63,12 +76,13 @@ class LocalExecutor(Executor):
 
 # --- worker processes ----------------------------------------------------------------------
 
-def _worker(cfg: ExtractConfig, tasks, results) -> None:
-    """A worker process: build the shared context once, then evaluate jobs until told to stop."""
-    from .evaluate import evaluate, make_context
-    from .space import load_space
+def _worker(tasks, results) -> None:
+    """A worker process: import torch, receive the shared context, evaluate jobs until told to stop."""
+    from .evaluate import evaluate
 
-    ctx = make_context(cfg, load_space(cfg.space))
+    ctx = tasks.get()
+    if ctx is None:
+        return
     results.put(("ready", os.getpid(), None))
     while True:
         job = tasks.get()
@@ -87,29 +101,33 @@ class ProcessExecutor(Executor):
         self.n = workers or usable_cores()
         self.space = space
         self.retries = retries
-        threads = cfg.threads or max(1, usable_cores() // self.n)
-        from dataclasses import replace
-
-        self.cfg = replace(cfg, threads=threads)
+        self.threads = cfg.threads or max(1, usable_cores() // self.n)
+        self.ctx = None
         self.mp = mp.get_context("spawn")
         self.results = self.mp.Queue()
         self.workers: dict[int, tuple] = {}  # slot -> (process, task queue)
+        for slot in range(self.n):  # workers outlive one call: adaptive strategies call often
+            self._start(slot)
+
+    def start(self, ctx) -> None:
+        self.ctx = replace(ctx, cfg=replace(ctx.cfg, threads=self.threads))
+        for _, tasks in self.workers.values():
+            tasks.put(self.ctx)
 
     def _start(self, slot: int) -> None:
         tasks = self.mp.Queue()
-        proc = self.mp.Process(target=_worker, args=(self.cfg, tasks, self.results), daemon=True)
+        proc = self.mp.Process(target=_worker, args=(tasks, self.results), daemon=True)
         proc.start()
+        if self.ctx is not None:
+            tasks.put(self.ctx)
         self.workers[slot] = (proc, tasks)
 
     def run(self, jobs, on_step=None):
-        pending = list(jobs)
+        pending = longest_first(jobs, self.space)
         by_key = {k: (k, xi, th) for k, xi, th in jobs}
         attempts = {k: 0 for k in by_key}
         busy: dict[int, str] = {}  # slot -> key
         idle_deaths = 0
-        for slot in range(min(self.n, len(jobs))):
-            if slot not in self.workers:  # workers outlive one call: adaptive strategies call often
-                self._start(slot)
         while pending or busy:
             for slot in self.workers:
                 if slot not in busy and pending:
@@ -162,7 +180,7 @@ class RayExecutor(Executor):
     """One Ray actor per worker, each holding the shared context; a dead actor is replaced.
 
     With ``address`` it joins that cluster; otherwise it starts a local Ray on loopback for
-    the run and stops it afterwards.
+    the run and stops it afterwards. The context goes into Ray's object store once.
     """
 
     name = "ray"
@@ -186,21 +204,27 @@ class RayExecutor(Executor):
                 self.started = True
         total = int(ray.cluster_resources().get("CPU", 1))
         self.n = workers or total
-        threads = cfg.threads or max(1, total // self.n)
-        from dataclasses import replace
+        self.threads = cfg.threads or max(1, total // self.n)
+        self.actor_cls = ray.remote(num_cpus=self.threads, num_gpus=gpus, max_restarts=0)(_RayWorker)
+        self.ctx_ref = None
+        self.actors = {slot: self._actor() for slot in range(self.n)}  # they import torch meanwhile
 
-        self.cfg = replace(cfg, threads=threads)
-        self.actor_cls = ray.remote(num_cpus=threads, num_gpus=gpus, max_restarts=0)(_RayWorker)
-        self.actors: dict[int, object] = {}
+    def _actor(self):
+        actor = self.actor_cls.remote()
+        if self.ctx_ref is not None:
+            actor.setup.remote(self.ctx_ref)  # an actor runs its calls in order: before any job
+        return actor
+
+    def start(self, ctx) -> None:
+        self.ctx_ref = self.ray.put(replace(ctx, cfg=replace(ctx.cfg, threads=self.threads)))
+        for actor in self.actors.values():
+            actor.setup.remote(self.ctx_ref)
 
     def run(self, jobs, on_step=None):
         ray = self.ray
-        pending = list(jobs)
+        pending = longest_first(jobs, self.space)
         attempts = {k: 0 for k, _, _ in jobs}
         inflight: dict = {}  # ObjectRef -> (slot, job)
-        for slot in range(min(self.n, len(jobs))):
-            if slot not in self.actors:
-                self.actors[slot] = self.actor_cls.remote(self.cfg)
         free = list(self.actors)
         while pending or inflight:
             while free and pending:
@@ -213,7 +237,7 @@ class RayExecutor(Executor):
             try:
                 record = ray.get(ready[0])
             except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as e:
-                self.actors[slot] = self.actor_cls.remote(self.cfg)
+                self.actors[slot] = self._actor()
                 free.append(slot)
                 if attempts[key] > self.retries:
                     msg = str(e).splitlines()[0] if str(e) else type(e).__name__
@@ -234,11 +258,13 @@ class RayExecutor(Executor):
 
 
 class _RayWorker:
-    def __init__(self, cfg: ExtractConfig):
-        from .evaluate import make_context
-        from .space import load_space
+    def __init__(self):
+        from . import evaluate  # noqa: F401  (import torch now, while the driver prepares the data)
 
-        self.ctx = make_context(cfg, load_space(cfg.space))
+        self.ctx = None
+
+    def setup(self, ctx) -> None:
+        self.ctx = ctx
 
     def pid(self) -> int:
         return os.getpid()
@@ -261,9 +287,10 @@ def _check_reachable(address: str, timeout: float) -> None:
         raise ConfigError(f"cannot reach a Ray cluster at {address} ({e})") from None
 
 
-def make_executor(cfg: ExtractConfig, ctx, space) -> Executor:
+def make_executor(cfg: ExtractConfig, space) -> Executor:
+    """The configured executor, its workers starting; ``start(ctx)`` hands them the study."""
     if cfg.executor == "local":
-        return LocalExecutor(ctx)
+        return LocalExecutor()
     if cfg.executor == "processes":
         return ProcessExecutor(cfg, space, cfg.workers, cfg.retries)
     return RayExecutor(cfg, space, cfg.workers, cfg.address, cfg.gpus_per_eval, cfg.retries)

@@ -118,14 +118,17 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
     space = load_space(cfg.space)
     strategy = plan(cfg, space)
     study.read_meta(out)  # refuse an unusable study file before the slow data preparation
-    ctx = make_context(cfg, space)
-    # A static strategy's whole plan is known now; Θ is the outer loop, as in the paper.
-    planned = None if strategy.adaptive else strategy.ask(strategy.budget)
-    jobs = [job_key(c.xi, th) for th in cfg.theta for c in planned] if planned is not None else None
-    meta = {"settings": settings_document(cfg, ctx, strategy), "maximum_point": maximum_point_document(space),
-            "jobs": jobs, "total": strategy.budget * len(cfg.theta), "created_at": time.time()}
-    executor = make_executor(cfg, ctx, space)  # a bad Ray address fails here, before anything is written
+    # Workers start now and import torch while the data is prepared; a bad Ray address
+    # fails here, before anything is written.
+    executor = make_executor(cfg, space)
     try:
+        ctx = make_context(cfg, space)
+        # A static strategy's whole plan is known now; Θ is the outer loop, as in the paper.
+        planned = None if strategy.adaptive else strategy.ask(strategy.budget)
+        jobs = [job_key(c.xi, th) for th in cfg.theta for c in planned] if planned is not None else None
+        meta = {"settings": settings_document(cfg, ctx, strategy), "maximum_point": maximum_point_document(space),
+                "jobs": jobs, "total": strategy.budget * len(cfg.theta), "created_at": time.time()}
+        executor.start(ctx)
         store = _open_study(out, meta, new_study, log)
     except BaseException:
         executor.close()

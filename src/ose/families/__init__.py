@@ -27,7 +27,12 @@ class Family:
         return self.module.Settings
 
     def __getattr__(self, attr):  # cost, operations, params, check, config, build
+        if attr.startswith("__"):
+            raise AttributeError(attr)
         return getattr(self.module, attr)
+
+    def __reduce__(self):  # by name: a module cannot be pickled, and workers receive the space
+        return get_family, (self.name,)
 
 
 FAMILIES = {"bert": Family("bert", bert)}
