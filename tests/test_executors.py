@@ -51,6 +51,13 @@ def test_processes_give_the_same_evaluations_as_local(space_file, tmp_path, loca
     assert res.best["D"] == local.best["D"] and res.best["w"] == local.best["w"]
 
 
+def test_an_adaptive_strategy_asks_the_same_on_workers_with_ask_batch(space_file, tmp_path):
+    kw = {"strategy": "tpe", "budget": 4, "ask_batch": 2, "steps": 5}
+    here = _run(space_file, tmp_path / "l", **kw)
+    there = _run(space_file, tmp_path / "p", executor="processes", workers=2, **kw)
+    assert _table(there) == _table(here) and len(here.evaluations) == 4
+
+
 def _ray_processes():
     out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
     return [line for line in out.splitlines() if "gcs_server" in line or "raylet" in line or "ray::" in line]

@@ -107,7 +107,7 @@ def _theta(text: str) -> dict:
 EXTRACT_FLAGS = ("space", "data", "task", "epsilon", "steps", "out", "seed", "representative", "tolerance", "clip",
                  "metric", "device", "precision", "threads", "tokenizer", "teacher", "text_field", "label_field",
                  "max_examples", "eval_batches", "executor", "workers", "address", "gpus_per_eval", "retries", "strategy", "budget", "speed", "latency_file",
-                 "latency_batch")
+                 "latency_batch", "ask_batch")
 
 
 def cmd_extract(args) -> int:
@@ -251,6 +251,8 @@ def _extract_flags(e) -> None:
     e.add_argument("--strategy", choices=["fptas", "exhaustive", "random", "tpe", "nsga2"],
                    help="the search (default fptas, Algorithm 1); the others are baselines")
     e.add_argument("--budget", type=int, help="baselines: candidates to train (default ⌈|Ξ|/ε⌉, the FPTAS's)")
+    e.add_argument("--ask-batch", type=int, help="tpe/nsga2: candidates asked per round, so that many workers "
+                                                 "train at once (default 1; part of the study's identity)")
     e.add_argument("--speed", choices=["ops", "latency"],
                    help="i(ξ) in W: the closed-form operation count (default) or measured latency")
     e.add_argument("--latency-file", help="latency.json from `ose latency` (default: measure at the start)")

@@ -58,6 +58,7 @@ class ExtractConfig:
     retries: int = 2                      # re-runs of an evaluation whose worker died
     strategy: str = "fptas"               # fptas | exhaustive | random | tpe | nsga2
     budget: int | None = None             # baselines: candidates to train; None: ⌈|Ξ|/ε⌉, the FPTAS's
+    ask_batch: int = 1                    # adaptive strategies: candidates asked per round, before any is told
     speed: str = "ops"                    # i(ξ) in W: ops (closed-form count) or latency (measured)
     latency_file: str | None = None       # latency.json of `ose latency`; None: measure at the start
     latency_batch: int = 1                # the batch size whose latency W uses
@@ -83,7 +84,8 @@ class ExtractConfig:
             raise ConfigError("retries and gpus_per_eval must be non-negative")
         if self.address and self.executor != "ray":
             raise ConfigError("address is only for --executor ray")
-        for name in ("eval_batches", "threads", "max_examples", "workers", "budget", "latency_batch"):
+        for name in ("eval_batches", "threads", "max_examples", "workers", "budget", "latency_batch",
+                     "ask_batch"):
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {v}")

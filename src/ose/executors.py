@@ -50,6 +50,7 @@ class Executor(ABC):
     one finishes; ``close`` stops the workers."""
 
     name: str
+    n = 1  # evaluations at once
 
     def start(self, ctx) -> None:
         self.ctx = ctx

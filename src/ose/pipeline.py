@@ -141,9 +141,13 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
     log(f"ose extract: {space.name}, task {cfg.task}, data {ctx.data_identity['source']} "
         f"({ctx.data_identity['examples']} examples), device {ctx.train_cfg.device}/{ctx.train_cfg.precision}")
     log(bound_line(cfg, space, strategy))
+    if strategy.adaptive and cfg.ask_batch * len(cfg.theta) < executor.n:
+        log(f"note: {strategy.name} asks {cfg.ask_batch} candidate(s) per round, so at most "
+            f"{cfg.ask_batch * len(cfg.theta)} of {executor.n} workers train at once; --ask-batch {executor.n} "
+            f"keeps them all busy")
     try:
         runner = _Runner(executor, store, meta["total"], cfg.steps, progress, log)
-        drive(strategy, cfg.theta, runner, planned)
+        drive(strategy, cfg.theta, runner, planned, cfg.ask_batch)
         runner.close()
         doc, files = study.write_report(out, store)
     finally:
@@ -159,14 +163,17 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
     return ExtractResult(cfg, out, doc, files)
 
 
-def drive(strategy: Strategy, thetas: list[Theta], run_jobs, planned: list[Candidate] | None = None) -> None:
+def drive(strategy: Strategy, thetas: list[Theta], run_jobs, planned: list[Candidate] | None = None,
+          ask_batch: int = 1) -> None:
     """Ask the strategy, evaluate each candidate under every θ ∈ Θ, tell it the records.
 
     ``run_jobs(jobs)`` evaluates (key, ξ, θ) jobs and returns {key: record}. A static
-    strategy's plan is one batch; an adaptive one is asked one candidate at a time, so its
-    sequence of asks never depends on the executor.
+    strategy's plan is one batch; an adaptive one is asked ``ask_batch`` candidates per round
+    and told their records before the next. The rounds are fixed by the configuration, never
+    by the executor or the order in which evaluations finish, so every executor (and a
+    resumed study) asks the same candidates.
     """
-    batches = [planned] if planned is not None else iter(lambda: strategy.ask(1), [])
+    batches = [planned] if planned is not None else iter(lambda: strategy.ask(ask_batch), [])
     for cands in batches:
         jobs = [(job_key(c.xi, th), c.xi, th) for th in thetas for c in cands]
         records = run_jobs(jobs)

@@ -24,16 +24,18 @@ def _table(candidates):
             for c in candidates}
 
 
-def _run(name, candidates, seed, budget=None):
+def _run(name, candidates, seed, budget=None, ask_batch=1, rounds=None):
     table = _table(candidates)
     strategy = make_strategy(name, candidates, epsilon=3, budget=budget, seed=seed)
     asked = []
 
     def run_jobs(jobs):
         asked.extend(k for k, _, _ in jobs)
+        if rounds is not None:
+            rounds.append(len(jobs))
         return {k: table[k] for k, _, _ in jobs}
 
-    drive(strategy, [Theta()], run_jobs, None if strategy.adaptive else strategy.ask(strategy.budget))
+    drive(strategy, [Theta()], run_jobs, None if strategy.adaptive else strategy.ask(strategy.budget), ask_batch)
     return asked
 
 
@@ -70,3 +72,13 @@ def test_tpe_learns_from_w(candidates):
     tpe = sum(mean_w(_run("tpe", candidates, seed=s, budget=30)) for s in range(3))
     rnd = sum(mean_w(_run("random", candidates, seed=s, budget=30)) for s in range(3))
     assert tpe > rnd
+
+
+@pytest.mark.parametrize("name", ["tpe", "nsga2"])
+def test_adaptive_strategies_ask_rounds_of_ask_batch_distinct_candidates(name, candidates):
+    rounds = []
+    asked = _run(name, candidates, seed=2, ask_batch=4, rounds=rounds)
+    budget = -(-len(candidates) // 3)
+    assert rounds == [4] * (budget // 4) + ([budget % 4] if budget % 4 else [])
+    assert len(set(asked)) == len(asked) == budget
+    assert _run(name, candidates, seed=2, ask_batch=4) == asked

@@ -56,9 +56,11 @@ def set_aside(out: Path) -> Path:
 
 
 def ordered_records(store: Store, meta: dict) -> list[dict]:
-    """Stored evaluations in the study's job order (the order an uninterrupted run has)."""
-    rank = {k: i for i, k in enumerate(meta["jobs"] or [])}  # adaptive strategies: insertion order
-    recs = sorted(store.records(), key=lambda r: rank.get(r["key"], len(rank)))
+    """Stored evaluations in the study's job order (the order an uninterrupted run has); an
+    adaptive strategy's, whose jobs are not known up front, in Ξ's order (by p, then i), which
+    unlike the order they finished in is the same on every executor."""
+    rank = {k: i for i, k in enumerate(meta["jobs"] or [])}
+    recs = sorted(store.records(), key=lambda r: (rank.get(r["key"], len(rank)), r["params"], r["ops"], r["key"]))
     return [{k: v for k, v in r.items() if k not in ("key", "finished_at")} for r in recs]
 
 

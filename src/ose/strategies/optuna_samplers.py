@@ -1,9 +1,10 @@
 """Baselines on Optuna's samplers: TPE maximising W, NSGA-II over (p, i, ê).
 
 Each architectural parameter is a categorical over its candidate values. A suggestion
-outside Ξ (it breaks a constraint) is told as failed and asked again; a suggestion already
-trained is told its stored values again. Neither counts against the budget, both are
-bounded. Since W is monotone in p, i and ê, the argmax of W over NSGA-II's evaluations lies
+outside Ξ (it breaks a constraint), or already asked in this round and still training, is
+told as failed and asked again; a suggestion already trained is told its stored values
+again. None counts against the budget, all are bounded. When several candidates are asked
+per round (``ask_batch``), TPE's constant liar steers the later ones away from the earlier. Since W is monotone in p, i and ê, the argmax of W over NSGA-II's evaluations lies
 on its Pareto set: picking by W from the Pareto set is the same pick.
 """
 
@@ -48,7 +49,7 @@ class OptunaStrategy(Strategy):
             trial = self.study.ask()
             xi = {n: trial.suggest_categorical(n, self.values[n]) for n in self.names}
             key = arch_key(xi)
-            if key not in self.by_key:
+            if key not in self.by_key or key in self.pending:
                 self.study.tell(trial, state=self.optuna.trial.TrialState.FAIL)
             elif key in self.told:
                 self.study.tell(trial, self.told[key])
@@ -80,7 +81,7 @@ class TPE(OptunaStrategy):
     name = "tpe"
 
     def _study(self, optuna, seed):
-        return optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+        return optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed, constant_liar=True))
 
     def _values(self, candidate, records):
         return best_w(records)
