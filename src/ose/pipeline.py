@@ -118,11 +118,12 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
     space = load_space(cfg.space)
     strategy = plan(cfg, space)
     study.read_meta(out)  # refuse an unusable study file before the slow data preparation
-    # Workers start now and import torch while the data is prepared; a bad Ray address
-    # fails here, before anything is written.
-    executor = make_executor(cfg, space)
+    # Workers start now and import torch while the data is prepared, unless latency may be
+    # measured then (they would disturb it); a bad Ray address fails before anything is written.
+    executor = make_executor(cfg, space) if cfg.speed != "latency" else None
     try:
         ctx = make_context(cfg, space)
+        executor = executor or make_executor(cfg, space)
         # A static strategy's whole plan is known now; Θ is the outer loop, as in the paper.
         planned = None if strategy.adaptive else strategy.ask(strategy.budget)
         jobs = [job_key(c.xi, th) for th in cfg.theta for c in planned] if planned is not None else None
@@ -131,7 +132,8 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
         executor.start(ctx)
         store = _open_study(out, meta, new_study, log)
     except BaseException:
-        executor.close()
+        if executor is not None:
+            executor.close()
         raise
     if ctx.latency is not None and not cfg.latency_file:
         from . import latency
