@@ -135,11 +135,6 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
         if executor is not None:
             executor.close()
         raise
-    if ctx.latency is not None and not cfg.latency_file:
-        from . import latency
-
-        if not (out / latency.LATENCY_FILE).exists():
-            latency.save(out / latency.LATENCY_FILE, ctx.latency["doc"])
     log(f"ose extract: {space.name}, task {cfg.task}, data {ctx.data_identity['source']} "
         f"({ctx.data_identity['examples']} examples), device {ctx.train_cfg.device}/{ctx.train_cfg.precision}")
     log(bound_line(cfg, space, strategy))
@@ -148,6 +143,11 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
             f"{cfg.ask_batch * len(cfg.theta)} of {executor.n} workers train at once; --ask-batch {executor.n} "
             f"keeps them all busy")
     try:
+        if ctx.latency is not None and not cfg.latency_file:
+            from . import latency
+
+            if not (out / latency.LATENCY_FILE).exists():
+                latency.save(out / latency.LATENCY_FILE, ctx.latency["doc"])
         runner = _Runner(executor, store, meta["total"], cfg.steps, progress, log)
         drive(strategy, cfg.theta, runner, planned, cfg.ask_batch)
         runner.close()
