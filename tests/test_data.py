@@ -1,7 +1,6 @@
 """``ose.data``: reading D, the seeded split, the tokenizer and its cache, MLM masking and B."""
 
 import json
-import os
 
 import pytest
 import torch
@@ -212,16 +211,10 @@ def mlm_cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def mlm(mlm_cache):
-    old = os.environ.get("OSE_CACHE")
-    os.environ["OSE_CACHE"] = mlm_cache
-    try:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OSE_CACHE", mlm_cache)
         return prepare(DataConfig(max_examples=2000, eval_batches=2), "mlm", vocab_size=512, seq_len=32,
                        batch_size=32, seed=0)
-    finally:
-        if old is None:
-            del os.environ["OSE_CACHE"]
-        else:
-            os.environ["OSE_CACHE"] = old
 
 
 def test_mlm_blocks_start_with_cls(mlm):

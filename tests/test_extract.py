@@ -5,7 +5,6 @@ import csv
 import importlib
 import json
 import math
-import os
 
 import pytest
 import torch
@@ -24,16 +23,10 @@ TINY = {"max_examples": 2000, "eval_batches": 1, "threads": 1}
 
 @contextlib.contextmanager
 def cache(path):
-    """OSE_CACHE for fixtures wider than one test (monkeypatch is per test)."""
-    old = os.environ.get("OSE_CACHE")
-    os.environ["OSE_CACHE"] = str(path)
-    try:
+    """OSE_CACHE for fixtures wider than one test (the monkeypatch fixture is per test)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OSE_CACHE", str(path))
         yield
-    finally:
-        if old is None:
-            del os.environ["OSE_CACHE"]
-        else:
-            os.environ["OSE_CACHE"] = old
 
 
 def run(**options):

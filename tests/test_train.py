@@ -1,7 +1,6 @@
 """``ose.train``: the error surrogate ê from a short, clipped SGD run."""
 
 import math
-import os
 
 import pytest
 import torch
@@ -21,16 +20,10 @@ XI = {"D": 1, "A": 2, "H": 64, "I": 128}
 @pytest.fixture(scope="module")
 def mlm(tmp_path_factory):
     """MLM data from 2,000 embedded tweets: blocks of 32 tokens, B = 2 batches of 32."""
-    old = os.environ.get("OSE_CACHE")
-    os.environ["OSE_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    try:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OSE_CACHE", str(tmp_path_factory.mktemp("cache")))
         data, _, _ = prepare(DataConfig(max_examples=2000, eval_batches=2), "mlm", vocab_size=VOCAB, seq_len=32,
                              batch_size=32, seed=0)
-    finally:
-        if old is None:
-            del os.environ["OSE_CACHE"]
-        else:
-            os.environ["OSE_CACHE"] = old
     return data
 
 
