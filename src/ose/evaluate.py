@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -52,8 +53,6 @@ def make_context(cfg: ExtractConfig, space: SearchSpace) -> Context:
 def latency_table(cfg: ExtractConfig, space: SearchSpace) -> dict:
     """Measured forward latency (batch ``latency_batch``) of every ξ and of T, by arch key:
     from ``latency_file``, else from the study's own latency.json, else measured now."""
-    from pathlib import Path
-
     from . import latency
 
     stored = Path(cfg.out) / latency.LATENCY_FILE  # a resumed study reuses what it measured
@@ -79,8 +78,6 @@ def latency_table(cfg: ExtractConfig, space: SearchSpace) -> dict:
 def load_teacher(path: str, task: str, vocab_size: int, num_labels: int, device: str):
     """A local Hugging Face checkpoint whose outputs match the student's (vocabulary or labels)."""
     from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification
-
-    from pathlib import Path
 
     auto = AutoModelForMaskedLM if task == "mlm" else AutoModelForSequenceClassification
     if not Path(path).is_dir():  # else HF takes it for a Hub name and reports a failed download

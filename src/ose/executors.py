@@ -40,6 +40,11 @@ def failed_record(xi: dict, theta: Theta, space, message: str) -> dict:
     return {**base_record(space, xi, theta), "status": "failed", "message": message, "seconds": 0.0}
 
 
+def worker_context(ctx, threads: int):
+    """The shared context as a worker sees it: ``threads`` torch threads per evaluation."""
+    return replace(ctx, cfg=replace(ctx.cfg, threads=threads))
+
+
 def longest_first(jobs: list[Job], space) -> list[Job]:
     """Jobs by decreasing estimated cost, i(ξ) × batch size (training time grows with both)."""
     return sorted(jobs, key=lambda job: -space.cost(job[1]).ops * job[2].batch_size)
@@ -84,13 +89,12 @@ def _worker(tasks, results) -> None:
     ctx = tasks.get()
     if ctx is None:
         return
-    results.put(("ready", os.getpid(), None))
     while True:
         job = tasks.get()
         if job is None:
             return
         key, xi, theta = job
-        results.put(("done", key, evaluate(ctx, xi, theta)))
+        results.put((key, evaluate(ctx, xi, theta)))
 
 
 class ProcessExecutor(Executor):
@@ -111,7 +115,7 @@ class ProcessExecutor(Executor):
             self._start(slot)
 
     def start(self, ctx) -> None:
-        self.ctx = replace(ctx, cfg=replace(ctx.cfg, threads=self.threads))
+        self.ctx = worker_context(ctx, self.threads)
         for _, tasks in self.workers.values():
             tasks.put(self.ctx)
 
@@ -137,10 +141,10 @@ class ProcessExecutor(Executor):
                     attempts[key] += 1
                     self.workers[slot][1].put(by_key[key])
             try:
-                kind, key, record = self.results.get(timeout=0.2)
+                key, record = self.results.get(timeout=0.2)
             except queue.Empty:
-                kind = None
-            if kind == "done":
+                key = None
+            if key is not None:
                 slot = next(s for s, k in busy.items() if k == key)
                 del busy[slot]
                 yield (*by_key[key], record)
@@ -217,7 +221,7 @@ class RayExecutor(Executor):
         return actor
 
     def start(self, ctx) -> None:
-        self.ctx_ref = self.ray.put(replace(ctx, cfg=replace(ctx.cfg, threads=self.threads)))
+        self.ctx_ref = self.ray.put(worker_context(ctx, self.threads))
         for actor in self.actors.values():
             actor.setup.remote(self.ctx_ref)
 
@@ -266,9 +270,6 @@ class _RayWorker:
 
     def setup(self, ctx) -> None:
         self.ctx = ctx
-
-    def pid(self) -> int:
-        return os.getpid()
 
     def evaluate(self, xi: dict, theta: Theta) -> dict:
         from .evaluate import evaluate
