@@ -1,14 +1,12 @@
 """Every executor gives the same evaluations; a killed worker's evaluation runs again."""
 
-import json
-import multiprocessing as mp
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -91,43 +89,136 @@ def test_ray_gives_the_same_evaluations_on_loopback_and_leaves_nothing_behind(sp
     assert _ray_processes() == []
 
 
-def _rows(out):
-    path = out / "study.db"
-    if not path.exists():
-        return 0
+@pytest.fixture(scope="module")
+def study(space_file, tmp_path_factory):
+    """The shared context of a tiny study and three jobs, cheapest first."""
+    with pytest.MonkeyPatch.context() as m:
+        m.setenv("OSE_CACHE", str(tmp_path_factory.getbasetemp() / "ose-cache"))
+        cfg = load_config(None, {"space": str(space_file), "steps": 5, "max_examples": 1500, "eval_batches": 1,
+                                 "threads": 1, "out": str(tmp_path_factory.mktemp("ctx"))})
+        space = load_space(cfg.space)
+        ctx = make_context(cfg, space)
+    jobs = [(c.key, c.xi, cfg.theta[0]) for c in space.candidates()[:3]]
+    return cfg, space, ctx, jobs
+
+
+def _records(study, executor, workers=2, retries=2, before_run=None, during_run=None):
+    """{key: record without seconds} from running the study's jobs on ``executor``."""
+    cfg, space, ctx, jobs = study
+    cfg = replace(cfg, executor=executor, workers=workers, retries=retries)
+    ex = make_executor(cfg, space, max_parallel=len(jobs), log=lambda *a: None)
+    watcher = None
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        return db.execute("SELECT count(*) FROM evaluations").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
+        ex.start(ctx)
+        if before_run:
+            before_run(ex)
+        if during_run:
+            watcher = threading.Thread(target=during_run, daemon=True)
+            watcher.start()
+        got = {key: record for key, _, _, record in ex.run(jobs)}
+    finally:
+        ex.close()
+    if watcher:
+        watcher.join(10)
+    return {k: {f: v for f, v in r.items() if f != "seconds"} for k, r in got.items()}
 
 
-def _kill_a_busy_worker(out, killed):
-    """SIGKILL one worker process right after an evaluation lands (it has just taken the next)."""
-    deadline = time.time() + 120
-    while _rows(out) < 2 and time.time() < deadline:
-        time.sleep(0.02)
-    workers = [p for p in mp.active_children() if p.is_alive()]
-    if workers:
-        os.kill(workers[0].pid, signal.SIGKILL)
-        killed.append(workers[0].pid)
+def _needs(executor):
+    if executor == "ray":
+        pytest.importorskip("ray")
+
+
+@pytest.mark.parametrize("executor", ["local", "processes", "ray"])
+def test_an_exception_in_a_candidate_is_a_failed_record_on_every_executor(study, executor, monkeypatch):
+    _needs(executor)
+    victim = study[3][1][0]
+    monkeypatch.setenv("OSE_FAULT", f"raise:{victim}")
+    got = _records(study, executor)
+    assert got[victim]["status"] == "failed"
+    assert got[victim]["message"] == f"RuntimeError: injected fault in {victim}"
+    assert [r["status"] for k, r in got.items() if k != victim] == ["ok", "ok"]
+    monkeypatch.delenv("OSE_FAULT")
+    assert {k: r for k, r in got.items() if k != victim} == \
+        {k: r for k, r in _records(study, "local").items() if k != victim}
+
+
+def _kill_the_holder(folder):
+    """Wait until a worker is busy on the held job (its pid file appears), kill it, release the job."""
+    def watch():
+        deadline = time.time() + 120
+        while not list(folder.glob("held.*")) and time.time() < deadline:
+            time.sleep(0.02)
+        held = list(folder.glob("held.*"))
+        if held:
+            os.kill(int(held[0].suffix[1:]), signal.SIGKILL)
+        (folder / "release").write_text("")
+    return watch
 
 
 @pytest.mark.parametrize("retries", [2, 0])
-def test_a_worker_killed_mid_evaluation(space_file, tmp_path, local, retries):
-    out = tmp_path / f"k{retries}"
-    killed = []
-    t = threading.Thread(target=_kill_a_busy_worker, args=(out, killed))
-    t.start()
-    res = _run(space_file, out, steps=60, executor="processes", workers=2, retries=retries)
-    t.join()
-    assert killed, "no worker was killed"
-    assert len(res.evaluations) == 8
-    failed = [r for r in res.evaluations if r["status"] != "ok"]
+@pytest.mark.parametrize("executor", ["processes", "ray"])
+def test_a_worker_killed_while_busy(study, executor, retries, monkeypatch, tmp_path):
+    _needs(executor)
+    victim = study[3][1][0]
+    monkeypatch.setenv("OSE_FAULT", f"hold:{victim}@{tmp_path}")
+    got = _records(study, executor, retries=retries, during_run=_kill_the_holder(tmp_path))
+    assert len(list(tmp_path.glob("held.*"))) == 1, "the held job was never started"
+    assert len(got) == 3
+    others = [r["status"] for k, r in got.items() if k != victim]
+    assert others == ["ok", "ok"]
     if retries:
-        assert failed == []  # the lost evaluation ran again on a fresh worker and the study completed
+        assert got[victim]["status"] == "ok"  # ran again on a fresh worker
     else:
-        assert len(failed) == 1 and "worker died" in failed[0]["message"]
+        assert got[victim]["status"] == "failed" and "worker died" in got[victim]["message"]
+
+
+@pytest.mark.parametrize("executor", ["processes", "ray"])
+def test_a_worker_killed_while_idle_loses_nothing_even_without_retries(study, executor):
+    _needs(executor)
+    killed = []
+
+    def kill_one(ex):
+        pid = ex.pids()[0]
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+
+    got = _records(study, executor, retries=0, before_run=kill_one)
+    assert killed and [r["status"] for r in got.values()] == ["ok"] * 3
+
+
+def test_no_more_workers_than_jobs_and_a_warning_past_the_cores(study):
+    cfg, space, _, _ = study
+    said = []
+    ex = make_executor(replace(cfg, executor="processes", workers=64), space, max_parallel=3, log=said.append)
+    try:
+        assert ex.n == 3 and len(ex.pids()) == 3
+    finally:
+        ex.close()
+    assert any("starting 3 workers, not 64" in line for line in said)
+    assert any("oversubscribed" in line for line in said) == (3 > os.cpu_count())
+
+
+def test_ray_workers_that_cannot_be_placed_are_refused_in_one_line():
+    from ose.config import ConfigError
+    from ose.executors import _fit
+
+    cfg = load_config(None, {"threads": 2})
+    with pytest.raises(ConfigError, match="2 workers × 2 threads need 4 CPUs; the Ray cluster at h:1 has 2"):
+        _fit(cfg, 2, {"CPU": 2.0}, "h:1", 0.0)
+    assert _fit(cfg, None, {"CPU": 8.0}, "h:1", 0.0, max_parallel=3) == (3, 2)
+
+
+def test_local_ray_is_sized_to_fit_workers_times_threads(study):
+    """--workers 2 --threads 2 once hung: Ray got 2 CPUs for two actors asking 2 each."""
+    _needs("ray")
+    cfg, space, ctx, jobs = study
+    ex = make_executor(replace(cfg, executor="ray", workers=2, threads=2), space, max_parallel=3, log=lambda *a: None)
+    try:
+        ex.start(ctx)
+        got = list(ex.run(jobs[:2]))
+    finally:
+        ex.close()
+    assert ex.n == 2 and [r["status"] for *_, r in got] == ["ok", "ok"]
 
 
 def test_unreachable_ray_address_fails_fast(space_file, tmp_path, run_cli):
@@ -165,7 +256,7 @@ def test_workers_evaluate_the_drivers_data_without_reading_any_file(space_file, 
     data.unlink()
     shutil.rmtree(tmp_path / "cache")
     jobs = [(str(i), c.xi, cfg.theta[0]) for i, c in enumerate(space.candidates()[:3])]
-    ex = make_executor(cfg, space)
+    ex = make_executor(cfg, space, max_parallel=len(jobs))
     try:
         ex.start(ctx)
         got = {key: record for key, _, _, record in ex.run(jobs)}

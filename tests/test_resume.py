@@ -124,17 +124,46 @@ def test_sigkill_at_six_moments_then_resume_loses_and_repeats_nothing(env, refer
     assert _table(out) == reference
 
 
-def test_two_processes_on_one_study_stay_consistent(env, reference):
+def _race(e, commands):
+    """Start every command at once; (exit code, stdout, stderr) of each."""
+    procs = [subprocess.Popen(cmd, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for cmd in commands]
+    streams = [p.communicate(timeout=300) for p in procs]
+    return [(p.returncode, *io) for p, io in zip(procs, streams)]
+
+
+def test_two_processes_on_one_study_one_runs_it(env, reference):
+    """The second is refused while the first runs (or, had it come later, finds the work done):
+    never do both train every candidate."""
     root, e = env
     out = root / "concurrent"
-    procs = [subprocess.Popen(_cmd(root, out), env=e, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-             for _ in range(2)]
-    for p in procs:
-        _, err = p.communicate(timeout=300)
-        assert p.returncode == 0, err.decode()[-2000:]
+    outcomes = _race(e, [_cmd(root, out)] * 2)
+    codes = sorted(p for p, _, _ in outcomes)
+    for code, printed, err in outcomes:
+        assert code in (0, 2), err[-2000:]
+        if code == 2:
+            assert "study in use by pid" in err and err.count("\n") == 1, err
+    assert codes[0] == 0
+    if codes == [0, 0]:
+        assert any("resuming: 16 of 16" in printed for _, printed, _ in outcomes)
     keys = [k for k, _ in _rows(out)]
     assert len(keys) == 16 and len(set(keys)) == 16
     assert _table(out) == reference
+
+
+def test_two_configurations_racing_for_one_fresh_study_one_wins(env):
+    root, e = env
+    out = root / "race"
+    other = [c if c != "12" else "13" for c in _cmd(root, out)]  # steps 12 -> 13
+    outcomes = _race(e, [_cmd(root, out), other])
+    winners = [i for i, (code, _, _) in enumerate(outcomes) if code == 0]
+    assert len(winners) == 1, [err[-500:] for _, _, err in outcomes]
+    code, _, err = outcomes[1 - winners[0]]
+    assert code == 2 and err.count("\n") == 1
+    assert "study in use by pid" in err or "different configuration" in err, err
+    stored = json.loads(sqlite3.connect(out / "study.db").execute(
+        "SELECT value FROM ose_meta WHERE key='study'").fetchone()[0])
+    assert stored["settings"]["config"]["steps"] == (12, 13)[winners[0]]
 
 
 def test_report_rebuilds_outputs_without_training(env, reference, run_cli):

@@ -132,10 +132,10 @@ def _study_dir(path: str):
 
 
 def cmd_report(args) -> int:
-    from .report import results, study
+    from .report import outputs, results
 
     try:
-        doc, files = study.rebuild(_study_dir(args.out))
+        doc, files = outputs.rebuild(_study_dir(args.out))
     except ValueError as e:
         raise UsageError(f"{args.out}: {e}") from None
     print(results.summary(doc))
@@ -144,28 +144,20 @@ def cmd_report(args) -> int:
     return 0
 
 
-def _duration(seconds) -> str:
-    if seconds is None:
-        return "unknown"
-    m, s = divmod(int(seconds), 60)
-    h, m = divmod(m, 60)
-    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
-
-
 def cmd_status(args) -> int:
-    from .report import study
+    from .estimate import duration
+    from .study import status
 
-    try:
-        st = study.status(_study_dir(args.out))
-    except ValueError as e:
-        raise UsageError(f"{args.out}: {e}") from None
+    st = status(_study_dir(args.out))
     if args.format == "json":
         print(json.dumps(st, indent=2))
         return 0
     best = f"{st['best_w']:.4g} at {st['best']}" if st["best"] else "none yet"
-    print(f"{st['study']}: {st['done']} done, {st['failed']} failed, {st['remaining']} remaining of {st['total']}")
+    running = f"running ({st['running']})" if st["running"] else "not running"
+    print(f"{st['study']}: {st['done']} done, {st['failed']} failed, {st['remaining']} remaining of "
+          f"{st['total']}; {running}")
     print(f"best W so far: {best}")
-    print(f"elapsed {_duration(st['elapsed_s'])}, estimated remaining {_duration(st['eta_s'])}")
+    print(f"elapsed {duration(st['elapsed_s'])}, estimated remaining {duration(st['eta_s'])}")
     return 0
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from ._faults import evaluation_fault
 from .config import ConfigError, ExtractConfig
 from .costs import w_coefficient
 from .data import DataConfig, TaskData, prepare
@@ -108,23 +109,37 @@ def base_record(space: SearchSpace, xi: dict, theta: Theta) -> dict:
 
 
 def evaluate(ctx: Context, xi: dict, theta: Theta, progress=None) -> dict:
-    """Train ξ under θ for at most s steps; the record stored for this evaluation."""
+    """Train ξ under θ for at most s steps; the record stored for this evaluation.
+
+    Whatever goes wrong inside one candidate (divergence, no memory, an exception) makes a
+    failed record with the reason, on every executor alike; the search goes on.
+    """
     cost = ctx.space.cost(xi)
     top = ctx.space.max_cost
     record = base_record(ctx.space, xi, theta)
     start = time.perf_counter()
     torch.set_num_threads(ctx.cfg.resolved_threads())
     try:
+        evaluation_fault(arch_key(xi))
         model = build_model(ctx, xi, ctx.cfg.seed)
         result = train(model, ctx.data, theta, ctx.train_cfg, ctx.cfg.seed, ctx.teacher, progress)
     except CandidateFailed as e:
-        return {**record, "status": "failed", "message": str(e), "seconds": time.perf_counter() - start}
+        return _failed(record, str(e), start)
     except (torch.OutOfMemoryError, MemoryError) as e:
-        return {**record, "status": "failed", "message": f"out of memory: {str(e).splitlines()[0]}",
-                "seconds": time.perf_counter() - start}
+        return _failed(record, f"out of memory: {_first_line(e)}", start)
+    except Exception as e:  # noqa: BLE001  (one candidate's error must not end a long study)
+        return _failed(record, f"{type(e).__name__}: {_first_line(e)}", start)
     if ctx.latency is None:
         w = w_coefficient(cost.params, cost.ops, result.error, top.params, top.ops)
     else:  # --speed latency: measured seconds stand in for the operation count
         record["latency"] = ctx.latency["by_arch"][arch_key(xi)]
         w = w_coefficient(cost.params, record["latency"], result.error, top.params, ctx.latency["T"], strict=False)
     return {**record, **dataclasses.asdict(result), "w": w, "status": "ok", "message": ""}
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).splitlines() or [""])[0][:300]
+
+
+def _failed(record: dict, message: str, start: float) -> dict:
+    return {**record, "status": "failed", "message": message, "seconds": time.perf_counter() - start}

@@ -8,26 +8,38 @@ The driver prepares the study's shared context (Ξ, T, the encoded data, the tea
 and hands it to the workers: they never read the user's files, which a Ray node elsewhere
 may not have. Workers are started before the data is prepared, so their start-up (a Python
 interpreter, torch) overlaps the driver's. Jobs go out longest first, so that on N workers
-the long evaluations do not end up alone at the tail.
+the long evaluations do not end up alone at the tail. No more workers start than jobs can
+run at once.
 
-A worker that dies mid-evaluation (killed, crashed) loses only that evaluation: it is run
-again on a fresh worker, up to ``retries`` times, then reported as failed with the reason.
+Failures are the same on every executor:
+- an exception inside an evaluation is a failed record (``evaluate`` catches it); the search
+  goes on;
+- a worker that dies while evaluating (killed, crashed) loses only that evaluation: it runs
+  again on a fresh worker, up to ``retries`` times, then is recorded as failed with the reason;
+- a worker that dies while idle loses nothing: it is replaced, whatever ``retries`` says;
+  only workers that keep dying before finishing anything stop the study (``ExecutorError``).
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import queue
 import time
 from abc import ABC, abstractmethod
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from multiprocessing.connection import wait
 from typing import Iterator
 
 from .config import ConfigError, ExtractConfig
 from .train import Theta
 
 Job = tuple[str, dict, Theta]
+START_FAILURES = 3  # consecutive deaths of a slot's workers before any evaluation: give up
+READY_TIMEOUT = 300.0  # seconds for Ray to place and start every worker
+
+
+class ExecutorError(RuntimeError):
+    """The workers cannot run (they keep dying, or cannot be placed); one line."""
 
 
 def usable_cores() -> int:
@@ -56,6 +68,7 @@ class Executor(ABC):
 
     name: str
     n = 1  # evaluations at once
+    threads = 1  # torch threads per evaluation
 
     def start(self, ctx) -> None:
         self.ctx = ctx
@@ -63,6 +76,10 @@ class Executor(ABC):
     @abstractmethod
     def run(self, jobs: list[Job], on_step=None) -> Iterator[tuple[str, dict, Theta, dict]]:
         ...
+
+    def pids(self) -> list[int]:
+        """The worker processes' ids (none for in-process evaluation), for monitoring."""
+        return []
 
     def close(self) -> None:
         return None
@@ -72,6 +89,9 @@ class LocalExecutor(Executor):
     """In-process, one evaluation at a time (the default)."""
 
     name = "local"
+
+    def __init__(self, cfg: ExtractConfig):
+        self.threads = cfg.resolved_threads()
 
     def run(self, jobs, on_step=None):
         from .evaluate import evaluate
@@ -83,7 +103,11 @@ class LocalExecutor(Executor):
 # --- worker processes ----------------------------------------------------------------------
 
 def _worker(tasks, results) -> None:
-    """A worker process: import torch, receive the shared context, evaluate jobs until told to stop."""
+    """A worker process: import torch, receive the shared context, evaluate jobs until told to stop.
+
+    Results go back on this worker's own pipe: a worker killed mid-write can only break its
+    own channel, never a lock that the other workers share.
+    """
     from .evaluate import evaluate
 
     ctx = tasks.get()
@@ -94,7 +118,18 @@ def _worker(tasks, results) -> None:
         if job is None:
             return
         key, xi, theta = job
-        results.put((key, evaluate(ctx, xi, theta)))
+        results.send((key, None))  # started: from now on a death costs this job an attempt
+        results.send((key, evaluate(ctx, xi, theta)))
+
+
+@dataclass
+class _Slot:
+    proc: object
+    tasks: object        # driver → worker queue: the context, then jobs, then None
+    results: object      # worker → driver pipe (the driver's end)
+    job: str | None = None
+    started: bool = False   # the worker said it began the job (before that, a death costs the job nothing)
+    start_failures: int = 0
 
 
 class ProcessExecutor(Executor):
@@ -102,81 +137,107 @@ class ProcessExecutor(Executor):
 
     name = "processes"
 
-    def __init__(self, cfg: ExtractConfig, space, workers: int | None = None, retries: int = 2):
-        self.n = workers or usable_cores()
-        self.space = space
-        self.retries = retries
+    def __init__(self, cfg: ExtractConfig, space, workers: int, retries: int = 2):
+        self.n, self.space, self.retries = workers, space, retries
         self.threads = cfg.threads or max(1, usable_cores() // self.n)
         self.ctx = None
         self.mp = mp.get_context("spawn")
-        self.results = self.mp.Queue()
-        self.workers: dict[int, tuple] = {}  # slot -> (process, task queue)
-        for slot in range(self.n):  # workers outlive one call: adaptive strategies call often
-            self._start(slot)
+        # Workers outlive one call to run: adaptive strategies call it once per round.
+        self.slots: dict[int, _Slot] = {i: self._spawn() for i in range(self.n)}
 
     def start(self, ctx) -> None:
         self.ctx = worker_context(ctx, self.threads)
-        for _, tasks in self.workers.values():
-            tasks.put(self.ctx)
+        for slot in self.slots.values():
+            slot.tasks.put(self.ctx)
 
-    def _start(self, slot: int) -> None:
+    def _spawn(self, failures: int = 0) -> _Slot:
         tasks = self.mp.Queue()
-        proc = self.mp.Process(target=_worker, args=(tasks, self.results), daemon=True)
+        mine, theirs = self.mp.Pipe(duplex=False)
+        proc = self.mp.Process(target=_worker, args=(tasks, theirs), daemon=True)
         proc.start()
+        theirs.close()  # else the pipe never reports EOF when the worker dies
         if self.ctx is not None:
             tasks.put(self.ctx)
-        self.workers[slot] = (proc, tasks)
+        return _Slot(proc, tasks, mine, start_failures=failures)
+
+    def pids(self) -> list[int]:
+        return [s.proc.pid for s in self.slots.values()]
 
     def run(self, jobs, on_step=None):
         pending = longest_first(jobs, self.space)
-        by_key = {k: (k, xi, th) for k, xi, th in jobs}
-        attempts = {k: 0 for k in by_key}
-        busy: dict[int, str] = {}  # slot -> key
-        idle_deaths = 0
-        while pending or busy:
-            for slot in self.workers:
-                if slot not in busy and pending:
-                    key = pending.pop(0)[0]
-                    busy[slot] = key
-                    attempts[key] += 1
-                    self.workers[slot][1].put(by_key[key])
+        attempts = {key: 0 for key, _, _ in jobs}
+        by_key = {job[0]: job for job in jobs}
+        while pending or any(s.job for s in self.slots.values()):
+            for slot in self.slots.values():
+                if slot.job is None and pending and slot.proc.is_alive():
+                    job = pending.pop(0)
+                    slot.job, slot.started = job[0], False
+                    slot.tasks.put(job)
+            ready = wait([s.results for s in self.slots.values()] + [s.proc.sentinel for s in self.slots.values()],
+                         timeout=1.0)
+            for i, slot in list(self.slots.items()):
+                if slot.results in ready or not slot.proc.is_alive():
+                    for key, record in self._receive(slot, attempts):
+                        yield (*by_key[key], record)
+                if not slot.proc.is_alive():
+                    lost, started = self._replace(i)
+                    if lost is not None and not started:
+                        pending.insert(0, by_key[lost])
+                    elif lost is not None:
+                        yield from self._lost(by_key[lost], attempts, pending, f"exit code {slot.proc.exitcode}")
+
+    @staticmethod
+    def _receive(slot: _Slot, attempts: dict):
+        """Every result waiting on the slot's pipe, even from a worker that has died since."""
+        while slot.results.poll():
             try:
-                key, record = self.results.get(timeout=0.2)
-            except queue.Empty:
-                key = None
-            if key is not None:
-                slot = next(s for s, k in busy.items() if k == key)
-                del busy[slot]
-                yield (*by_key[key], record)
+                key, record = slot.results.recv()
+            except (EOFError, OSError):  # its end closed: the worker is gone, perhaps mid-message
+                slot.proc.join(5)
+                return
+            if record is None:
+                slot.started = True
+                attempts[key] += 1
                 continue
-            for slot, (proc, _) in list(self.workers.items()):
-                if proc.is_alive():
-                    continue
-                key = busy.pop(slot, None)
-                idle_deaths = idle_deaths + 1 if key is None else 0
-                if idle_deaths > self.retries:
-                    raise RuntimeError(f"worker processes keep dying before any evaluation "
-                                       f"(exit code {proc.exitcode}); run with --executor local to see why")
-                self._start(slot)
-                if key is None:
-                    continue
-                if attempts[key] > self.retries:
-                    _, xi, th = by_key[key]
-                    yield key, xi, th, failed_record(
-                        xi, th, self.space, f"worker died (exit code {proc.exitcode}) on all {attempts[key]} attempts")
-                else:
-                    pending.insert(0, by_key[key])
+            slot.job, slot.start_failures = None, 0
+            yield key, record
+
+    def _replace(self, i: int) -> tuple[str | None, bool]:
+        """A fresh worker in slot ``i``; returns the dead one's job key and whether it had begun it."""
+        dead = self.slots[i]
+        failures = dead.start_failures + (not dead.started)
+        if failures >= START_FAILURES:
+            raise ExecutorError(f"worker processes keep dying before finishing an evaluation (exit code "
+                                f"{dead.proc.exitcode}); run with --executor local to see why")
+        dead.results.close()
+        dead.tasks.cancel_join_thread()  # a dead reader would block the feeder thread at exit
+        dead.tasks.close()
+        self.slots[i] = self._spawn(failures)
+        return dead.job, dead.started
+
+    def _lost(self, job: Job, attempts: dict, pending: list, reason: str):
+        """A job whose worker died: run it again, or record it as failed after ``retries`` re-runs."""
+        key, xi, th = job
+        if attempts[key] > self.retries:
+            yield key, xi, th, failed_record(xi, th, self.space,
+                                             f"worker died ({reason}) on all {attempts[key]} attempts")
+        else:
+            pending.insert(0, job)
 
     def close(self) -> None:
-        for proc, tasks in self.workers.values():
-            if proc.is_alive():
-                tasks.put(None)
-        deadline = time.time() + 10
-        for proc, _ in self.workers.values():
-            proc.join(max(0.1, deadline - time.time()))
-            if proc.is_alive():
-                proc.kill()
-        self.workers.clear()
+        for slot in self.slots.values():
+            if slot.proc.is_alive():
+                slot.tasks.put(None)
+        deadline = time.time() + 5
+        for slot in self.slots.values():
+            slot.proc.join(max(0.1, deadline - time.time()))
+            if slot.proc.is_alive():
+                slot.proc.kill()
+                slot.proc.join(1)
+            slot.tasks.cancel_join_thread()
+            slot.tasks.close()
+            slot.results.close()
+        self.slots.clear()
 
 
 # --- Ray -----------------------------------------------------------------------------------
@@ -185,13 +246,16 @@ class RayExecutor(Executor):
     """One Ray actor per worker, each holding the shared context; a dead actor is replaced.
 
     With ``address`` it joins that cluster; otherwise it starts a local Ray on loopback for
-    the run and stops it afterwards. The context goes into Ray's object store once.
+    the run, sized to fit the workers, and stops it afterwards. The context goes into Ray's
+    object store once. Workers that the cluster cannot place are refused up front, never
+    waited for without end.
     """
 
     name = "ray"
 
-    def __init__(self, cfg: ExtractConfig, space, workers: int | None = None, address: str | None = None,
-                 gpus: float = 0.0, retries: int = 2, connect_timeout: float = 15.0):
+    def __init__(self, cfg: ExtractConfig, space, workers: int | None, address: str | None = None,
+                 gpus: float = 0.0, retries: int = 2, max_parallel: int | None = None,
+                 connect_timeout: float = 15.0):
         try:
             import ray
         except ImportError:
@@ -205,11 +269,14 @@ class RayExecutor(Executor):
             else:
                 # Keep a local Ray on 127.0.0.1 (by default it binds to the host's address).
                 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-                ray.init(num_cpus=workers or usable_cores(), include_dashboard=False, log_to_driver=False)
+                n = workers or usable_cores()
+                ray.init(num_cpus=n * (cfg.threads or 1), include_dashboard=False, log_to_driver=False)
                 self.started = True
-        total = int(ray.cluster_resources().get("CPU", 1))
-        self.n = workers or total
-        self.threads = cfg.threads or max(1, total // self.n)
+        try:
+            self.n, self.threads = _fit(cfg, workers, ray.cluster_resources(), address, gpus, max_parallel)
+        except ConfigError:
+            self.close()
+            raise
         self.actor_cls = ray.remote(num_cpus=self.threads, num_gpus=gpus, max_restarts=0)(_RayWorker)
         self.ctx_ref = None
         self.actors = {slot: self._actor() for slot in range(self.n)}  # they import torch meanwhile
@@ -222,8 +289,24 @@ class RayExecutor(Executor):
 
     def start(self, ctx) -> None:
         self.ctx_ref = self.ray.put(worker_context(ctx, self.threads))
-        for actor in self.actors.values():
-            actor.setup.remote(self.ctx_ref)
+        ready = [actor.setup.remote(self.ctx_ref) for actor in self.actors.values()]
+        done, _ = self.ray.wait(ready, num_returns=len(ready), timeout=READY_TIMEOUT)
+        if len(done) < len(ready):
+            raise ExecutorError(f"Ray started {len(done)} of {self.n} workers within {READY_TIMEOUT:g} s "
+                                f"(each needs {self.threads} CPU); cluster resources: "
+                                f"{self.ray.cluster_resources()}")
+
+    def pids(self) -> list[int]:
+        return self.ray.get([actor.pid.remote() for actor in self.actors.values()])
+
+    def _alive(self, slot: int) -> bool:
+        """Whether the actor answers: an idle one that died is replaced before it is given a job."""
+        try:
+            self.ray.get(self.actors[slot].pid.remote(), timeout=READY_TIMEOUT)
+            return True
+        except (self.ray.exceptions.RayActorError, self.ray.exceptions.GetTimeoutError):
+            self.actors[slot] = self._actor()
+            return False
 
     def run(self, jobs, on_step=None):
         ray = self.ray
@@ -233,17 +316,23 @@ class RayExecutor(Executor):
         free = list(self.actors)
         while pending or inflight:
             while free and pending:
-                slot, job = free.pop(0), pending.pop(0)
+                slot = free.pop(0)
+                if not self._alive(slot):
+                    free.append(slot)
+                    continue
+                job = pending.pop(0)
                 attempts[job[0]] += 1
                 inflight[self.actors[slot].evaluate.remote(job[1], job[2])] = (slot, job)
-            ready, _ = ray.wait(list(inflight), num_returns=1)
+            ready, _ = ray.wait(list(inflight), num_returns=1, timeout=1.0)
+            if not ready:
+                continue
             slot, job = inflight.pop(ready[0])
+            free.append(slot)
             key, xi, th = job
             try:
                 record = ray.get(ready[0])
             except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as e:
                 self.actors[slot] = self._actor()
-                free.append(slot)
                 if attempts[key] > self.retries:
                     msg = str(e).splitlines()[0] if str(e) else type(e).__name__
                     yield key, xi, th, failed_record(xi, th, self.space, f"worker died on all {attempts[key]} "
@@ -251,15 +340,30 @@ class RayExecutor(Executor):
                 else:
                     pending.insert(0, job)
                 continue
-            free.append(slot)
             yield key, xi, th, record
 
     def close(self) -> None:
-        for actor in self.actors.values():
+        for actor in getattr(self, "actors", {}).values():
             self.ray.kill(actor)
-        self.actors.clear()
+        self.actors = {}
         if self.started:
             self.ray.shutdown()
+            self.started = False
+
+
+def _fit(cfg: ExtractConfig, workers: int | None, resources: dict, address: str | None, gpus: float,
+         max_parallel: int | None = None):
+    """(workers, threads each) that the cluster can place at once, or a one-line ConfigError."""
+    cpus = int(resources.get("CPU", 0))
+    n = workers or min(max(1, cpus // (cfg.threads or 1)), max_parallel or cpus)
+    threads = cfg.threads or max(1, cpus // n)
+    where = f"the Ray cluster at {address}" if address else "the local Ray"
+    if n * threads > cpus:
+        raise ConfigError(f"{n} workers × {threads} threads need {n * threads} CPUs; {where} has {cpus}")
+    if gpus and n * gpus > resources.get("GPU", 0):
+        raise ConfigError(f"{n} workers × {gpus:g} GPUs need {n * gpus:g} GPUs; {where} has "
+                          f"{resources.get('GPU', 0):g}")
+    return n, threads
 
 
 class _RayWorker:
@@ -270,6 +374,9 @@ class _RayWorker:
 
     def setup(self, ctx) -> None:
         self.ctx = ctx
+
+    def pid(self) -> int:
+        return os.getpid()
 
     def evaluate(self, xi: dict, theta: Theta) -> dict:
         from .evaluate import evaluate
@@ -289,10 +396,22 @@ def _check_reachable(address: str, timeout: float) -> None:
         raise ConfigError(f"cannot reach a Ray cluster at {address} ({e})") from None
 
 
-def make_executor(cfg: ExtractConfig, space) -> Executor:
-    """The configured executor, its workers starting; ``start(ctx)`` hands them the study."""
+def make_executor(cfg: ExtractConfig, space, max_parallel: int, log=print) -> Executor:
+    """The configured executor, its workers starting; ``start(ctx)`` hands them the study.
+
+    No more workers start than ``max_parallel``, the most evaluations that can run at once.
+    """
     if cfg.executor == "local":
-        return LocalExecutor()
+        return LocalExecutor(cfg)
+    requested = cfg.workers or (None if cfg.address else usable_cores())
+    workers = min(requested, max_parallel) if requested else None
+    if requested and workers < requested:
+        log(f"note: starting {workers} workers, not {requested}: at most {max_parallel} evaluations run at once")
     if cfg.executor == "processes":
-        return ProcessExecutor(cfg, space, cfg.workers, cfg.retries)
-    return RayExecutor(cfg, space, cfg.workers, cfg.address, cfg.gpus_per_eval, cfg.retries)
+        ex = ProcessExecutor(cfg, space, workers, cfg.retries)
+    else:
+        ex = RayExecutor(cfg, space, workers, cfg.address, cfg.gpus_per_eval, cfg.retries, max_parallel)
+    if not cfg.address and ex.n * ex.threads > usable_cores():
+        log(f"warning: {ex.n} workers × {ex.threads} threads on {usable_cores()} cores: the cores are "
+            f"oversubscribed, so each evaluation runs slower and every worker holds its own memory")
+    return ex

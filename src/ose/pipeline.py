@@ -9,20 +9,20 @@ Baseline strategies (exhaustive, random, TPE, NSGA-II) replace step 3 on the sam
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
+from . import estimate
+from . import study as studies
 from .config import ConfigError, ExtractConfig, load_config
 from .evaluate import Context, make_context
 from .executors import Executor, make_executor
+from .progress import SearchProgress, StepBars, interactive, run_note
+from .report import outputs
 from .report import results as report
-from .report import study
 from .space import Candidate, SearchSpace, arch_key, load_space
-from .store import Store, open_store
+from .store import Store
 from .strategies import Strategy, make_strategy
 from .train import Theta
 
@@ -92,45 +92,39 @@ def job_key(xi: dict, theta: Theta) -> str:
 def _check_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: output path exists and is not a directory")
+    studies.check_writable(out)
+    studies.check_free(out)
+    studies.read_meta(out)  # an unusable study file is refused now, not after the slow data preparation
 
 
-def _open_study(out: Path, meta: dict, new_study: bool, log) -> Store:
-    """The study in ``out``: new, resumed (same identity), or refused (different identity)."""
-    stored = study.read_meta(out)
-    if stored is not None:
-        diff = study.differences(stored, meta)
-        if diff and not new_study:
-            raise ConfigError(f"{out} holds a study with a different configuration ({diff}); "
-                              f"use another --out or --new-study to set the old one aside")
-        if diff:
-            log(f"set aside the previous study as {study.set_aside(out).name}")
-    out.mkdir(parents=True, exist_ok=True)
-    store = open_store(out)
-    store.init(meta)
-    return store
+def max_parallel(cfg: ExtractConfig, strategy: Strategy) -> int:
+    """The most evaluations that can run at once: the whole plan, or one round of an adaptive strategy."""
+    per_round = cfg.ask_batch if strategy.adaptive else strategy.budget
+    return per_round * len(cfg.theta)
 
 
 def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = False) -> ExtractResult:
     """Validate everything, then train; nothing is written before the inputs are known good."""
     cfg.validate()
     out = Path(cfg.out)
-    _check_out(out)
     space = load_space(cfg.space)
     strategy = plan(cfg, space)
-    study.read_meta(out)  # refuse an unusable study file before the slow data preparation
+    _check_out(out)
     # Workers start now and import torch while the data is prepared, unless latency may be
     # measured then (they would disturb it); a bad Ray address fails before anything is written.
-    executor = make_executor(cfg, space) if cfg.speed != "latency" else None
+    executor, lock = None, None
     try:
+        if cfg.speed != "latency":
+            executor = make_executor(cfg, space, max_parallel(cfg, strategy), log)
         ctx = make_context(cfg, space)
-        executor = executor or make_executor(cfg, space)
+        executor = executor or make_executor(cfg, space, max_parallel(cfg, strategy), log)
         # A static strategy's whole plan is known now; Θ is the outer loop, as in the paper.
         planned = None if strategy.adaptive else strategy.ask(strategy.budget)
         jobs = [job_key(c.xi, th) for th in cfg.theta for c in planned] if planned is not None else None
         meta = {"settings": settings_document(cfg, ctx, strategy), "maximum_point": maximum_point_document(space),
                 "jobs": jobs, "total": strategy.budget * len(cfg.theta), "created_at": time.time()}
         executor.start(ctx)
-        store = _open_study(out, meta, new_study, log)
+        store, lock = studies.open_study(out, meta, new_study, log)
     except BaseException:
         if executor is not None:
             executor.close()
@@ -148,13 +142,15 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
 
             if not (out / latency.LATENCY_FILE).exists():
                 latency.save(out / latency.LATENCY_FILE, ctx.latency["doc"])
-        runner = _Runner(executor, store, meta["total"], cfg.steps, progress, log)
+        runner = _Runner(executor, store, _progress(cfg, ctx, strategy, planned, executor, store, progress, log),
+                         cfg.steps, progress)
         drive(strategy, cfg.theta, runner, planned, cfg.ask_batch)
         runner.close()
-        doc, files = study.write_report(out, store)
+        doc, files = outputs.write_report(out, store)
     finally:
         executor.close()
         store.close()
+        lock.release()
     log(report.summary(doc))
     pick = doc["best"]
     if pick:
@@ -183,39 +179,38 @@ def drive(strategy: Strategy, thetas: list[Theta], run_jobs, planned: list[Candi
             strategy.tell(c, [records[job_key(c.xi, th)] for th in thetas])
 
 
-class _StepBars:
-    """One progress bar per in-process evaluation (workers report only when done)."""
-
-    def __init__(self, steps: int, enabled: bool):
-        self.steps, self.enabled, self.bar = steps, enabled, None
-
-    def __call__(self, key: str):
-        self.close()
-        self.bar = tqdm(total=self.steps, desc=key.split("|")[0], unit="step", leave=False,
-                        disable=not self.enabled, file=sys.stderr)
-
-        def tick(step, loss, bar=self.bar):
-            bar.update(step - bar.n)
-            bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
-        return tick
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+def _progress(cfg: ExtractConfig, ctx: Context, strategy: Strategy, planned: list[Candidate] | None,
+              executor: Executor, store: Store, enabled: bool, log) -> SearchProgress:
+    """The search's progress, with an up-front estimate from timed steps (see ``estimate``)."""
+    stored = store.records()
+    total = strategy.budget * len(cfg.theta)
+    if stored:
+        log(f"resuming: {len(stored)} of {total} evaluations already stored")
+    if planned is not None:
+        jobs = [(job_key(c.xi, th), c.xi, th) for th in cfg.theta for c in planned]
+    else:  # an adaptive strategy may ask any candidate: time the extremes of Ξ
+        jobs = [(job_key(c.xi, th), c.xi, th) for th in cfg.theta for c in strategy.candidates]
+    work = {key: estimate.work(ctx.space, xi, th) for key, xi, th in jobs}
+    mean_work = sum(work.values()) / len(work)
+    left = [job for job in jobs if job[0] not in {r["key"] for r in stored}]
+    cost = estimate.calibrate(ctx, left, executor.threads) if left and len(stored) < total else None
+    bar = SearchProgress(total, stored, work if planned is not None else None, mean_work, cfg.steps, executor.n,
+                         cost, executor.name, enabled, log)
+    store.set_note("run", run_note(bar.work, mean_work, cfg.steps, executor.n, cost))
+    if cost is not None:
+        log(f"estimate: {estimate.duration(bar.eta())} for {total - len(stored)} evaluation(s) on {executor.n} "
+            f"worker(s) × {executor.threads} thread(s), from one timed step of the cheapest and of the dearest "
+            f"candidate; it is refined as evaluations finish")
+    return bar
 
 
 class _Runner:
     """Runs jobs on the executor, skipping those already stored; stores each as it finishes."""
 
-    def __init__(self, executor: Executor, store: Store, total: int, steps: int, progress: bool, log):
-        self.executor, self.store = executor, store
+    def __init__(self, executor: Executor, store: Store, bar: SearchProgress, steps: int, progress: bool):
+        self.executor, self.store, self.bar = executor, store, bar
         self.stored = {r["key"]: r for r in store.records()}
-        if self.stored:
-            log(f"resuming: {len(self.stored)} of {total} evaluations already stored")
-        self.bar = tqdm(total=total, initial=len(self.stored), desc=f"search ({executor.name})", unit="eval",
-                        disable=not progress, file=sys.stderr)
-        self.step_bars = _StepBars(steps, progress)
+        self.step_bars = StepBars(steps, progress and interactive())
 
     def __call__(self, jobs: list) -> dict[str, dict]:
         todo = [j for j in jobs if j[0] not in self.stored]
@@ -223,7 +218,7 @@ class _Runner:
             self.store.add(key, record, xi, theta.as_dict())
             self.stored[key] = record
             self.step_bars.close()
-            self.bar.update(1)
+            self.bar.finished(key, record)
         return {key: self.stored[key] for key, _, _ in jobs}
 
     def close(self) -> None:

@@ -8,6 +8,9 @@ One interface, two implementations: ``MemoryStore`` (tests, throw-away runs) and
   same key is left as it is (two writers racing on a key leave exactly one row).
 - Stored evaluations are never changed or deleted; ``records`` returns them in insertion order.
 - ``meta`` is the study's identity (configuration, space, data, version), written once.
+- A note (``set_note``/``note``) is information about the latest run, such as its time
+  estimate; unlike ``meta`` it may be replaced, and it never changes an evaluation.
+- Returned values are copies: changing them changes nothing stored.
 - A file that is not a study, is corrupt, or has an unknown schema is refused with a
   one-line ``StoreError`` and is never written to.
 """
@@ -15,8 +18,10 @@ One interface, two implementations: ``MemoryStore`` (tests, throw-away runs) and
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
+import uuid
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -49,6 +54,14 @@ class Store(ABC):
     def records(self) -> list[dict]:
         """Every stored evaluation, each with its ``key`` and ``finished_at``."""
 
+    @abstractmethod
+    def set_note(self, name: str, value: dict) -> None:
+        """Keep ``value`` under ``name``, replacing what was there."""
+
+    @abstractmethod
+    def note(self, name: str) -> dict | None:
+        """The value kept under ``name``, or None."""
+
     def keys(self) -> set[str]:
         return {r["key"] for r in self.records()}
 
@@ -60,22 +73,34 @@ class MemoryStore(Store):
     def __init__(self):
         self._meta: dict | None = None
         self._rows: dict[str, dict] = {}
+        self._notes: dict[str, dict] = {}
 
     def meta(self) -> dict | None:
-        return self._meta
+        return _copy(self._meta)
 
     def init(self, meta: dict) -> None:
         if self._meta is None:
-            self._meta = json.loads(json.dumps(meta))
+            self._meta = _copy(meta)
 
     def add(self, key: str, record: dict, xi: dict, theta: dict) -> bool:
         if key in self._rows:
             return False
-        self._rows[key] = {**json.loads(json.dumps(record)), "key": key, "finished_at": time.time()}
+        self._rows[key] = {**_copy(record), "key": key, "finished_at": time.time()}
         return True
 
     def records(self) -> list[dict]:
-        return [dict(r) for r in self._rows.values()]
+        return [_copy(r) for r in self._rows.values()]
+
+    def set_note(self, name: str, value: dict) -> None:
+        self._notes[name] = _copy(value)
+
+    def note(self, name: str) -> dict | None:
+        return _copy(self._notes.get(name))
+
+
+def _copy(value):
+    """A deep copy through JSON: what SQLite hands back, so both stores return the same kinds of value."""
+    return None if value is None else json.loads(json.dumps(value))
 
 
 _DDL = f"""
@@ -96,20 +121,21 @@ CREATE TABLE evaluations (
 class SQLiteStore(Store):
     """``study.db``: one row per evaluation, each written in its own transaction."""
 
-    def __init__(self, path: str | Path, timeout: float = 30.0, readonly: bool = False):
+    def __init__(self, path: str | Path, timeout: float = 30.0, readonly: bool = False, meta: dict | None = None):
+        """Open the study at ``path``; create it first, with the identity ``meta``, if there is none.
+
+        A new file appears whole or not at all: it is built under a private name and linked
+        into place, so a concurrent reader never sees a study without its tables.
+        """
         self.path = Path(path)
         self.timeout = timeout
-        exists = self.path.exists()
-        if exists:
-            self._check_readonly()
-        elif readonly:
-            raise StoreError(f"{self.path}: no study here")
+        if not self.path.exists():
+            if readonly:
+                raise StoreError(f"{self.path}: no study here")
+            self._create(meta)
+        self._check_readonly()
         uri = f"file:{self.path}?mode=ro" if readonly else f"file:{self.path}"
         self._db = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
-        if not readonly:
-            self._guard(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
-            if not exists:
-                self._create()
 
     def _guard(self, fn):
         """Run ``fn``; any sqlite error becomes a one-line StoreError."""
@@ -145,11 +171,29 @@ class SQLiteStore(Store):
     def _ro(self, db, sql: str):
         return self._guard(lambda: db.execute(sql).fetchall())
 
-    def _create(self) -> None:
-        # IF NOT EXISTS / OR IGNORE: another process may be creating the same study right now.
-        script = ("BEGIN IMMEDIATE;" + _DDL.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS") +
-                  f"INSERT OR IGNORE INTO ose_meta VALUES ('schema_version', '{SCHEMA_VERSION}'); COMMIT;")
-        self._guard(lambda: self._db.executescript(script))
+    def _create(self, meta: dict | None) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            db = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")  # kept in the file: every later connection uses WAL
+                db.executescript(f"BEGIN IMMEDIATE; {_DDL} INSERT INTO ose_meta VALUES "
+                                 f"('schema_version', '{SCHEMA_VERSION}'); COMMIT;")
+                if meta is not None:
+                    db.execute("INSERT INTO ose_meta VALUES ('study', ?)", (json.dumps(meta),))
+            finally:
+                db.close()
+            try:
+                os.link(tmp, self.path)  # never replaces: if another process created the study first, theirs stands
+            except FileExistsError:
+                pass
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.path}: cannot create the study ({e})") from None
+        except OSError as e:
+            raise StoreError(f"{self.path}: cannot create the study ({e.strerror or e})") from None
+        finally:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{tmp}{suffix}").unlink(missing_ok=True)
 
     def meta(self) -> dict | None:
         row = self._guard(lambda: self._db.execute("SELECT value FROM ose_meta WHERE key='study'").fetchone())
@@ -179,6 +223,15 @@ class SQLiteStore(Store):
                 raise
         return self._guard(write)
 
+    def set_note(self, name: str, value: dict) -> None:
+        self._guard(lambda: self._db.execute("INSERT OR REPLACE INTO ose_meta VALUES (?, ?)",
+                                             (f"note:{name}", json.dumps(value))))
+
+    def note(self, name: str) -> dict | None:
+        row = self._guard(lambda: self._db.execute("SELECT value FROM ose_meta WHERE key=?",
+                                                   (f"note:{name}",)).fetchone())
+        return json.loads(row[0]) if row else None
+
     def records(self) -> list[dict]:
         rows = self._guard(lambda: self._db.execute(
             "SELECT key, record, finished_at FROM evaluations ORDER BY id").fetchall())
@@ -192,5 +245,5 @@ def _finite(v):
     return None if v is None else (v if v == v and abs(v) != float("inf") else None)
 
 
-def open_store(out: str | Path, readonly: bool = False) -> SQLiteStore:
-    return SQLiteStore(Path(out) / STUDY_FILE, readonly=readonly)
+def open_store(out: str | Path, readonly: bool = False, meta: dict | None = None) -> SQLiteStore:
+    return SQLiteStore(Path(out) / STUDY_FILE, readonly=readonly, meta=meta)

@@ -149,7 +149,12 @@ def train(model, data: TaskData, theta: Theta, cfg: TrainConfig, seed: int, teac
             raise CandidateFailed(f"non-finite loss ({loss.item()}) at step {step}")
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
+        try:
+            opt.step()
+        except RuntimeError as e:  # e.g. an lr too large for the weights' dtype
+            if "overflow" not in str(e):
+                raise
+            raise CandidateFailed(f"the SGD update overflowed at step {step} ({e}); lr {theta.lr:g} is too large")
         if cfg.clip:
             with torch.no_grad():
                 torch._foreach_clamp_min_(params, -cfg.clip)

@@ -1,0 +1,145 @@
+"""A study directory under concurrency: one runner at a time, atomic creation, early refusals."""
+
+import json
+import multiprocessing as mp
+import os
+import sqlite3
+import stat
+
+import pytest
+
+from ose.store import STUDY_FILE, StoreError
+from ose.study import LOCK_FILE, StudyInUse, check_free, check_writable, holder, open_study, read_meta
+
+ROUNDS = 25
+PROCESSES = 4
+
+
+def _meta(steps: int) -> dict:
+    return {"settings": {"config": {"steps": steps}}, "jobs": ["a", "b"], "total": 2, "created_at": 0.0}
+
+
+def _contender(out, steps, go, results, release):
+    """Open the study the moment ``go`` fires; a winner keeps it until every contender has tried."""
+    go.wait()
+    try:
+        store, lock = open_study(out, _meta(steps), log=lambda *a: None)
+    except StoreError as e:
+        results.put(("refused", steps, str(e)))
+        return
+    results.put(("opened", steps, store.meta()["settings"]["config"]["steps"]))
+    release.wait(60)
+    store.close()
+    lock.release()
+
+
+@pytest.mark.parametrize("same_config", [True, False], ids=["same-config", "different-configs"])
+def test_many_processes_opening_one_fresh_study_at_once(tmp_path, same_config):
+    """Stress: every round, several processes open one fresh study at the same moment. Exactly
+    one runs it; every other gets the one-line "in use" refusal; nobody sees a half-made file."""
+    ctx = mp.get_context("fork")
+    for round_ in range(ROUNDS):
+        out = tmp_path / f"round{round_}"
+        go, release, results = ctx.Event(), ctx.Event(), ctx.Queue()
+        procs = [ctx.Process(target=_contender,
+                             args=(out, 12 if same_config else 12 + i, go, results, release))
+                 for i in range(PROCESSES)]
+        for p in procs:
+            p.start()
+        go.set()
+        outcomes = [results.get(timeout=60) for _ in procs]
+        release.set()
+        for p in procs:
+            p.join(60)
+        opened = [o for o in outcomes if o[0] == "opened"]
+        refused = [o[2] for o in outcomes if o[0] == "refused"]
+        assert len(opened) == 1, outcomes
+        assert opened[0][1] == opened[0][2]  # the winner's identity is the one stored
+        for message in refused:
+            assert "study in use by pid" in message and "\n" not in message, message
+        assert read_meta(out) == _meta(opened[0][1])
+        db = sqlite3.connect(out / STUDY_FILE)
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        db.close()
+        assert [p.name for p in out.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_the_lock_is_released_when_its_holder_dies(tmp_path):
+    ctx = mp.get_context("fork")
+    child = ctx.Process(target=_hold_then_die, args=(tmp_path,))
+    child.start()
+    child.join(60)
+    assert child.exitcode == -9
+    assert holder(tmp_path) is None
+    store, lock = open_study(tmp_path, _meta(12), log=lambda *a: None)  # resumes without clean-up
+    store.close()
+    lock.release()
+
+
+def _hold_then_die(out):
+    open_study(out, _meta(12), log=lambda *a: None)
+    os.kill(os.getpid(), 9)
+
+
+def test_a_held_study_is_refused_early_without_writing(tmp_path):
+    store, lock = open_study(tmp_path, _meta(12), log=lambda *a: None)
+    try:
+        before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name != STUDY_FILE + "-shm"}
+        with pytest.raises(StudyInUse, match=f"study in use by pid {os.getpid()}"):
+            check_free(tmp_path)
+        with pytest.raises(StudyInUse):
+            open_study(tmp_path, _meta(12), log=lambda *a: None)
+        after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name != STUDY_FILE + "-shm"}
+        assert after == before
+    finally:
+        store.close()
+        lock.release()
+    check_free(tmp_path)
+
+
+def test_a_different_configuration_is_refused_and_a_new_study_sets_the_old_aside(tmp_path):
+    store, lock = open_study(tmp_path, _meta(12), log=lambda *a: None)
+    assert store.add("a", {"status": "ok"}, {}, {})
+    store.close()
+    lock.release()
+    with pytest.raises(StoreError, match="different configuration.*steps: 12 → 13"):
+        open_study(tmp_path, _meta(13), log=lambda *a: None)
+    assert holder(tmp_path) is None  # a refusal releases the lock
+    store, lock = open_study(tmp_path, _meta(13), new_study=True, log=lambda *a: None)
+    assert store.records() == [] and store.meta() == _meta(13)
+    store.close()
+    lock.release()
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith(STUDY_FILE + ".") and not p.name.endswith(("-wal", "-shm"))]
+    assert len(aside) == 1 and json.loads(
+        sqlite3.connect(aside[0]).execute("SELECT record FROM evaluations").fetchone()[0]) == {"status": "ok"}
+
+
+def _read_only_dir(tmp_path):
+    """A directory this process cannot write: chmod where permissions bind, a read-only mount for root."""
+    if os.geteuid() != 0:
+        d = tmp_path / "ro"
+        d.mkdir()
+        d.chmod(stat.S_IRUSR | stat.S_IXUSR)
+        return d
+    if not os.access("/proc/sys", os.W_OK):
+        return __import__("pathlib").Path("/proc/sys")
+    pytest.skip("running as root with no read-only file system to try")
+
+
+def test_check_writable_refuses_a_read_only_directory(tmp_path):
+    ro = _read_only_dir(tmp_path)
+    with pytest.raises(StoreError, match="cannot write in"):
+        check_writable(ro / "study")
+    check_writable(tmp_path / "new" / "deeper")  # a missing directory under a writable one is fine
+    assert not (tmp_path / "new").exists()
+
+
+def test_lock_file_holds_the_pid(tmp_path):
+    store, lock = open_study(tmp_path, _meta(12), log=lambda *a: None)
+    try:
+        assert (tmp_path / LOCK_FILE).read_text() == str(os.getpid())
+        assert holder(tmp_path) == f"pid {os.getpid()}"
+    finally:
+        store.close()
+        lock.release()
+    assert holder(tmp_path) is None
