@@ -233,6 +233,9 @@ def _latency_rows(latency: dict) -> list[dict]:
             ("sequence length L", s.get("seq_len")), ("attention", s.get("attn_implementation")),
             ("torch", s.get("torch")), ("machine", f"{m.get('processor')}, {m.get('cpu_count')} CPUs, "
                                                    f"{m.get('platform')}")]
+    spread = lat.t_spread(latency)
+    if spread:
+        rows.append(("T", "; ".join(f"batch {b}: {text}" for b, text in spread.items())))
     return [{"setting": f"latency: {k}", "value": _fmt(v)} for k, v in rows]
 
 
