@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import ose
+from ose import latency as lat
 from ose import load_space
 from ose.cli import main
 from ose.strategies import representatives
@@ -127,6 +128,42 @@ def test_csv_files(study, root):
     everything = [(r["params"], r["ops"], r["error"]) for r in doc["evaluations"]]
     for p in points:
         assert not any(all(x <= y for x, y in zip(o, p)) and o != p for o in everything)
+
+
+def hand_timed_latency(space) -> dict:
+    """A latency document for every ξ and T at batch 1, numbers made up: a fixed cost per pass plus one per op."""
+    def entry(xi):
+        cost = space.cost(xi)
+        return {**xi, "ops": cost.ops, "params": cost.params, "latency": {"1": 1e-3 + cost.ops * 1e-11}}
+
+    top = entry(space.maximum_point)
+    return {"settings": {"batch_sizes": [1]}, "maximum_point": {"architecture": dict(space.maximum_point), **top},
+            "architectures": [entry(c.xi) for c in space.candidates()]}
+
+
+def test_speed_latency_reports_the_factors_w_used(root):
+    space = load_space(root / "space.toml")
+    doc_in = hand_timed_latency(space)
+    (root / "hand-latency.json").write_text(json.dumps(doc_in))
+    lines = []
+    result = ose.extract(space=str(root / "space.toml"), epsilon=4, steps=2, theta=THETAS[:1], seed=0,
+                         out=str(root / "lat"), speed="latency", latency_file=str(root / "hand-latency.json"),
+                         progress=False, log=lines.append, **TINY)
+    t_seconds = doc_in["maximum_point"]["latency"]["1"]
+    assert result.document["settings"]["speed"] == {"kind": "latency", "batch_size": 1, "T_seconds": t_seconds}
+    with open(root / "lat" / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2
+    for row, r in zip(rows, result.evaluations):
+        seconds = lat.lookup(doc_in, r, 1)
+        assert float(row["latency"]) == r["latency"] == seconds
+        w = (1 - r["params"] / space.max_cost.params) * (1 - seconds / t_seconds) / r["error"]
+        assert float(row["w"]) == pytest.approx(w, rel=1e-12)
+    pick = result.best
+    (pick_line,) = [line for line in lines if line.startswith("ξ* = ")]
+    assert f"lat/T = {pick['latency'] / t_seconds:.3f}" in pick_line and "i/T" not in pick_line
+    page = (root / "lat" / "report.html").read_text()
+    assert "W = (1 − p/T)·(1 − lat/T) / ê" in page and "lat: latency W uses, ms at batch 1" in page
 
 
 def test_same_seed_same_evaluations(study, root):

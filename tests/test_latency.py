@@ -2,6 +2,7 @@
 
 import json
 import math
+import statistics
 
 import pytest
 import torch
@@ -73,6 +74,53 @@ def test_measure_space_times_every_architecture_and_t(measured, tiny_file):
     assert s["machine"]["cpu_count"] >= 1 and s["torch"] == torch.__version__
 
 
+def test_t_latency_is_the_median_of_samples_across_the_run(measured):
+    top = measured["maximum_point"]
+    assert measured["settings"]["t_samples"] == lat.T_SAMPLES >= 3
+    assert top["samples_after"] == lat.t_schedule(len(measured["architectures"]), lat.T_SAMPLES)
+    assert len(set(top["samples_after"])) >= 3  # before, between and after the candidates
+    for b in ("1", "4"):
+        assert len(top["samples"][b]) == lat.T_SAMPLES and all(v > 0 for v in top["samples"][b])
+        assert top["latency"][b] == statistics.median(top["samples"][b])
+
+
+@pytest.mark.parametrize("n, samples, after", [(54, 5, [0, 13, 27, 40, 54]), (2, 5, [0, 0, 1, 1, 2]),
+                                               (1, 3, [0, 0, 1]), (300, 1, [0])])
+def test_t_schedule_starts_before_the_first_and_ends_after_the_last(n, samples, after):
+    assert lat.t_schedule(n, samples) == after
+
+
+def test_t_is_timed_between_the_candidates_like_them(tiny_file, monkeypatch):
+    """The clock is replaced by a counter: which model is timed when, and what T's latency is made of."""
+    calls = []
+
+    def fake_time(model, x, repeats, warmup):
+        arch = "T" if model.config.num_hidden_layers == 2 else f"H={model.config.hidden_size}"
+        calls.append((arch, x.shape[0], repeats, warmup))
+        return float(len(calls))
+
+    monkeypatch.setattr(lat, "_time", fake_time)
+    doc = lat.measure_space(load_space(tiny_file), batch_sizes=(1, 4), repeats=3, warmup=2, progress=False)
+    timed = calls[1:]  # the first call is the discarded set-up round
+    assert [arch for arch, b, *_ in timed if b == 1] == ["T", "T", "H=16", "T", "T", "H=32", "T"]
+    assert {(r, w) for _, _, r, w in timed} == {(3, 2)}  # T's measurements are made like the candidates'
+    top = doc["maximum_point"]
+    for b in (1, 4):
+        readings = [float(n) for n, (arch, size, *_) in enumerate(timed, start=2) if arch == "T" and size == b]
+        assert top["samples"][str(b)] == readings
+        assert top["latency"][str(b)] == statistics.median(readings)
+
+
+def test_a_file_without_t_samples_still_reads(tmp_path, measured):
+    top = {k: v for k, v in measured["maximum_point"].items() if k not in ("samples", "samples_after")}
+    settings = {k: v for k, v in measured["settings"].items() if k != "t_samples"}
+    doc = lat.load(lat.save(tmp_path, {**measured, "settings": settings, "maximum_point": top}))
+    assert lat.lookup(doc, top["architecture"], 4) == top["latency"]["4"]
+    assert lat.find(doc, top["architecture"])["ops"] == top["ops"]
+    t_line = lat.summary(doc).splitlines()[-2]
+    assert t_line.startswith("T = ") and "median of" not in t_line
+
+
 def test_measure_restores_threads_and_the_random_stream(tiny_file):
     space = load_space(tiny_file)
     torch.set_num_threads(2)
@@ -83,7 +131,7 @@ def test_measure_restores_threads_and_the_random_stream(tiny_file):
 
 
 @pytest.mark.parametrize("options", [{"repeats": 0}, {"threads": 0}, {"warmup": -1}, {"batch_sizes": (1, 0)},
-                                     {"batch_sizes": ()}])
+                                     {"batch_sizes": ()}, {"t_samples": 0}])
 def test_bad_options_are_value_errors(tiny_file, options):
     with pytest.raises(ValueError):
         lat.measure_space(load_space(tiny_file), **{**FAST, **options}, progress=False)
@@ -118,6 +166,13 @@ def test_summary_has_the_table_and_rho(measured):
     text = lat.summary(measured)
     assert "ms@1" in text and "lat/T@4" in text and "Spearman ρ" in text
     assert len(text.splitlines()) == 1 + 1 + len(measured["architectures"]) + 2
+
+
+def test_summary_shows_the_spread_of_t(measured):
+    t_line = lat.summary(measured).splitlines()[-2]
+    for b in ("1", "4"):
+        v = measured["maximum_point"]["samples"][b]
+        assert f"at batch {b} (median of 5 spread over the run, {1000 * min(v):.3g}–{1000 * max(v):.3g} ms)" in t_line
 
 
 def test_cli_writes_latency_json(run_cli, tiny_file, tmp_path):

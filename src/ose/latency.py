@@ -8,14 +8,21 @@ own head (``settings.head``) over inputs of ``settings.seq_len`` tokens, random 
 
 The document ``measure_space`` returns (and ``save``/``load`` read and write)::
 
-    {"settings": {"space": {...}, "batch_sizes": [1, 32], "repeats": 10, "warmup": 3, "threads": 1,
+    {"settings": {"space": {...}, "batch_sizes": [1, 32], "repeats": 10, "warmup": 3, "threads": 1, "t_samples": 5,
                   "seq_len": 64, "statistic": "median", "torch": "...", "attn_implementation": "sdpa",
                   "machine": {"processor": "...", "platform": "...", "cpu_count": 2}},
-     "maximum_point": {"architecture": {"D": 4, ...}, "ops": int, "params": int, "latency": {"1": s, "32": s}},
+     "maximum_point": {"architecture": {"D": 4, ...}, "ops": int, "params": int, "latency": {"1": s, "32": s},
+                       "samples": {"1": [s, ...], "32": [s, ...]}, "samples_after": [0, 13, 27, 40, 54]},
      "architectures": [{"D": 1, ..., "ops": int, "params": int, "latency": {"1": s, "32": s}}, ...]}
 
 Latencies are seconds per forward pass of one batch; the keys of ``latency`` are batch sizes
 as strings (JSON keys). ``architectures`` follows Ξ's order (p, then i).
+
+T divides every ratio lat/T, so it is not timed once but ``t_samples`` times (default 5),
+interleaved with Ξ: before the first architecture, after the last, and evenly between
+(``samples_after`` counts the architectures timed before each). Every measurement of T is
+made like one of ξ (same threads, warm-up and repeats); T's ``latency`` is the median of its
+``samples``. Files written before this have no ``samples``; they load and read the same.
 """
 
 from __future__ import annotations
@@ -40,13 +47,18 @@ BATCH_SIZES = (1, 32)
 REPEATS = 10
 WARMUP = 3
 THREADS = 1  # one thread: the least noisy figure on a shared machine, and comparable across hosts
+# T divides every ratio, so one slow or fast reading of T moves them all: two runs that measured
+# T once read it 9.4 and 13.2 ms. T is timed this many times, spread over the run, and the median kept.
+T_SAMPLES = 5
 
 
-def check_options(batch_sizes: Sequence[int], repeats: int, warmup: int, threads: int) -> str | None:
+def check_options(batch_sizes: Sequence[int], repeats: int, warmup: int, threads: int,
+                  t_samples: int = T_SAMPLES) -> str | None:
     """Why these measurement options are invalid, or None."""
     if not batch_sizes:
         return "give at least one batch size"
-    for name, value in (("batch size", min(batch_sizes)), ("repeats", repeats), ("threads", threads)):
+    for name, value in (("batch size", min(batch_sizes)), ("repeats", repeats), ("threads", threads),
+                        ("T's samples", t_samples)):
         if value < 1:
             return f"{name} must be a positive integer, got {value}"
     if warmup < 0:
@@ -109,43 +121,72 @@ def _entry(space: SearchSpace, xi: Mapping[str, int], latency: dict) -> dict:
     return {**xi, "ops": cost.ops, "params": cost.params, "latency": latency}
 
 
-def _settings(space: SearchSpace, batch_sizes, repeats, warmup, threads, attn: str) -> dict:
+def _settings(space: SearchSpace, batch_sizes, repeats, warmup, threads, t_samples, attn: str) -> dict:
     return {"space": space.to_dict(), "batch_sizes": list(batch_sizes), "repeats": repeats, "warmup": warmup,
-            "threads": threads, "seq_len": space.settings.seq_len, "statistic": "median",
+            "threads": threads, "t_samples": t_samples, "seq_len": space.settings.seq_len, "statistic": "median",
             "torch": torch.__version__,
             "attn_implementation": attn,
             "machine": {"processor": platform.processor() or platform.machine(), "platform": platform.platform(),
                         "cpu_count": os.cpu_count()}}
 
 
+def t_schedule(n: int, t_samples: int) -> list[int]:
+    """After how many of Ξ's ``n`` architectures each of T's measurements is taken: the first
+    before any, the last after all, the others evenly between."""
+    return [j * n // (t_samples - 1) for j in range(t_samples)] if t_samples > 1 else [0]
+
+
+def _time_each(model, space: SearchSpace, batch_sizes, repeats: int, warmup: int, bar) -> dict[str, float]:
+    out = {}
+    for b in batch_sizes:
+        out[str(b)] = _time(model, _inputs(space, b), repeats, warmup)
+        bar.update()
+    return out
+
+
 def measure_space(space: SearchSpace, batch_sizes: Sequence[int] = BATCH_SIZES, repeats: int = REPEATS,
-                  warmup: int = WARMUP, threads: int = THREADS, progress: bool = True) -> dict:
+                  warmup: int = WARMUP, threads: int = THREADS, progress: bool = True,
+                  t_samples: int = T_SAMPLES) -> dict:
     """Latency of T and of every ξ ∈ Ξ at each batch size: the document described in the module doc.
 
-    Each model is built once and timed at every batch size (see ``measure``). Raises ValueError
-    for invalid options. ``progress`` shows a tqdm bar on stderr.
+    Each model is built once and timed at every batch size (see ``measure``). T is timed
+    ``t_samples`` times, interleaved with Ξ (see ``t_schedule``), each time like any ξ; its
+    latency is the median of those measurements. Raises ValueError for invalid options.
+    ``progress`` shows a tqdm bar on stderr.
     """
-    problem = check_options(batch_sizes, repeats, warmup, threads)
+    problem = check_options(batch_sizes, repeats, warmup, threads, t_samples)
     if problem:
         raise ValueError(problem)
-    points = [space.maximum_point] + [c.xi for c in space.candidates()]
-    bar = tqdm(total=len(points) * len(batch_sizes), desc="latency", unit="timing", disable=not progress)
-    entries = []
+    cands = [c.xi for c in space.candidates()]
+    after = t_schedule(len(cands), t_samples)
+    bar = tqdm(total=(len(cands) + t_samples) * len(batch_sizes), desc="latency", unit="timing",
+               disable=not progress)
+    entries, samples = [], {str(b): [] for b in batch_sizes}
+
+    def timings(model):
+        return _time_each(model, space, batch_sizes, repeats, warmup, bar)
+
     with _torch_threads(threads), bar:
+        top = _build(space, space.maximum_point)  # kept: T is timed again and again
         # The first timings in a process can run slow (one-time kernel and allocator set-up): discard a round.
-        _time(_build(space, space.maximum_point), _inputs(space, max(batch_sizes)), 1, warmup)
-        for xi in points:
-            model = _build(space, xi)
-            attn = model.config._attn_implementation  # sdpa or eager: what the timings ran
-            latency = {}
-            for b in batch_sizes:
-                latency[str(b)] = _time(model, _inputs(space, b), repeats, warmup)
-                bar.update()
-            entries.append(_entry(space, xi, latency))
-    top, rest = entries[0], entries[1:]
-    maximum_point = {"architecture": {k: top.pop(k) for k in space.family.parameters}, **top}
-    return {"settings": _settings(space, batch_sizes, repeats, warmup, threads, attn),
-            "maximum_point": maximum_point, "architectures": rest}
+        _time(top, _inputs(space, max(batch_sizes)), 1, warmup)
+        for k in range(len(cands) + 1):
+            # T at intervals, not once: a machine whose speed drifts during the run moves T's
+            # readings with Ξ's, and their median with them.
+            for _ in range(after.count(k)):
+                for b, seconds in timings(top).items():
+                    samples[b].append(seconds)
+            if k < len(cands):
+                entries.append(_entry(space, cands[k], timings(_build(space, cands[k]))))
+    attn = top.config._attn_implementation  # sdpa or eager: what the timings ran
+    return {"settings": _settings(space, batch_sizes, repeats, warmup, threads, t_samples, attn),
+            "maximum_point": _maximum_point(space, samples, after), "architectures": entries}
+
+
+def _maximum_point(space: SearchSpace, samples: dict[str, list[float]], after: list[int]) -> dict:
+    entry = _entry(space, space.maximum_point, {b: statistics.median(v) for b, v in samples.items()})
+    return {"architecture": {k: entry.pop(k) for k in space.family.parameters}, **entry,
+            "samples": samples, "samples_after": after}
 
 
 # --- the file ------------------------------------------------------------------------------
@@ -265,14 +306,26 @@ def rows(doc: dict) -> list[dict]:
     return out
 
 
+def t_spread(doc: dict) -> dict[str, str] | None:
+    """How far apart T's measurements lay, per batch size, in words; None for a file from before
+    T was measured more than once."""
+    samples = doc["maximum_point"].get("samples")
+    if not samples:
+        return None
+    return {b: f"median of {len(v)} spread over the run, {1000 * min(v):.3g}–{1000 * max(v):.3g} ms"
+            for b, v in samples.items()}
+
+
 def summary(doc: dict) -> str:
     """The text ``ose latency`` prints: a header, the table, T's latency and ρ per batch size."""
     s, top = doc["settings"], doc["maximum_point"]
     head = (f"# {s['space'].get('name', 'space')}: {len(doc['architectures'])} architectures + T, "
             f"L={s['seq_len']}, median of {s['repeats']} passes after {s['warmup']} warm-up, "
             f"{s['threads']} thread(s), torch {s['torch']} on {s['machine']['processor']}")
+    spread = t_spread(doc)
     t_line = "T = {}: ops={:,}, ".format(arch_key(top["architecture"]), top["ops"]) + ", ".join(
-        f"{1000 * top['latency'][str(b)]:.3g} ms at batch {b}" for b in s["batch_sizes"])
+        f"{1000 * top['latency'][str(b)]:.3g} ms at batch {b}" + (f" ({spread[str(b)]})" if spread else "")
+        for b in s["batch_sizes"])
     rho = "Spearman ρ(ops, latency) over Ξ: " + ", ".join(
         f"batch {b}: {r:.3f}" for b, r in correlations(doc).items())
     return "\n".join([head, text_table(rows(doc)), t_line, rho])

@@ -152,11 +152,8 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
         store.close()
         lock.release()
     log(report.summary(doc))
-    pick = doc["best"]
-    if pick:
-        t = doc["maximum_point"]
-        log(f"ξ* = {dict((k, pick[k]) for k in space.family.parameters)}  W = {float(pick['w']):.4g}  "
-            f"ê = {pick['error']:.4f}  p/T = {pick['params'] / t['params']:.3f}  i/T = {pick['ops'] / t['ops']:.3f}")
+    if doc["best"]:
+        log(report.pick_line(doc))
     log(f"results: {out / 'results.json'}   report: {out / 'report.html'}")
     return ExtractResult(cfg, out, doc, files)
 

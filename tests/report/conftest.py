@@ -6,6 +6,7 @@ No training and no timing: the numbers are made up, the shapes are those ``ose e
 
 import pytest
 
+from ose import latency as lat
 from ose.report import results
 from ose.space import load_space
 
@@ -59,3 +60,29 @@ def latency_doc(space):
                          "machine": {"processor": "cpu", "platform": "test", "cpu_count": 2}},
             "maximum_point": {"architecture": {k: top.pop(k) for k in NAMES}, **top},
             "architectures": [entry(c.xi, k) for k, c in enumerate(space.candidates())]}
+
+
+@pytest.fixture(scope="session")
+def latency_study(study_doc, latency_doc):
+    """``study_doc`` as an ``--speed latency`` study, and the latency document it read.
+
+    Batch-1 latency has a fixed per-pass overhead, so lat/T differs from i/T for every ξ (the
+    pick included); each record's latency and W are computed from it as ``evaluate`` does.
+    """
+    def overhead(entry):
+        return {**entry, "latency": {**entry["latency"], "1": 2e-4 + entry["ops"] * 3e-11}}
+
+    measured = {**latency_doc, "maximum_point": overhead(latency_doc["maximum_point"]),
+                "architectures": [overhead(a) for a in latency_doc["architectures"]]}
+    t_seconds = measured["maximum_point"]["latency"]["1"]
+    top = study_doc["maximum_point"]
+
+    def timed(r):
+        if r["status"] != "ok":
+            return r
+        seconds = lat.lookup(measured, r, 1)
+        w = (1 - r["params"] / top["params"]) * (1 - seconds / t_seconds) / r["error"]
+        return {**r, "latency": seconds, "w": w}
+
+    settings = {**study_doc["settings"], "speed": {"kind": "latency", "batch_size": 1, "T_seconds": t_seconds}}
+    return results.document(settings, top, [timed(r) for r in study_doc["evaluations"]]), measured

@@ -63,3 +63,11 @@ def test_pick_not_measured_still_renders(tmp_path, study_doc, latency_doc):
     others = [a for a in latency_doc["architectures"] if any(a[k] != study_doc["best"][k] for k in "DAHI")]
     page = html.write_html(tmp_path, study_doc, {**latency_doc, "architectures": others})[0].read_text()
     assert "Spearman" in page and "Measured speed-up" not in page
+
+
+def test_settings_show_the_spread_of_t_latency(tmp_path, study_doc, latency_doc):
+    top = latency_doc["maximum_point"]
+    samples = {b: [0.5 * v, v, 1.5 * v] for b, v in top["latency"].items()}
+    page = html.write_html(tmp_path, study_doc, {**latency_doc, "maximum_point": {**top, "samples": samples}})[0]
+    ms = 1000 * top["latency"]["32"]
+    assert f"batch 32: median of 3 spread over the run, {0.5 * ms:.3g}–{1.5 * ms:.3g} ms" in page.read_text()

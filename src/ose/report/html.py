@@ -82,16 +82,31 @@ def _speedups(latency: dict, pick: dict) -> dict[str, float] | None:
 
 
 def _why(doc: dict, names: list[str]) -> str:
-    pick, t = doc["best"], doc["maximum_point"]
+    pick = doc["best"]
     ranked = _ranked(doc)
-    p, i = pick["params"] / t["params"], pick["ops"] / t["ops"]
+    ratios = results.factors(doc, pick)  # what W was computed from: i/T, or lat/T under --speed latency
+    formula = "·".join(f"(1 − {k})" for k in ratios)
+    numbers = "·".join(f"(1 − {v:.4g})" for v in ratios.values())
     text = (f"It has the highest W-coefficient of the {len(ranked)} finished evaluation(s): "
-            f"W = (1 − p/T)·(1 − i/T) / ê = (1 − {p:.4g})·(1 − {i:.4g}) / {float(pick['error']):.4g} "
-            f"= {float(pick['w']):.4g}.")
+            f"W = {formula} / ê = {numbers} / {float(pick['error']):.4g} = {float(pick['w']):.4g}.")
+    if results.uses_latency(doc):
+        s = results.speed(doc)
+        text += (f" The study ran with --speed latency, so lat/T stands in for i/T: ξ*'s measured forward "
+                 f"latency at batch {s['batch_size']}, {1000 * pick['latency']:.4g} ms, over T's, "
+                 f"{1000 * s['T_seconds']:.4g} ms.")
     if len(ranked) > 1:
         second = ranked[1]
         text += f" The runner-up, {_arch(second, names)}, has W = {float(second['w']):.4g}."
     return f"<p>{_e(text)}</p>"
+
+
+def _w_latency_row(doc: dict) -> dict | None:
+    """The latency W used, pick against T, in a --speed latency study; else None."""
+    if not results.uses_latency(doc):
+        return None
+    s, pick = results.speed(doc), doc["best"]
+    ms, t_ms = 1000 * pick["latency"], 1000 * s["T_seconds"]
+    return {"": f"lat: latency W uses, ms at batch {s['batch_size']}", "ξ*": ms, "T": t_ms, "ξ* / T": ms / t_ms}
 
 
 def _comparison(doc: dict, latency: dict | None) -> list[dict]:
@@ -102,9 +117,13 @@ def _comparison(doc: dict, latency: dict | None) -> list[dict]:
     for key, label in (("params", "p: parameters"), ("params_effective", "effective size: p of the layers B"),
                        ("ops", "i: operations per forward pass")):
         rows.append({"": label, "ξ*": pick[key], "T": t[key], "ξ* / T": pick[key] / t[key]})
+    used = _w_latency_row(doc)
+    rows += [used] if used else []
     entry = lat.find(latency, pick) if latency else None
     for b in (entry or {}).get("latency", {}):
         ms, t_ms = 1000 * entry["latency"][b], 1000 * latency["maximum_point"]["latency"][b]
+        if used and (used["ξ*"], used["T"]) == (ms, t_ms):
+            continue  # the same measurement as W's row: usually W read this very latency.json
         rows.append({"": f"measured latency, ms at batch {b}", "ξ*": ms, "T": t_ms, "ξ* / T": ms / t_ms})
     return rows
 
@@ -155,14 +174,22 @@ def _figures_section(pngs: list[Path], latency: dict | None) -> str:
     return "".join(parts) + "</section>"
 
 
+def _latency_cells(doc: dict, record: dict) -> dict:
+    """The ranked table's latency (ms) and lat/T in a --speed latency study (W's factor); else none."""
+    if not results.uses_latency(doc):
+        return {}
+    return {"latency (ms)": 1000 * record["latency"], "lat/T": results.factors(doc, record)["lat/T"]}
+
+
 def _evaluations_section(doc: dict) -> str:
     names, t = plots.parameter_names(doc), doc["maximum_point"]
     front = {plots.eval_key(r, names) for r in doc.get("pareto", [])}
     pick_key = plots.eval_key(doc["best"], names) if doc.get("best") else None
     rows = [{"rank": n, **{k: r[k] for k in names}, "lr": r.get("lr"), "momentum": r.get("momentum"),
              "batch": r.get("batch_size"), "W": r["w"], "ê": r["error"], "loss": r.get("loss"), "p": r["params"],
-             "p/T": r["params"] / t["params"], "i": r["ops"], "i/T": r["ops"] / t["ops"], "steps": r.get("steps"),
-             "seconds": r.get("seconds"), "Pareto": "●" if plots.eval_key(r, names) in front else "",
+             "p/T": r["params"] / t["params"], "i": r["ops"], "i/T": r["ops"] / t["ops"], **_latency_cells(doc, r),
+             "steps": r.get("steps"), "seconds": r.get("seconds"),
+             "Pareto": "●" if plots.eval_key(r, names) in front else "",
              "_key": plots.eval_key(r, names)} for n, r in enumerate(_ranked(doc), 1)]
     columns = [c for c in rows[0] if c != "_key"] if rows else []
     parts = ["<section id='evaluations'><h2>Evaluations ranked by W</h2>",
@@ -191,6 +218,10 @@ def _study_rows(doc: dict) -> list[dict]:
             ("device, precision", f"{s.get('device')}, {s.get('precision')}"), ("seed", cfg.get("seed")),
             ("threads", s.get("threads")), ("training time, s", s.get("train_seconds")),
             ("ose version", s.get("ose_version"))]
+    if results.uses_latency(doc):
+        speed = results.speed(doc)
+        rows.insert(2, ("speed in W", f"measured latency at batch {speed['batch_size']} in place of i; "
+                                      f"T: {1000 * speed['T_seconds']:.4g} ms"))
     return [{"setting": k, "value": _fmt(v)} for k, v in rows]
 
 
@@ -202,6 +233,9 @@ def _latency_rows(latency: dict) -> list[dict]:
             ("sequence length L", s.get("seq_len")), ("attention", s.get("attn_implementation")),
             ("torch", s.get("torch")), ("machine", f"{m.get('processor')}, {m.get('cpu_count')} CPUs, "
                                                    f"{m.get('platform')}")]
+    spread = lat.t_spread(latency)
+    if spread:
+        rows.append(("T", "; ".join(f"batch {b}: {text}" for b, text in spread.items())))
     return [{"setting": f"latency: {k}", "value": _fmt(v)} for k, v in rows]
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 from .._faults import fault
 from .table import csv_text, text_table
 
+# ``latency``: seconds per forward pass at the W batch size, stored only by --speed latency studies.
 COLUMNS = ["D", "A", "H", "I", "lr", "momentum", "batch_size", "params", "params_effective", "mults", "adds",
-           "other", "ops", "error", "loss", "w", "steps", "seconds", "status", "message"]
+           "other", "ops", "latency", "error", "loss", "w", "steps", "seconds", "status", "message"]
 
 
 def ok(records: list[dict]) -> list[dict]:
@@ -70,15 +71,51 @@ def write_outputs(out: Path, doc: dict, best_config=None) -> list[Path]:
     return paths
 
 
+def speed(doc: dict) -> dict:
+    """How the study's W measured speed: ``{"kind": "ops"}``, or ``{"kind": "latency",
+    "batch_size": b, "T_seconds": s}``; documents older than --speed have no entry and used ops."""
+    return doc["settings"].get("speed") or {"kind": "ops"}
+
+
+def uses_latency(doc: dict) -> bool:
+    return speed(doc)["kind"] == "latency"
+
+
+def factors(doc: dict, record: dict) -> dict[str, float]:
+    """The ratios to T that the record's W was computed from: p/T and i/T, or p/T and lat/T
+    (measured latency over T's, at the W batch size) in a --speed latency study."""
+    t = doc["maximum_point"]
+    size = {"p/T": record["params"] / t["params"]}
+    if uses_latency(doc):
+        return {**size, "lat/T": record["latency"] / speed(doc)["T_seconds"]}
+    return {**size, "i/T": record["ops"] / t["ops"]}
+
+
+def pick_line(doc: dict) -> str:
+    """The last line of a run: ξ*, its W and the factors W was computed from."""
+    pick = doc["best"]
+    xi = {k: pick[k] for k in doc["maximum_point"]["architecture"]}
+    ratios = "  ".join(f"{k} = {v:.3f}" for k, v in factors(doc, pick).items())
+    line = f"ξ* = {xi}  W = {float(pick['w']):.4g}  ê = {pick['error']:.4f}  {ratios}"
+    if not uses_latency(doc):
+        return line
+    s = speed(doc)
+    return (f"{line}  (lat/T = {1000 * pick['latency']:.3g} ms / {1000 * s['T_seconds']:.3g} ms "
+            f"at batch {s['batch_size']})")
+
+
 def summary(doc: dict, top: int = 5) -> str:
     """The end-of-run table: the top architectures by W, and the pick against T."""
     done = sorted(ok(doc["evaluations"]), key=lambda r: -float(r["w"]))[:top]
-    t = doc["maximum_point"]
     rows = [{"rank": i + 1, "D": r["D"], "A": r["A"], "H": r["H"], "I": r["I"], "lr": r["lr"],
-             "W": float(r["w"]), "error": r["error"], "p/T": r["params"] / t["params"], "i/T": r["ops"] / t["ops"],
-             "steps": r["steps"]} for i, r in enumerate(done)]
+             "W": float(r["w"]), "error": r["error"], **factors(doc, r), "steps": r["steps"]}
+            for i, r in enumerate(done)]
     failed = [r for r in doc["evaluations"] if r.get("status") != "ok"]
     lines = [text_table(rows)]
+    if done and uses_latency(doc):
+        s = speed(doc)
+        lines.append(f"lat/T: measured forward latency at batch {s['batch_size']} over T's "
+                     f"{1000 * s['T_seconds']:.3g} ms; W uses it in place of i/T")
     if failed:
         lines.append(f"{len(failed)} evaluation(s) failed: " +
                      "; ".join(f"D={r['D']} A={r['A']} H={r['H']} I={r['I']}: {r['message']}" for r in failed))
