@@ -18,6 +18,8 @@ def files(tmp_path_factory, tiny_space):
 
     d = tmp_path_factory.mktemp("inputs")
     (d / "space.toml").write_text(tiny_space(H=(32, 64), I=(64, 128), head="mlm"))
+    (d / "divzero.toml").write_text(tiny_space(H=(32, 64), I=(64, 128), head="mlm").replace(
+        '["H % A == 0"]', '["H / (A - A) > 0"]'))
     (d / "empty.txt").write_text("")
     (d / "blank.txt").write_text("\n   \n\t\n\n")
     (d / "plain.txt").write_text("".join(f"a plain line of text number {i}\n" for i in range(50)))
@@ -63,6 +65,8 @@ CASES = {
     "missing teacher": (["--teacher", "{d}/no-such-teacher"], "no-such-teacher: no such directory"),
     "unknown config key": (["--config", "{d}/unknown.toml"], "speed"),
     "epsilon above |Ξ|": (["--epsilon", "9"], "exceeds"),
+    "space constraint divides by zero": (["--space", "{d}/divzero.toml"],
+                                         "constraints: 'H / (A - A) > 0' divides by zero at D=1,A=2,H=32,I=64"),
 }
 
 
