@@ -1,6 +1,7 @@
 """Bad input to ``ose extract``: one line on stderr, exit code 2, no traceback, nothing written."""
 
 import json
+import random
 
 import pytest
 import torch
@@ -21,6 +22,13 @@ def files(tmp_path_factory, tiny_space):
     (d / "divzero.toml").write_text(tiny_space(H=(32, 64), I=(64, 128), head="mlm").replace(
         '["H % A == 0"]', '["H / (A - A) > 0"]'))
     (d / "empty.txt").write_text("")
+    rng = random.Random(0)
+    (d / "program").write_bytes(b"\x7fELF\x02\x01\x01" + bytes(9) + rng.randbytes(30000))
+    (d / "random.bin").write_bytes(rng.randbytes(30000))
+    (d / "random-no-nul.txt").write_bytes(bytes(b or 1 for b in rng.randbytes(30000)))
+    (d / "folder").mkdir()
+    (d / "folder" / "a.txt").write_text("".join(f"a plain line of text number {i}\n" for i in range(50)))
+    (d / "folder" / "b.jsonl").write_bytes(rng.randbytes(30000))
     (d / "blank.txt").write_text("\n   \n\t\n\n")
     (d / "plain.txt").write_text("".join(f"a plain line of text number {i}\n" for i in range(50)))
     (d / "nolabels.jsonl").write_text("".join(json.dumps({"text": f"tweet {i} text"}) + "\n" for i in range(50)))
@@ -50,6 +58,11 @@ def snapshot(folder):
 
 CASES = {
     "missing data path": (["--data", "{d}/no-such-file.txt"], "no such file"),
+    "executable as data": (["--data", "{d}/program"], "program: not a text file (binary content: NUL bytes)"),
+    "random bytes as data": (["--data", "{d}/random.bin"], "random.bin: not a text file (binary content: NUL bytes)"),
+    "random bytes without NUL": (["--data", "{d}/random-no-nul.txt"],
+                                 "random-no-nul.txt: not a text file (binary content: "),
+    "binary file in a data folder": (["--data", "{d}/folder"], "b.jsonl: not a text file"),
     "empty data file": (["--data", "{d}/empty.txt"], "no usable text"),
     "only blank lines": (["--data", "{d}/blank.txt"], "no usable text"),
     "cls on jsonl without labels": (["--task", "cls", "--data", "{d}/nolabels.jsonl"], "no label field"),
