@@ -2,6 +2,7 @@
 
 import json
 import random
+import re
 
 import pytest
 import torch
@@ -33,6 +34,7 @@ def files(tmp_path_factory, tiny_space):
     (d / "plain.txt").write_text("".join(f"a plain line of text number {i}\n" for i in range(50)))
     (d / "nolabels.jsonl").write_text("".join(json.dumps({"text": f"tweet {i} text"}) + "\n" for i in range(50)))
     (d / "badtheta.toml").write_text('[[theta]]\nlr = "fast"\nbatch_size = 8\n')
+    (d / "duptheta.toml").write_text("[[theta]]\nlr = 1\nbatch_size = 8\n[[theta]]\nlr = 1.0\nbatch_size = 8\n")
     (d / "unknown.toml").write_text("steps = 2\nspeed = 11\n")
     (d / "badtype.toml").write_text('steps = "many"\n')
     big = d / "bigtok"
@@ -75,6 +77,16 @@ CASES = {
     "theta lr=abc": (["--theta", "lr=abc"], "lr must be a number"),
     "config theta lr = fast": (["--config", "{d}/badtheta.toml"], "badtheta.toml: theta lr must be a number"),
     "config steps of the wrong type": (["--config", "{d}/badtype.toml"], "badtype.toml: steps must be int"),
+    "repeated theta": (["--theta", "lr=0.1", "--theta", "momentum=0.9,lr=0.1"],
+                       "theta lr=0.1,momentum=0.9,batch_size=32 is given twice; each θ in Θ must differ"),
+    "config repeats theta": (["--config", "{d}/duptheta.toml"],
+                             "duptheta.toml: theta lr=1.0,momentum=0.9,batch_size=8 is given twice"),
+    "theta batch larger than the training data": (["--theta", "batch_size=100000"],
+                                                  "theta batch_size 100000 exceeds the "),
+    "budget with fptas": (["--budget", "3"],
+                          "budget applies to random, tpe and nsga2; fptas trains ⌈|Ξ|/ε⌉ candidates"),
+    "budget with exhaustive": (["--strategy", "exhaustive", "--budget", "3"],
+                               "budget applies to random, tpe and nsga2; exhaustive trains all |Ξ| candidates"),
     "missing teacher": (["--teacher", "{d}/no-such-teacher"], "no-such-teacher: no such directory"),
     "unknown config key": (["--config", "{d}/unknown.toml"], "speed"),
     "epsilon above |Ξ|": (["--epsilon", "9"], "exceeds"),
@@ -109,3 +121,25 @@ def test_bad_input_does_not_create_the_output_directory(files, tmp_path, capsys)
                  "--data", str(files / "empty.txt")]) == 2
     assert not out.exists()
     assert capsys.readouterr().err.startswith("ose: error: ")
+
+
+@pytest.mark.parametrize("task, items", [("mlm", r"training blocks of 32 tokens"), ("cls", "training examples")])
+def test_a_batch_larger_than_the_training_data_names_both_sizes(files, tmp_path, run_cli, task, items):
+    out = tmp_path / "fresh"
+    code, _, err = run_cli("extract", "--space", files / "space.toml", "--out", out, "--quiet", "--task", task,
+                           "--max-examples", 300, "--theta", "batch_size=100000", "--steps", 1, "--threads", 1)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    match = re.fullmatch(rf"ose: error: theta batch_size 100000 exceeds the ([\d,]+) {items}; "
+                         rf"use a batch size ≤ ([\d,]+)\n", err)
+    assert match and match[1] == match[2], err
+    if task == "cls":
+        assert match[1] == "270"  # 300 examples less the 10% held out
+    assert not out.exists()
+
+
+def test_groundtruth_refuses_a_budget(files, tmp_path, run_cli):
+    out = tmp_path / "truth"
+    code, _, err = run_cli("groundtruth", "--space", files / "space.toml", "--out", out, "--quiet", "--budget", 3)
+    assert code == 2
+    assert err == "ose: error: --budget does not apply to groundtruth, which trains every architecture of Ξ\n"
+    assert not out.exists()

@@ -38,7 +38,7 @@ class DataConfig:
     text_field: str = "text"
     label_field: str = "label"
     heldout_fraction: float = 0.1
-    eval_batches: int = 4            # |B| in batches of the first θ's batch size
+    eval_batches: int = 4            # |B| in batches of prepare()'s batch_size (Θ's largest)
     tokenizer: str | None = None     # a local tokenizer directory; None: train WordPiece
     max_examples: int | None = None
 
@@ -237,6 +237,11 @@ class TaskData:
     task: str
     num_labels: int
     label_names: list[str]
+    train_unit: str            # what one training item is, for messages: "examples", "blocks of L tokens"
+
+    def train_size(self) -> int:
+        """How many items one epoch of training batches draws from."""
+        return len(self.train)
 
     def train_batches(self, batch_size: int, generator: torch.Generator):
         raise NotImplementedError
@@ -256,6 +261,7 @@ class MLMData(TaskData):
                  seed: int, vocab_size: int):
         self.ids = {s: tok.token_to_id(s) for s in SPECIALS}
         self.vocab_size = vocab_size
+        self.train_unit = f"blocks of {seq_len} tokens"
         self.train = self._blocks(tok, train, seq_len)
         held = self._blocks(tok, heldout, seq_len)
         if len(self.train) < 1 or len(held) < 1:
@@ -303,6 +309,7 @@ class ClassificationData(TaskData):
                  seed: int, label_names: list[str]):
         self.label_names = label_names
         self.num_labels = len(label_names)
+        self.train_unit = "examples"
         self.pad = tok.token_to_id("[PAD]")
         self.train = self._encode(tok, train, seq_len)
         g = torch.Generator().manual_seed(seed + 1)

@@ -41,13 +41,24 @@ def make_context(cfg: ExtractConfig, space: SearchSpace) -> Context:
     data_cfg = DataConfig(path=cfg.data, text_field=cfg.text_field, label_field=cfg.label_field,
                           heldout_fraction=cfg.heldout_fraction, eval_batches=cfg.eval_batches,
                           tokenizer=cfg.tokenizer, max_examples=cfg.max_examples)
-    data, tok, identity = prepare(data_cfg, cfg.task, s.vocab_size, s.seq_len, cfg.theta[0].batch_size, cfg.seed)
+    # B is sized by Θ's largest batch size, not its first: Θ's order must not change the study.
+    largest = max(t.batch_size for t in cfg.theta)
+    data, tok, identity = prepare(data_cfg, cfg.task, s.vocab_size, s.seq_len, largest, cfg.seed)
+    _check_batch_size(largest, data)
     train_cfg = TrainConfig(steps=cfg.steps, tolerance=cfg.tolerance, clip=cfg.clip or None, metric=cfg.metric,
                             precision=cfg.resolved_precision(device), device=device, kd_alpha=cfg.kd_alpha,
                             kd_beta=cfg.kd_beta, kd_temperature=cfg.kd_temperature)
     teacher = load_teacher(cfg.teacher, cfg.task, s.vocab_size, data.num_labels, device) if cfg.teacher else None
     latency = latency_table(cfg, space) if cfg.speed == "latency" else None
     return Context(cfg, space, data, tok, identity, train_cfg, teacher, latency)
+
+
+def _check_batch_size(batch_size: int, data: TaskData) -> None:
+    """A batch larger than the training set would train on all of it at every step, slowly."""
+    n = data.train_size()
+    if batch_size > n:
+        raise ConfigError(f"theta batch_size {batch_size} exceeds the {n:,} training {data.train_unit}; "
+                          f"use a batch size ≤ {n:,}")
 
 
 def latency_table(cfg: ExtractConfig, space: SearchSpace) -> dict:
