@@ -16,7 +16,8 @@ def files(tmp_path_factory, tiny_space):
     """Every bad input, written once."""
     from tokenizers import Tokenizer, models
 
-    from ose.data import DataConfig, read_examples, train_wordpiece
+    from ose.data import SPECIALS, DataConfig, read_examples, train_wordpiece
+    from ose.families import get_family
 
     d = tmp_path_factory.mktemp("inputs")
     (d / "space.toml").write_text(tiny_space(H=(32, 64), I=(64, 128), head="mlm"))
@@ -41,6 +42,12 @@ def files(tmp_path_factory, tiny_space):
     big.mkdir()
     texts = [e.text for e in read_examples(DataConfig(max_examples=2000))]
     train_wordpiece(texts, 1024).save(str(big / "tokenizer.json"))
+    bert = get_family("bert")
+    for name, vocab in (("teacher-no-tokenizer", 512), ("teacher-other-vocab", 512), ("teacher-256", 256)):
+        settings = bert.settings_type(vocab_size=vocab, max_positions=64, seq_len=32, head="mlm")
+        bert.build({"D": 1, "A": 2, "H": 32, "I": 64}, settings, head="mlm").save_pretrained(d / name)
+    other = {s: i for i, s in enumerate(SPECIALS)} | {f"word{i}": i for i in range(len(SPECIALS), 512)}
+    Tokenizer(models.WordLevel(other, unk_token="[UNK]")).save(str(d / "teacher-other-vocab" / "tokenizer.json"))
     nomask = d / "nomask"
     nomask.mkdir()
     vocab = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "the": 4}
@@ -88,6 +95,13 @@ CASES = {
     "budget with exhaustive": (["--strategy", "exhaustive", "--budget", "3"],
                                "budget applies to random, tpe and nsga2; exhaustive trains all |Ξ| candidates"),
     "missing teacher": (["--teacher", "{d}/no-such-teacher"], "no-such-teacher: no such directory"),
+    "teacher of another vocabulary size": (["--teacher", "{d}/teacher-256"],
+                                           "teacher-256: vocabulary of 256 does not match the student's 512"),
+    "teacher without a tokenizer": (["--teacher", "{d}/teacher-no-tokenizer"],
+                                    "teacher-no-tokenizer: no tokenizer.json or vocab.txt; save the tokenizer with "
+                                    "the teacher"),
+    "teacher with another vocabulary of the same size": (["--teacher", "{d}/teacher-other-vocab"],
+                                                         "teacher-other-vocab: its tokenizer is not the study's ("),
     "unknown config key": (["--config", "{d}/unknown.toml"], "speed"),
     "epsilon above |Ξ|": (["--epsilon", "9"], "exceeds"),
     "space constraint divides by zero": (["--space", "{d}/divzero.toml"],
