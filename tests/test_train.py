@@ -86,9 +86,16 @@ def test_weight_clipping_keeps_every_parameter_in_bounds(mlm):
 
 
 def test_no_clipping_leaves_the_weights_free(mlm):
-    m = model()
-    train(m, mlm, Theta(lr=0.5, momentum=0.9, batch_size=8), fp32(steps=3, clip=None), seed=0)
-    assert max(p.abs().max().item() for p in m.parameters()) > 0.05
+    # At lr 2 three steps push the word embeddings to ~1.6 (measured): past the default c = 1.0,
+    # so a run that clipped anyway, at c or at any other bound ≤ 1.2, would fail here.
+    theta = Theta(lr=2.0, momentum=0.9, batch_size=8)
+    free, clipped = model(), model()
+    train(free, mlm, theta, fp32(steps=3, clip=None), seed=0)
+    train(clipped, mlm, theta, fp32(steps=3, clip=1.0), seed=0)
+    embeddings = free.bert.embeddings.word_embeddings.weight
+    assert embeddings.abs().max().item() > 1.2
+    assert max(p.abs().max().item() for p in clipped.parameters()) <= 1.0
+    assert not torch.equal(embeddings, clipped.bert.embeddings.word_embeddings.weight)
 
 
 def test_early_stopping_with_a_large_tolerance(mlm):
