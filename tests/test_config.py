@@ -46,7 +46,8 @@ def test_theta_still_refuses_what_is_not_a_finite_number(tmp_path, value):
 
 
 def test_a_repeated_theta_is_refused_by_name(tmp_path):
-    path = _toml(tmp_path, "[[theta]]\nlr = 1\nbatch_size = 8\n[[theta]]\nlr = 0.5\n[[theta]]\nlr = 1.0\nbatch_size = 8\n")
+    path = _toml(tmp_path, "[[theta]]\nlr = 1\nbatch_size = 8\n[[theta]]\nlr = 0.5\n"
+                           "[[theta]]\nlr = 1.0\nbatch_size = 8\n")
     with pytest.raises(ConfigError) as e:
         load_config(path)
     assert str(e.value) == (f"{path}: theta lr=1.0,momentum=0.9,batch_size=8 is given twice; "

@@ -185,6 +185,9 @@ def test_a_teacher_vocab_txt_is_compared_token_by_token(prepared, teacher_dir, t
     tokens = sorted(tok.get_vocab(), key=tok.get_vocab().get)
     (path / "vocab.txt").write_text("".join(t + "\n" for t in tokens))
     assert not load_teacher(str(path), "mlm", VOCAB, 0, "cpu", tok).training
+    (path / "vocab.txt").write_text("".join(t + "\n" for t in [*tokens, "[EXTRA]"]))
+    with pytest.raises(ConfigError, match=r"tokens the study's lacks: 1, e\.g\. '\[EXTRA\]'\); the teacher needs"):
+        load_teacher(str(path), "mlm", VOCAB, 0, "cpu", tok)
     tokens[5], tokens[6] = tokens[6], tokens[5]  # the same tokens, two ids swapped
     (path / "vocab.txt").write_text("".join(t + "\n" for t in tokens))
     with pytest.raises(ConfigError) as e:

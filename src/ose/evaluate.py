@@ -132,7 +132,8 @@ def _teacher_vocab(path: Path) -> dict[str, int]:
         try:
             return Tokenizer.from_file(str(path / "tokenizer.json")).get_vocab()
         except Exception as e:  # tokenizers raises plain Exceptions on malformed files
-            raise ConfigError(f"teacher {path}: tokenizer.json is not a tokenizer ({str(e).splitlines()[0]})") from None
+            raise ConfigError(f"teacher {path}: tokenizer.json is not a tokenizer "
+                              f"({str(e).splitlines()[0]})") from None
     if (path / "vocab.txt").is_file():
         # One token a line, its id the line number; split on "\n" alone, as BERT's tokenizer reads it.
         lines = (path / "vocab.txt").read_text(encoding="utf-8", errors="replace").split("\n")
@@ -149,10 +150,11 @@ def _check_teacher_tokenizer(path: Path, ours: dict[str, int]) -> None:
     if differ:
         i, t = differ[0]
         there = f"{theirs[t]} in the teacher's" if t in theirs else "missing from the teacher's"
-        example = f"{len(differ):,} of the study's {len(ours):,} tokens differ, e.g. {t!r} is {there}, {i} in the study's"
+        example = (f"{len(differ):,} of the study's {len(ours):,} tokens differ, e.g. {t!r} is {there}, "
+                   f"{i} in the study's")
     else:
         extra = sorted(set(theirs) - set(ours), key=theirs.get)
-        example = f"the teacher's has {len(extra):,} more, e.g. {extra[0]!r}"
+        example = f"the teacher's has tokens the study's lacks: {len(extra):,}, e.g. {extra[0]!r}"
     raise ConfigError(f"teacher {path}: its tokenizer is not the study's ({example}); the teacher needs the same "
                       f"tokenizer")
 
