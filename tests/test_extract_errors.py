@@ -97,6 +97,8 @@ CASES = {
     "missing teacher": (["--teacher", "{d}/no-such-teacher"], "no-such-teacher: no such directory"),
     "teacher of another vocabulary size": (["--teacher", "{d}/teacher-256"],
                                            "teacher-256: vocabulary of 256 does not match the student's 512"),
+    "cls teacher with other labels": (["--task", "cls", "--teacher", "{d}/teacher-no-tokenizer"],
+                                      "teacher-no-tokenizer: 2 labels, the data has 3"),
     "teacher without a tokenizer": (["--teacher", "{d}/teacher-no-tokenizer"],
                                     "teacher-no-tokenizer: no tokenizer.json or vocab.txt; save the tokenizer with "
                                     "the teacher"),

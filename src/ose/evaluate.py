@@ -90,29 +90,35 @@ def latency_table(cfg: ExtractConfig, space: SearchSpace) -> dict:
 def load_teacher(path: str, task: str, vocab_size: int, num_labels: int, device: str, tokenizer):
     """A local Hugging Face checkpoint whose outputs match the student's (vocabulary or labels)
     and whose tokenizer is the study's ``tokenizer``: it reads the student's input ids."""
-    from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification
+    from transformers import AutoConfig, AutoModelForMaskedLM, AutoModelForSequenceClassification
 
     auto = AutoModelForMaskedLM if task == "mlm" else AutoModelForSequenceClassification
     if not Path(path).is_dir():  # else HF takes it for a Hub name and reports a failed download
         raise ConfigError(f"teacher {path}: no such directory (a local Hugging Face checkpoint is needed)")
+    # Everything is checked before the weights load: loading prints a progress bar and, for a
+    # checkpoint of another head, a load report, which would bury a refusal's one line.
+    config = _teacher_part(path, AutoConfig)
+    if task == "mlm" and config.vocab_size != vocab_size:
+        raise ConfigError(f"teacher {path}: vocabulary of {config.vocab_size} does not match the "
+                          f"student's {vocab_size}; the teacher needs the same tokenizer")
+    if task == "cls" and config.num_labels != num_labels:
+        raise ConfigError(f"teacher {path}: {config.num_labels} labels, the data has {num_labels}")
+    _check_teacher_tokenizer(Path(path), tokenizer.get_vocab())
+    return _teacher_part(path, auto).to(device).eval()
+
+
+def _teacher_part(path: str, auto):
     try:
         with _no_progress_bar():
-            teacher = auto.from_pretrained(path, local_files_only=True)
+            return auto.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError) as e:
         raise ConfigError(f"teacher {path}: cannot load ({str(e).splitlines()[0]})") from None
-    if task == "mlm" and teacher.config.vocab_size != vocab_size:
-        raise ConfigError(f"teacher {path}: vocabulary of {teacher.config.vocab_size} does not match the "
-                          f"student's {vocab_size}; the teacher needs the same tokenizer")
-    if task == "cls" and teacher.config.num_labels != num_labels:
-        raise ConfigError(f"teacher {path}: {teacher.config.num_labels} labels, the data has {num_labels}")
-    _check_teacher_tokenizer(Path(path), tokenizer.get_vocab())
-    return teacher.to(device).eval()
 
 
 @contextlib.contextmanager
 def _no_progress_bar():
-    """transformers draws a "Loading weights" bar on stderr, which would turn a refused
-    teacher's one-line error into several lines."""
+    """transformers draws a "Loading weights" bar on stderr, which would turn a teacher's
+    one-line error (a broken weights file) into several lines."""
     from transformers.utils import logging as hf_logging
 
     enabled = hf_logging.is_progress_bar_enabled()
