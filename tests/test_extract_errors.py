@@ -3,6 +3,8 @@
 import json
 import random
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -159,3 +161,15 @@ def test_groundtruth_refuses_a_budget(files, tmp_path, run_cli):
     assert code == 2
     assert err == "ose: error: --budget does not apply to groundtruth, which trains every architecture of Ξ\n"
     assert not out.exists()
+
+
+
+def test_a_refused_teacher_prints_nothing_else(files, tmp_path):
+    # In a process of its own: transformers logs its load report through a handler bound to
+    # the stderr of the moment it was imported, which in-process capture does not see.
+    teacher = files / "teacher-no-tokenizer"
+    done = subprocess.run([sys.executable, "-m", "ose", "extract", "--space", str(files / "space.toml"),
+                           "--out", str(tmp_path / "out"), "--quiet", "--task", "cls", "--teacher", str(teacher),
+                           "--max-examples", "2000", "--threads", "1"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert done.stderr == f"ose: error: teacher {teacher}: 2 labels, the data has 3\n"
