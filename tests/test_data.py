@@ -101,6 +101,28 @@ def test_missing_path_is_a_data_error(tmp_path):
         read_examples(DataConfig(path=str(tmp_path / "nope.txt")))
 
 
+
+def test_text_with_a_stray_invalid_byte_is_read(tmp_path):
+    f = tmp_path / "latin1.txt"
+    f.write_bytes("a line in UTF-8: naïve\n".encode() + b"caf\xe9 in Latin-1\n" + b"plain text\n" * 20)
+    examples = read_examples(DataConfig(path=str(f)))
+    assert examples[:2] == [Example("a line in UTF-8: naïve"), Example("caf\ufffd in Latin-1")]
+    assert len(examples) == 22
+    j = tmp_path / "d.jsonl"
+    j.write_bytes(b'{"text": "caf\xe9"}\n{"text": "tea"}\n')
+    assert read_examples(DataConfig(path=str(j))) == [Example("caf\ufffd"), Example("tea")]
+
+
+def test_binary_files_are_refused_also_in_a_folder(tmp_path):
+    (tmp_path / "a.txt").write_text("some text\n")
+    (tmp_path / "b.jsonl").write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 4)
+    with pytest.raises(DataError, match=r"b\.jsonl: not a text file \(binary content: NUL bytes\)$"):
+        read_examples(DataConfig(path=str(tmp_path)))
+    noisy = tmp_path / "noisy.txt"  # no NUL, but a quarter of its bytes are controls or invalid UTF-8
+    noisy.write_bytes(b"text\x01\xff\x02" * 100)
+    with pytest.raises(DataError, match=r"noisy\.txt: not a text file \(binary content: 43% of its first 700 bytes"):
+        read_examples(DataConfig(path=str(noisy)))
+
 # --- split --------------------------------------------------------------------------------
 
 def test_split_is_seeded_disjoint_and_complete():

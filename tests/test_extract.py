@@ -231,3 +231,18 @@ def test_ose_extract_stays_callable():
     for name in ("ose.cli", "ose.evaluate", "ose.pipeline"):
         importlib.import_module(name)
     assert callable(ose.extract)
+
+
+def test_groundtruth_ignores_a_config_budget_and_says_so(root, capsys):
+    # A budget meant for the config's own strategy; groundtruth is exhaustive, whatever the file says.
+    cfg = root / "random.toml"
+    cfg.write_text(f'space = "{root / "space.toml"}"\nstrategy = "random"\nbudget = 3\nsteps = 1\n'
+                   'max_examples = 2000\neval_batches = 1\nthreads = 1\n'
+                   '[[theta]]\nlr = 0.1\nbatch_size = 8\n')
+    out = root / "truth"
+    assert main(["groundtruth", "--config", str(cfg), "--factor", "2", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert f"note: groundtruth trains every architecture of Ξ; the budget of 3 in {cfg} is ignored" in printed
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["settings"]["config"]["strategy"] == "exhaustive" and doc["settings"]["config"]["budget"] is None
+    assert len(doc["evaluations"]) == SIZE and all(r["steps"] == 2 for r in doc["evaluations"])

@@ -1,6 +1,10 @@
 """Bad input to ``ose extract``: one line on stderr, exit code 2, no traceback, nothing written."""
 
 import json
+import random
+import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -14,21 +18,38 @@ def files(tmp_path_factory, tiny_space):
     """Every bad input, written once."""
     from tokenizers import Tokenizer, models
 
-    from ose.data import DataConfig, read_examples, train_wordpiece
+    from ose.data import SPECIALS, DataConfig, read_examples, train_wordpiece
+    from ose.families import get_family
 
     d = tmp_path_factory.mktemp("inputs")
     (d / "space.toml").write_text(tiny_space(H=(32, 64), I=(64, 128), head="mlm"))
+    (d / "divzero.toml").write_text(tiny_space(H=(32, 64), I=(64, 128), head="mlm").replace(
+        '["H % A == 0"]', '["H / (A - A) > 0"]'))
     (d / "empty.txt").write_text("")
+    rng = random.Random(0)
+    (d / "program").write_bytes(b"\x7fELF\x02\x01\x01" + bytes(9) + rng.randbytes(30000))
+    (d / "random.bin").write_bytes(rng.randbytes(30000))
+    (d / "random-no-nul.txt").write_bytes(bytes(b or 1 for b in rng.randbytes(30000)))
+    (d / "folder").mkdir()
+    (d / "folder" / "a.txt").write_text("".join(f"a plain line of text number {i}\n" for i in range(50)))
+    (d / "folder" / "b.jsonl").write_bytes(rng.randbytes(30000))
     (d / "blank.txt").write_text("\n   \n\t\n\n")
     (d / "plain.txt").write_text("".join(f"a plain line of text number {i}\n" for i in range(50)))
     (d / "nolabels.jsonl").write_text("".join(json.dumps({"text": f"tweet {i} text"}) + "\n" for i in range(50)))
     (d / "badtheta.toml").write_text('[[theta]]\nlr = "fast"\nbatch_size = 8\n')
+    (d / "duptheta.toml").write_text("[[theta]]\nlr = 1\nbatch_size = 8\n[[theta]]\nlr = 1.0\nbatch_size = 8\n")
     (d / "unknown.toml").write_text("steps = 2\nspeed = 11\n")
     (d / "badtype.toml").write_text('steps = "many"\n')
     big = d / "bigtok"
     big.mkdir()
     texts = [e.text for e in read_examples(DataConfig(max_examples=2000))]
     train_wordpiece(texts, 1024).save(str(big / "tokenizer.json"))
+    bert = get_family("bert")
+    for name, vocab in (("teacher-no-tokenizer", 512), ("teacher-other-vocab", 512), ("teacher-256", 256)):
+        settings = bert.settings_type(vocab_size=vocab, max_positions=64, seq_len=32, head="mlm")
+        bert.build({"D": 1, "A": 2, "H": 32, "I": 64}, settings, head="mlm").save_pretrained(d / name)
+    other = {s: i for i, s in enumerate(SPECIALS)} | {f"word{i}": i for i in range(len(SPECIALS), 512)}
+    Tokenizer(models.WordLevel(other, unk_token="[UNK]")).save(str(d / "teacher-other-vocab" / "tokenizer.json"))
     nomask = d / "nomask"
     nomask.mkdir()
     vocab = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "the": 4}
@@ -48,6 +69,11 @@ def snapshot(folder):
 
 CASES = {
     "missing data path": (["--data", "{d}/no-such-file.txt"], "no such file"),
+    "executable as data": (["--data", "{d}/program"], "program: not a text file (binary content: NUL bytes)"),
+    "random bytes as data": (["--data", "{d}/random.bin"], "random.bin: not a text file (binary content: NUL bytes)"),
+    "random bytes without NUL": (["--data", "{d}/random-no-nul.txt"],
+                                 "random-no-nul.txt: not a text file (binary content: "),
+    "binary file in a data folder": (["--data", "{d}/folder"], "b.jsonl: not a text file"),
     "empty data file": (["--data", "{d}/empty.txt"], "no usable text"),
     "only blank lines": (["--data", "{d}/blank.txt"], "no usable text"),
     "cls on jsonl without labels": (["--task", "cls", "--data", "{d}/nolabels.jsonl"], "no label field"),
@@ -60,9 +86,30 @@ CASES = {
     "theta lr=abc": (["--theta", "lr=abc"], "lr must be a number"),
     "config theta lr = fast": (["--config", "{d}/badtheta.toml"], "badtheta.toml: theta lr must be a number"),
     "config steps of the wrong type": (["--config", "{d}/badtype.toml"], "badtype.toml: steps must be int"),
+    "repeated theta": (["--theta", "lr=0.1", "--theta", "momentum=0.9,lr=0.1"],
+                       "theta lr=0.1,momentum=0.9,batch_size=32 is given twice; each θ in Θ must differ"),
+    "config repeats theta": (["--config", "{d}/duptheta.toml"],
+                             "duptheta.toml: theta lr=1.0,momentum=0.9,batch_size=8 is given twice"),
+    "theta batch larger than the training data": (["--theta", "batch_size=100000"],
+                                                  "theta batch_size 100000 exceeds the "),
+    "budget with fptas": (["--budget", "3"],
+                          "budget applies to random, tpe and nsga2; fptas trains ⌈|Ξ|/ε⌉ candidates"),
+    "budget with exhaustive": (["--strategy", "exhaustive", "--budget", "3"],
+                               "budget applies to random, tpe and nsga2; exhaustive trains all |Ξ| candidates"),
     "missing teacher": (["--teacher", "{d}/no-such-teacher"], "no-such-teacher: no such directory"),
+    "teacher of another vocabulary size": (["--teacher", "{d}/teacher-256"],
+                                           "teacher-256: vocabulary of 256 does not match the student's 512"),
+    "cls teacher with other labels": (["--task", "cls", "--teacher", "{d}/teacher-no-tokenizer"],
+                                      "teacher-no-tokenizer: 2 labels, the data has 3"),
+    "teacher without a tokenizer": (["--teacher", "{d}/teacher-no-tokenizer"],
+                                    "teacher-no-tokenizer: no tokenizer.json or vocab.txt; save the tokenizer with "
+                                    "the teacher"),
+    "teacher with another vocabulary of the same size": (["--teacher", "{d}/teacher-other-vocab"],
+                                                         "teacher-other-vocab: its tokenizer is not the study's ("),
     "unknown config key": (["--config", "{d}/unknown.toml"], "speed"),
     "epsilon above |Ξ|": (["--epsilon", "9"], "exceeds"),
+    "space constraint divides by zero": (["--space", "{d}/divzero.toml"],
+                                         "constraints: 'H / (A - A) > 0' divides by zero at D=1,A=2,H=32,I=64"),
 }
 
 
@@ -92,3 +139,37 @@ def test_bad_input_does_not_create_the_output_directory(files, tmp_path, capsys)
                  "--data", str(files / "empty.txt")]) == 2
     assert not out.exists()
     assert capsys.readouterr().err.startswith("ose: error: ")
+
+
+@pytest.mark.parametrize("task, items", [("mlm", r"training blocks of 32 tokens"), ("cls", "training examples")])
+def test_a_batch_larger_than_the_training_data_names_both_sizes(files, tmp_path, run_cli, task, items):
+    out = tmp_path / "fresh"
+    code, _, err = run_cli("extract", "--space", files / "space.toml", "--out", out, "--quiet", "--task", task,
+                           "--max-examples", 300, "--theta", "batch_size=100000", "--steps", 1, "--threads", 1)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    match = re.fullmatch(rf"ose: error: theta batch_size 100000 exceeds the ([\d,]+) {items}; "
+                         rf"use a batch size ≤ ([\d,]+)\n", err)
+    assert match and match[1] == match[2], err
+    if task == "cls":
+        assert match[1] == "270"  # 300 examples less the 10% held out
+    assert not out.exists()
+
+
+def test_groundtruth_refuses_a_budget(files, tmp_path, run_cli):
+    out = tmp_path / "truth"
+    code, _, err = run_cli("groundtruth", "--space", files / "space.toml", "--out", out, "--quiet", "--budget", 3)
+    assert code == 2
+    assert err == "ose: error: --budget does not apply to groundtruth, which trains every architecture of Ξ\n"
+    assert not out.exists()
+
+
+
+def test_a_refused_teacher_prints_nothing_else(files, tmp_path):
+    # In a process of its own: transformers logs its load report through a handler bound to
+    # the stderr of the moment it was imported, which in-process capture does not see.
+    teacher = files / "teacher-no-tokenizer"
+    done = subprocess.run([sys.executable, "-m", "ose", "extract", "--space", str(files / "space.toml"),
+                           "--out", str(tmp_path / "out"), "--quiet", "--task", "cls", "--teacher", str(teacher),
+                           "--max-examples", "2000", "--threads", "1"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert done.stderr == f"ose: error: teacher {teacher}: 2 labels, the data has 3\n"

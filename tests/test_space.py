@@ -98,3 +98,40 @@ def test_constraints_evaluate_safely():
     for bad in ("open('x')", "D.__class__", "[D]", "'a' == 'a'", "lambda: 1"):
         with pytest.raises(ValueError):
             Constraint.parse(bad, ("D",))
+
+
+# --- bounded constraints: cheap to evaluate whatever the file says ---------------------------
+
+def _space_with(tmp_path, tiny_space, constraint: str):
+    # H = 4: small enough that the unbounded evaluator finishes these (and accepts them).
+    text = tiny_space(H=(4,), I=(8,)).replace('["H % A == 0"]', f'["H % A == 0", {constraint!r}]'.replace("'", '"'))
+    return _write(tmp_path, text)
+
+
+@pytest.mark.parametrize("constraint, problem", [
+    ("H ** 99999999 > 0", "has an exponent of 99999999 (exponents are limited to ±64) at D=1,A=2,H=4,I=8"),
+    ("H ** H ** H > 0", "has an exponent of 256 (exponents are limited to ±64) at D=1,A=2,H=4,I=8"),
+    ("H / (A - A) > 0", "divides by zero at D=1,A=2,H=4,I=8"),
+    ("H % (A - A) == 0", "divides by zero at D=1,A=2,H=4,I=8"),
+    ("H ** 60 > 0", "exceeds 10**30 in magnitude at D=1,A=2,H=4,I=8"),
+    ("H * 10 ** 29 * H > 0", "exceeds 10**30 in magnitude at D=1,A=2,H=4,I=8"),
+    ("(0 - H) ** 0.5 > 0", "has no real value at D=1,A=2,H=4,I=8"),
+    ("H < 1e40", "holds 1e+40; numbers are limited to 10**30 in magnitude"),
+    ("-" * 2000 + "H < 0", "nests 2002 levels deep (constraints are limited to 32)"),
+], ids=["huge exponent", "tower of powers", "division by zero", "modulo by zero", "power too large",
+        "product too large", "complex", "constant too large", "too deep"])
+def test_unbounded_constraints_are_one_line_space_errors(tmp_path, tiny_space, run_cli, constraint, problem):
+    path = _space_with(tmp_path, tiny_space, constraint)
+    code, out, err = run_cli("space", path)
+    assert code == 2 and out == ""
+    assert err == f"ose: error: {path}: constraints: {constraint!r} {problem}\n"
+
+
+def test_constraints_within_the_bounds_still_hold():
+    names = ("D", "A", "H", "I")
+    xi = {"D": 2, "A": 4, "H": 512, "I": 256}
+    assert Constraint.parse("2 ** 64 > H and H ** 0.5 > A and (H // A) % 2 == 0", names)(xi)
+    assert not Constraint.parse("-" * 30 + "H < 0", names)(xi)  # 32 levels with the comparison: the limit
+    with pytest.raises(ValueError, match="nests 33 levels deep"):
+        Constraint.parse("-" * 32 + "H", names)
+    assert Constraint.parse("H * 10 ** 27 <= 10 ** 30", names)(xi)

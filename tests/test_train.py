@@ -18,13 +18,18 @@ XI = {"D": 1, "A": 2, "H": 64, "I": 128}
 
 
 @pytest.fixture(scope="module")
-def mlm(tmp_path_factory):
-    """MLM data from 2,000 embedded tweets: blocks of 32 tokens, B = 2 batches of 32."""
+def prepared(tmp_path_factory):
+    """MLM data from 2,000 embedded tweets (blocks of 32 tokens, B = 2 batches of 32) and its tokenizer."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("OSE_CACHE", str(tmp_path_factory.mktemp("cache")))
-        data, _, _ = prepare(DataConfig(max_examples=2000, eval_batches=2), "mlm", vocab_size=VOCAB, seq_len=32,
-                             batch_size=32, seed=0)
-    return data
+        data, tok, _ = prepare(DataConfig(max_examples=2000, eval_batches=2), "mlm", vocab_size=VOCAB, seq_len=32,
+                               batch_size=32, seed=0)
+    return data, tok
+
+
+@pytest.fixture(scope="module")
+def mlm(prepared):
+    return prepared[0]
 
 
 @pytest.fixture(autouse=True)
@@ -81,9 +86,16 @@ def test_weight_clipping_keeps_every_parameter_in_bounds(mlm):
 
 
 def test_no_clipping_leaves_the_weights_free(mlm):
-    m = model()
-    train(m, mlm, Theta(lr=0.5, momentum=0.9, batch_size=8), fp32(steps=3, clip=None), seed=0)
-    assert max(p.abs().max().item() for p in m.parameters()) > 0.05
+    # At lr 2 three steps push the word embeddings to ~1.6 (measured): past the default c = 1.0,
+    # so a run that clipped anyway, at c or at any other bound ≤ 1.2, would fail here.
+    theta = Theta(lr=2.0, momentum=0.9, batch_size=8)
+    free, clipped = model(), model()
+    train(free, mlm, theta, fp32(steps=3, clip=None), seed=0)
+    train(clipped, mlm, theta, fp32(steps=3, clip=1.0), seed=0)
+    embeddings = free.bert.embeddings.word_embeddings.weight
+    assert embeddings.abs().max().item() > 1.2
+    assert max(p.abs().max().item() for p in clipped.parameters()) <= 1.0
+    assert not torch.equal(embeddings, clipped.bert.embeddings.word_embeddings.weight)
 
 
 def test_early_stopping_with_a_large_tolerance(mlm):
@@ -121,9 +133,10 @@ def test_nan_loss_raises_candidate_failed(mlm, monkeypatch):
 # --- knowledge distillation ---------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def teacher_dir(tmp_path_factory):
+def teacher_dir(tmp_path_factory, prepared):
     path = tmp_path_factory.mktemp("teacher")
     model(seed=123, xi={"D": 1, "A": 2, "H": 32, "I": 64}).save_pretrained(path)
+    prepared[1].save(str(path / "tokenizer.json"))  # the teacher reads the study's token ids
     return path
 
 
@@ -144,10 +157,10 @@ def test_distillation_loss_differs_from_cross_entropy():
     assert agree == pytest.approx(cfg.kd_alpha * F.cross_entropy(teacher, y).item(), rel=1e-5)
 
 
-def test_training_with_a_teacher_changes_the_loss(mlm, teacher_dir):
+def test_training_with_a_teacher_changes_the_loss(mlm, prepared, teacher_dir):
     from ose.evaluate import load_teacher
 
-    teacher = load_teacher(str(teacher_dir), "mlm", VOCAB, 0, "cpu")
+    teacher = load_teacher(str(teacher_dir), "mlm", VOCAB, 0, "cpu", prepared[1])
     assert not teacher.training
     theta, cfg = Theta(lr=0.1, batch_size=8), fp32(steps=5)
     plain = train(model(), mlm, theta, cfg, seed=0)
@@ -156,6 +169,32 @@ def test_training_with_a_teacher_changes_the_loss(mlm, teacher_dir):
     assert distilled.train_loss != pytest.approx(plain.train_loss)
     assert distilled.train_loss == again.train_loss
     assert math.isfinite(distilled.error)
+
+
+
+def test_a_teacher_vocab_txt_is_compared_token_by_token(prepared, teacher_dir, tmp_path):
+    from ose.config import ConfigError
+    from ose.evaluate import load_teacher
+
+    tok = prepared[1]
+    path = tmp_path / "teacher"
+    path.mkdir()
+    for f in teacher_dir.iterdir():  # the same model, with vocab.txt instead of tokenizer.json
+        if f.name != "tokenizer.json":
+            (path / f.name).write_bytes(f.read_bytes())
+    tokens = sorted(tok.get_vocab(), key=tok.get_vocab().get)
+    (path / "vocab.txt").write_text("".join(t + "\n" for t in tokens))
+    assert not load_teacher(str(path), "mlm", VOCAB, 0, "cpu", tok).training
+    (path / "vocab.txt").write_text("".join(t + "\n" for t in [*tokens, "[EXTRA]"]))
+    with pytest.raises(ConfigError, match=r"tokens the study's lacks: 1, e\.g\. '\[EXTRA\]'\); the teacher needs"):
+        load_teacher(str(path), "mlm", VOCAB, 0, "cpu", tok)
+    tokens[5], tokens[6] = tokens[6], tokens[5]  # the same tokens, two ids swapped
+    (path / "vocab.txt").write_text("".join(t + "\n" for t in tokens))
+    with pytest.raises(ConfigError) as e:
+        load_teacher(str(path), "mlm", VOCAB, 0, "cpu", tok)
+    assert str(e.value) == (f"teacher {path}: its tokenizer is not the study's (2 of the study's {len(tokens)} tokens "
+                            f"differ, e.g. {tokens[6]!r} is 6 in the teacher's, 5 in the study's); the teacher needs "
+                            f"the same tokenizer")
 
 
 # --- θ --------------------------------------------------------------------------------------

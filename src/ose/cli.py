@@ -6,6 +6,7 @@ Every user error ends in one line on stderr (``ose: error: ...``) and exit code 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -192,12 +193,18 @@ def cmd_groundtruth(args) -> int:
 
     if args.factor < 1:
         raise UsageError(f"--factor must be a positive integer, got {args.factor}")
-    options = {k: getattr(args, k) for k in EXTRACT_FLAGS}
+    if args.budget is not None:
+        raise UsageError("--budget does not apply to groundtruth, which trains every architecture of Ξ")
+    options = {k: v for k in EXTRACT_FLAGS if (v := getattr(args, k)) is not None}
     if args.theta:
         options["theta"] = [_theta(t) for t in args.theta]
-    base_steps = options["steps"] or load_config(args.config).steps
-    options.update(strategy="exhaustive", steps=args.factor * base_steps, epsilon=1)
-    extract(args.config, progress=not args.quiet, new_study=args.new_study, **options)
+    cfg = load_config(args.config)
+    if cfg.budget is not None:  # meant for the config's own strategy, not for this exhaustive run
+        print(f"note: groundtruth trains every architecture of Ξ; the budget of {cfg.budget} in {args.config} "
+              f"is ignored")
+        cfg = dataclasses.replace(cfg, budget=None)
+    options.update(strategy="exhaustive", steps=args.factor * options.get("steps", cfg.steps), epsilon=1)
+    extract(cfg, progress=not args.quiet, new_study=args.new_study, **options)
     return 0
 
 
@@ -242,7 +249,8 @@ def _extract_flags(e) -> None:
     e.add_argument("--retries", type=int, help="re-runs of an evaluation whose worker died (default 2)")
     e.add_argument("--strategy", choices=["fptas", "exhaustive", "random", "tpe", "nsga2"],
                    help="the search (default fptas, Algorithm 1); the others are baselines")
-    e.add_argument("--budget", type=int, help="baselines: candidates to train (default ⌈|Ξ|/ε⌉, the FPTAS's)")
+    e.add_argument("--budget", type=int, help="random, tpe, nsga2: candidates to train (default ⌈|Ξ|/ε⌉, "
+                                              "the FPTAS's)")
     e.add_argument("--ask-batch", type=int, help="tpe/nsga2: candidates asked per round, so that many workers "
                                                  "train at once (default 1; part of the study's identity)")
     e.add_argument("--speed", choices=["ops", "latency"],

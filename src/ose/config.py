@@ -18,6 +18,8 @@ from .train import Theta
 
 TASKS = ("mlm", "cls")
 EXECUTORS = ("local", "processes", "ray")
+# Strategies whose number of candidates is fixed by Ξ and ε, so a budget would be silently ignored.
+BUDGETLESS = {"fptas": "⌈|Ξ|/ε⌉", "exhaustive": "all |Ξ|"}
 
 
 class ConfigError(ValueError):
@@ -42,7 +44,7 @@ class ExtractConfig:
     device: str = "auto"                  # auto | cpu | cuda
     threads: int | None = None            # torch threads per evaluation; None: all usable cores
     heldout_fraction: float = 0.1
-    eval_batches: int = 4                 # |B| in batches of the first θ's batch size
+    eval_batches: int = 4                 # |B| in batches of Θ's largest batch size (whatever Θ's order)
     tokenizer: str | None = None          # a local tokenizer directory; None: train WordPiece
     text_field: str = "text"
     label_field: str = "label"
@@ -57,7 +59,7 @@ class ExtractConfig:
     gpus_per_eval: float = 0.0            # Ray: GPUs reserved by each evaluation
     retries: int = 2                      # re-runs of an evaluation whose worker died
     strategy: str = "fptas"               # fptas | exhaustive | random | tpe | nsga2
-    budget: int | None = None             # baselines: candidates to train; None: ⌈|Ξ|/ε⌉, the FPTAS's
+    budget: int | None = None             # random/tpe/nsga2: candidates to train; None: ⌈|Ξ|/ε⌉, the FPTAS's
     ask_batch: int = 1                    # adaptive strategies: candidates asked per round, before any is told
     speed: str = "ops"                    # i(ξ) in W: ops (closed-form count) or latency (measured)
     latency_file: str | None = None       # latency.json of `ose latency`; None: measure at the start
@@ -82,6 +84,9 @@ class ExtractConfig:
             raise ConfigError(f"heldout_fraction must be between 0 and 1, got {self.heldout_fraction}")
         if self.retries < 0 or self.gpus_per_eval < 0:
             raise ConfigError("retries and gpus_per_eval must be non-negative")
+        if self.budget is not None and self.strategy in BUDGETLESS:
+            raise ConfigError(f"budget applies to random, tpe and nsga2; {self.strategy} trains "
+                              f"{BUDGETLESS[self.strategy]} candidates")
         if self.address and self.executor != "ray":
             raise ConfigError("address is only for --executor ray")
         for name in ("eval_batches", "threads", "max_examples", "workers", "budget", "latency_batch",
@@ -130,10 +135,15 @@ def _check_values(cfg: ExtractConfig) -> None:
     _check_types(cfg)
     if not cfg.theta:
         raise ConfigError("theta: Θ needs at least one hyper-parameter set")
+    seen = set()
     for t in cfg.theta:
         problem = t.check()
         if problem:
             raise ConfigError(problem)
+        if t in seen:
+            raise ConfigError(f"theta lr={t.lr!r},momentum={t.momentum!r},batch_size={t.batch_size} is given twice; "
+                              f"each θ in Θ must differ")
+        seen.add(t)
 
 
 def _check_types(cfg: ExtractConfig) -> None:

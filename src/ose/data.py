@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -21,6 +22,10 @@ import torch
 EMBEDDED = "embedded:tweets"
 SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 TEXT_SUFFIXES = (".txt", ".text", ".md")
+SNIFF_BYTES = 64 * 1024           # how much of a file decides whether it is text
+MAX_NON_TEXT = 0.1                # above this share of non-text bytes, a file is binary
+# Invalid UTF-8 (decoded as U+FFFD) and control characters other than whitespace.
+_NON_TEXT = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f\ufffd]")
 
 
 class DataError(ValueError):
@@ -33,7 +38,7 @@ class DataConfig:
     text_field: str = "text"
     label_field: str = "label"
     heldout_fraction: float = 0.1
-    eval_batches: int = 4            # |B| in batches of the first θ's batch size
+    eval_batches: int = 4            # |B| in batches of prepare()'s batch_size (Θ's largest)
     tokenizer: str | None = None     # a local tokenizer directory; None: train WordPiece
     max_examples: int | None = None
 
@@ -113,7 +118,22 @@ def spread(examples: list[Example], n: int) -> list[Example]:
     return [examples[i * total // n] for i in range(n)]
 
 
+def _check_text(path: Path) -> None:
+    """Refuse binary files: read with errors="replace", an executable would otherwise become
+    thousands of "examples". A few stray invalid bytes in real text are tolerated."""
+    with path.open("rb") as f:
+        head = f.read(SNIFF_BYTES)
+    if b"\0" in head:
+        raise DataError(f"{path}: not a text file (binary content: NUL bytes)")
+    text = head.decode("utf-8", errors="replace")
+    share = len(_NON_TEXT.findall(text)) / max(1, len(head))
+    if share > MAX_NON_TEXT:
+        raise DataError(f"{path}: not a text file (binary content: {share:.0%} of its first {len(head):,} bytes "
+                        f"are neither UTF-8 text nor whitespace)")
+
+
 def _read_one(path: Path, cfg: DataConfig) -> list[Example]:
+    _check_text(path)
     if path.suffix == ".jsonl":
         with path.open(errors="replace") as f:
             return _read_jsonl(f, str(path), cfg)
@@ -217,6 +237,11 @@ class TaskData:
     task: str
     num_labels: int
     label_names: list[str]
+    train_unit: str            # what one training item is, for messages: "examples", "blocks of L tokens"
+
+    def train_size(self) -> int:
+        """How many items one epoch of training batches draws from."""
+        return len(self.train)
 
     def train_batches(self, batch_size: int, generator: torch.Generator):
         raise NotImplementedError
@@ -236,6 +261,7 @@ class MLMData(TaskData):
                  seed: int, vocab_size: int):
         self.ids = {s: tok.token_to_id(s) for s in SPECIALS}
         self.vocab_size = vocab_size
+        self.train_unit = f"blocks of {seq_len} tokens"
         self.train = self._blocks(tok, train, seq_len)
         held = self._blocks(tok, heldout, seq_len)
         if len(self.train) < 1 or len(held) < 1:
@@ -283,6 +309,7 @@ class ClassificationData(TaskData):
                  seed: int, label_names: list[str]):
         self.label_names = label_names
         self.num_labels = len(label_names)
+        self.train_unit = "examples"
         self.pad = tok.token_to_id("[PAD]")
         self.train = self._encode(tok, train, seq_len)
         g = torch.Generator().manual_seed(seed + 1)

@@ -7,6 +7,7 @@ gets the same numbers.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass
@@ -42,13 +43,24 @@ def make_context(cfg: ExtractConfig, space: SearchSpace) -> Context:
     data_cfg = DataConfig(path=cfg.data, text_field=cfg.text_field, label_field=cfg.label_field,
                           heldout_fraction=cfg.heldout_fraction, eval_batches=cfg.eval_batches,
                           tokenizer=cfg.tokenizer, max_examples=cfg.max_examples)
-    data, tok, identity = prepare(data_cfg, cfg.task, s.vocab_size, s.seq_len, cfg.theta[0].batch_size, cfg.seed)
+    # B is sized by Θ's largest batch size, not its first: Θ's order must not change the study.
+    largest = max(t.batch_size for t in cfg.theta)
+    data, tok, identity = prepare(data_cfg, cfg.task, s.vocab_size, s.seq_len, largest, cfg.seed)
+    _check_batch_size(largest, data)
     train_cfg = TrainConfig(steps=cfg.steps, tolerance=cfg.tolerance, clip=cfg.clip or None, metric=cfg.metric,
                             precision=cfg.resolved_precision(device), device=device, kd_alpha=cfg.kd_alpha,
                             kd_beta=cfg.kd_beta, kd_temperature=cfg.kd_temperature)
-    teacher = load_teacher(cfg.teacher, cfg.task, s.vocab_size, data.num_labels, device) if cfg.teacher else None
+    teacher = load_teacher(cfg.teacher, cfg.task, s.vocab_size, data.num_labels, device, tok) if cfg.teacher else None
     latency = latency_table(cfg, space) if cfg.speed == "latency" else None
     return Context(cfg, space, data, tok, identity, train_cfg, teacher, latency)
+
+
+def _check_batch_size(batch_size: int, data: TaskData) -> None:
+    """A batch larger than the training set would train on all of it at every step, slowly."""
+    n = data.train_size()
+    if batch_size > n:
+        raise ConfigError(f"theta batch_size {batch_size} exceeds the {n:,} training {data.train_unit}; "
+                          f"use a batch size ≤ {n:,}")
 
 
 def latency_table(cfg: ExtractConfig, space: SearchSpace) -> dict:
@@ -76,23 +88,82 @@ def latency_table(cfg: ExtractConfig, space: SearchSpace) -> dict:
     return {"by_arch": table, "T": table[arch_key(space.maximum_point)], "doc": doc}
 
 
-def load_teacher(path: str, task: str, vocab_size: int, num_labels: int, device: str):
-    """A local Hugging Face checkpoint whose outputs match the student's (vocabulary or labels)."""
-    from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification
+def load_teacher(path: str, task: str, vocab_size: int, num_labels: int, device: str, tokenizer):
+    """A local Hugging Face checkpoint whose outputs match the student's (vocabulary or labels)
+    and whose tokenizer is the study's ``tokenizer``: it reads the student's input ids."""
+    from transformers import AutoConfig, AutoModelForMaskedLM, AutoModelForSequenceClassification
 
     auto = AutoModelForMaskedLM if task == "mlm" else AutoModelForSequenceClassification
     if not Path(path).is_dir():  # else HF takes it for a Hub name and reports a failed download
         raise ConfigError(f"teacher {path}: no such directory (a local Hugging Face checkpoint is needed)")
+    # Everything is checked before the weights load: loading prints a progress bar and, for a
+    # checkpoint of another head, a load report, which would bury a refusal's one line.
+    config = _teacher_part(path, AutoConfig)
+    if task == "mlm" and config.vocab_size != vocab_size:
+        raise ConfigError(f"teacher {path}: vocabulary of {config.vocab_size} does not match the "
+                          f"student's {vocab_size}; the teacher needs the same tokenizer")
+    if task == "cls" and config.num_labels != num_labels:
+        raise ConfigError(f"teacher {path}: {config.num_labels} labels, the data has {num_labels}")
+    _check_teacher_tokenizer(Path(path), tokenizer.get_vocab())
+    return _teacher_part(path, auto).to(device).eval()
+
+
+def _teacher_part(path: str, auto):
     try:
-        teacher = auto.from_pretrained(path, local_files_only=True)
+        with _no_progress_bar():
+            return auto.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError) as e:
         raise ConfigError(f"teacher {path}: cannot load ({str(e).splitlines()[0]})") from None
-    if task == "mlm" and teacher.config.vocab_size != vocab_size:
-        raise ConfigError(f"teacher {path}: vocabulary of {teacher.config.vocab_size} does not match the "
-                          f"student's {vocab_size}; the teacher needs the same tokenizer")
-    if task == "cls" and teacher.config.num_labels != num_labels:
-        raise ConfigError(f"teacher {path}: {teacher.config.num_labels} labels, the data has {num_labels}")
-    return teacher.to(device).eval()
+
+
+@contextlib.contextmanager
+def _no_progress_bar():
+    """transformers draws a "Loading weights" bar on stderr, which would turn a teacher's
+    one-line error (a broken weights file) into several lines."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
+def _teacher_vocab(path: Path) -> dict[str, int]:
+    """The token → id map of the tokenizer saved with a teacher: tokenizer.json, else vocab.txt."""
+    from tokenizers import Tokenizer
+
+    if (path / "tokenizer.json").is_file():
+        try:
+            return Tokenizer.from_file(str(path / "tokenizer.json")).get_vocab()
+        except Exception as e:  # tokenizers raises plain Exceptions on malformed files
+            raise ConfigError(f"teacher {path}: tokenizer.json is not a tokenizer "
+                              f"({str(e).splitlines()[0]})") from None
+    if (path / "vocab.txt").is_file():
+        # One token a line, its id the line number; split on "\n" alone, as BERT's tokenizer reads it.
+        lines = (path / "vocab.txt").read_text(encoding="utf-8", errors="replace").split("\n")
+        return {token: i for i, token in enumerate(lines[:-1] if lines[-1] == "" else lines)}
+    raise ConfigError(f"teacher {path}: no tokenizer.json or vocab.txt; save the tokenizer with the teacher "
+                      f"(it reads the study's token ids, so it must be the study's tokenizer)")
+
+
+def _check_teacher_tokenizer(path: Path, ours: dict[str, int]) -> None:
+    theirs = _teacher_vocab(path)
+    if theirs == ours:
+        return
+    differ = sorted((i, t) for t, i in ours.items() if theirs.get(t) != i)
+    if differ:
+        i, t = differ[0]
+        there = f"{theirs[t]} in the teacher's" if t in theirs else "missing from the teacher's"
+        example = (f"{len(differ):,} of the study's {len(ours):,} tokens differ, e.g. {t!r} is {there}, "
+                   f"{i} in the study's")
+    else:
+        extra = sorted(set(theirs) - set(ours), key=theirs.get)
+        example = f"the teacher's has tokens the study's lacks: {len(extra):,}, e.g. {extra[0]!r}"
+    raise ConfigError(f"teacher {path}: its tokenizer is not the study's ({example}); the teacher needs the same "
+                      f"tokenizer")
 
 
 def build_model(ctx: Context, xi: dict, seed: int):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import itertools
+import math
 import operator
 import tomllib
 from dataclasses import dataclass
@@ -35,9 +36,36 @@ def arch_key(xi: Mapping[str, int]) -> str:
 
 # --- constraints ------------------------------------------------------------------------
 
+# Bounds that keep a constraint cheap whatever the file says: without them ``H ** 99999999``
+# takes seconds per architecture, ``H ** H ** H`` grows memory without end, and a deep
+# expression overflows the recursive walker below.
+MAX_DEPTH = 32                # nodes on the longest path from the root to a leaf
+MAX_EXPONENT = 64             # |exponent| of a power
+MAX_MAGNITUDE = 10 ** 30      # |value| of any number written or computed
+_MAGNITUDE_TEXT = "10**30"
+
+
+class ConstraintError(ValueError):
+    """A constraint that cannot be evaluated at some ξ; the message names both."""
+
+
+class _Refused(ValueError):
+    """What went wrong inside one evaluation; ``Constraint`` adds the text and the ξ."""
+
+
+def _power(base, exponent):
+    if abs(exponent) > MAX_EXPONENT:
+        raise _Refused(f"has an exponent of {exponent!r} (exponents are limited to ±{MAX_EXPONENT})")
+    # Estimated from the logarithm before computing: the power itself may be what is too big
+    # (and a float power raises OverflowError). One bit of slack; the exact check follows.
+    if base != 0 and exponent * math.log2(abs(base)) > math.log2(MAX_MAGNITUDE) + 1:
+        raise _Refused(f"exceeds {_MAGNITUDE_TEXT} in magnitude")
+    return base ** exponent
+
+
 _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
            ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
-           ast.Pow: operator.pow}
+           ast.Pow: _power}
 _CMPOPS = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
            ast.Gt: operator.gt, ast.GtE: operator.ge}
 
@@ -46,7 +74,8 @@ _CMPOPS = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast
 class Constraint:
     """A boolean expression over the parameters: arithmetic, comparisons, and/or/not only.
 
-    It is parsed into an AST and walked here; nothing is ever passed to ``eval``.
+    It is parsed into an AST and walked here; nothing is ever passed to ``eval``. Depth,
+    exponents and magnitudes are bounded (see MAX_DEPTH), so evaluating it is always cheap.
     """
 
     text: str
@@ -58,6 +87,11 @@ class Constraint:
             tree = ast.parse(text, mode="eval")
         except SyntaxError as e:
             raise ValueError(f"cannot parse {text!r}: {e.msg}") from None
+        except (RecursionError, MemoryError):  # Python's own parser gives up on deep nesting
+            raise ValueError(f"{text!r} nests too deeply (constraints are limited to {MAX_DEPTH} levels)") from None
+        depth = _depth(tree)
+        if depth > MAX_DEPTH:
+            raise ValueError(f"{text!r} nests {depth} levels deep (constraints are limited to {MAX_DEPTH})")
         for node in ast.walk(tree):
             if isinstance(node, ast.Name) and node.id not in names:
                 raise ValueError(f"{text!r} names {node.id!r}, which is not a parameter ({', '.join(names)})")
@@ -67,10 +101,34 @@ class Constraint:
                 raise ValueError(f"{text!r} uses {type(node).__name__}, which constraints do not allow")
             if isinstance(node, ast.Constant) and type(node.value) not in (int, float):
                 raise ValueError(f"{text!r} holds {node.value!r}; only numbers are allowed")
+            if isinstance(node, ast.Constant) and not abs(node.value) <= MAX_MAGNITUDE:
+                raise ValueError(f"{text!r} holds {node.value!r}; numbers are limited to {_MAGNITUDE_TEXT} "
+                                 f"in magnitude")
         return cls(text, tree)
 
     def __call__(self, xi: Mapping[str, int]) -> bool:
-        return bool(_evaluate(self.tree.body, xi))
+        try:
+            return bool(_evaluate(self.tree.body, xi))
+        except _Refused as e:
+            raise ConstraintError(f"{self.text!r} {e} at {arch_key(xi)}") from None
+
+
+def _depth(tree: ast.Expression) -> int:
+    """Nesting depth of the expression, counted without recursion (the tree may be deep)."""
+    deepest, stack = 0, [(tree.body, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node) if isinstance(child, ast.expr))
+    return deepest
+
+
+def _bounded(value):
+    if isinstance(value, complex):  # a negative base to a fractional power
+        raise _Refused("has no real value")
+    if not abs(value) <= MAX_MAGNITUDE:  # also catches NaN
+        raise _Refused(f"exceeds {_MAGNITUDE_TEXT} in magnitude")
+    return value
 
 
 def _evaluate(node: ast.AST, env: Mapping[str, int]) -> Any:
@@ -79,7 +137,11 @@ def _evaluate(node: ast.AST, env: Mapping[str, int]) -> Any:
     if isinstance(node, ast.Name):
         return env[node.id]
     if isinstance(node, ast.BinOp):
-        return _BINOPS[type(node.op)](_evaluate(node.left, env), _evaluate(node.right, env))
+        left, right = _evaluate(node.left, env), _evaluate(node.right, env)
+        try:
+            return _bounded(_BINOPS[type(node.op)](left, right))
+        except ZeroDivisionError:  # also 0 ** -n
+            raise _Refused("divides by zero") from None
     if isinstance(node, ast.UnaryOp):
         v = _evaluate(node.operand, env)
         return -v if isinstance(node.op, ast.USub) else not v
@@ -125,7 +187,10 @@ class SearchSpace:
     def architectures(self) -> list[dict[str, int]]:
         names = self.family.parameters
         grid = (dict(zip(names, values)) for values in itertools.product(*(self.parameters[n] for n in names)))
-        return [xi for xi in grid if all(c(xi) for c in self.constraints)]
+        try:
+            return [xi for xi in grid if all(c(xi) for c in self.constraints)]
+        except ConstraintError as e:
+            _failer(self.source)("constraints", str(e))
 
     def cost(self, xi: Mapping[str, int]) -> Cost:
         return self.family.cost(xi, self.settings)

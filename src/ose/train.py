@@ -29,6 +29,16 @@ class Theta:
     momentum: float = 0.9
     batch_size: int = 32
 
+    def __post_init__(self):
+        # ``lr = 1`` in TOML and ``lr=1.0`` on the command line are one study: the same θ, the
+        # same job keys, the same stored configuration. Bools and non-numbers are left for check().
+        for name in ("lr", "momentum"):
+            v = getattr(self, name)
+            if type(v) is int:
+                object.__setattr__(self, name, _as_float(v))
+            elif type(v) is float:
+                object.__setattr__(self, name, v + 0.0)  # -0.0 → 0.0, which job keys spell alike
+
     def check(self) -> str | None:
         for name in ("lr", "momentum"):
             v = getattr(self, name)
@@ -42,6 +52,13 @@ class Theta:
 
     def as_dict(self) -> dict:
         return {"lr": self.lr, "momentum": self.momentum, "batch_size": self.batch_size}
+
+
+def _as_float(v: int) -> float:
+    try:
+        return float(v)
+    except OverflowError:  # an integer beyond float range: check() refuses it as non-finite
+        return math.inf
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,78 @@
+"""Θ in the configuration: one spelling per θ, no repeats, and a study that does not depend on Θ's order."""
+
+import json
+
+import pytest
+import torch
+
+from ose import load_space
+from ose.cli import _theta as flag_theta
+from ose.config import ConfigError, load_config
+from ose.evaluate import make_context
+from ose.pipeline import job_key
+from ose.train import Theta
+
+XI = {"D": 1, "A": 2, "H": 32, "I": 64}
+
+
+@pytest.fixture(autouse=True)
+def _env(tmp_path, monkeypatch):
+    monkeypatch.setenv("OSE_CACHE", str(tmp_path / "cache"))
+    torch.set_num_threads(1)
+
+
+def _toml(tmp_path, text):
+    path = tmp_path / "study.toml"
+    path.write_text(text)
+    return path
+
+
+def test_integer_and_float_spellings_are_the_same_study(tmp_path):
+    from_file = load_config(_toml(tmp_path, "[[theta]]\nlr = 1\nmomentum = 0\nbatch_size = 8\n"))
+    from_flag = load_config(None, {"theta": [flag_theta("lr=1.0,momentum=-0.0,batch_size=8")]})
+    assert from_file.theta == from_flag.theta == [Theta(lr=1.0, momentum=0.0, batch_size=8)]
+    (a,), (b,) = from_file.theta, from_flag.theta
+    assert (type(a.lr), type(a.momentum), type(a.batch_size)) == (float, float, int)
+    assert job_key(XI, a) == job_key(XI, b) == "D=1,A=2,H=32,I=64|lr=1.0,momentum=0.0,batch_size=8"
+    # JSON tells 1 from 1.0 (Python's == does not): the stored configurations are identical.
+    assert json.dumps(from_file.as_dict()["theta"]) == json.dumps(from_flag.as_dict()["theta"])
+
+
+@pytest.mark.parametrize("value", ["true", '"1"', "10e999", "1" + "0" * 400])
+def test_theta_still_refuses_what_is_not_a_finite_number(tmp_path, value):
+    path = _toml(tmp_path, f"[[theta]]\nlr = {value}\nbatch_size = 8\n")
+    with pytest.raises(ConfigError, match=r"study\.toml: theta lr must be a number"):
+        load_config(path)
+
+
+def test_a_repeated_theta_is_refused_by_name(tmp_path):
+    path = _toml(tmp_path, "[[theta]]\nlr = 1\nbatch_size = 8\n[[theta]]\nlr = 0.5\n"
+                           "[[theta]]\nlr = 1.0\nbatch_size = 8\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert str(e.value) == (f"{path}: theta lr=1.0,momentum=0.9,batch_size=8 is given twice; "
+                            f"each θ in Θ must differ")
+    with pytest.raises(ConfigError, match="theta lr=0.05,momentum=0.9,batch_size=32 is given twice"):
+        load_config(None, {"theta": [flag_theta("lr=0.05"), flag_theta("batch_size=32,momentum=0.9")]})
+
+
+@pytest.mark.parametrize("strategy, trains", [("fptas", "⌈|Ξ|/ε⌉"), ("exhaustive", "all |Ξ|")],
+                         ids=["fptas", "exhaustive"])
+def test_budget_with_a_strategy_that_ignores_it_is_refused(strategy, trains):
+    with pytest.raises(ConfigError) as e:
+        load_config(None, {"strategy": strategy, "budget": 3})
+    assert str(e.value) == f"budget applies to random, tpe and nsga2; {strategy} trains {trains} candidates"
+    for name in ("random", "tpe", "nsga2"):
+        assert load_config(None, {"strategy": name, "budget": 3}).budget == 3
+
+
+def test_heldout_batches_do_not_depend_on_the_order_of_theta(tmp_path, tiny_space):
+    (tmp_path / "space.toml").write_text(tiny_space(H=(32, 64), I=(64, 128), head="mlm"))
+    space = load_space(tmp_path / "space.toml")
+    small, large = {"lr": 0.1, "batch_size": 8}, {"lr": 0.1, "batch_size": 16}
+    common = {"max_examples": 2000, "eval_batches": 2, "threads": 1}
+    a = make_context(load_config(None, {**common, "theta": [small, large]}), space).data.heldout
+    b = make_context(load_config(None, {**common, "theta": [large, small]}), space).data.heldout
+    assert a.input_ids.shape[0] == 2 * 16  # eval_batches × Θ's largest batch size
+    for name in ("input_ids", "attention_mask", "labels", "masked"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
