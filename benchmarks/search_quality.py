@@ -28,7 +28,7 @@ from ose.config import ExtractConfig
 from ose.pipeline import drive, job_key
 from ose.report.results import best
 from ose.strategies import make_strategy
-from ose.train import Theta
+from ose.config import Theta
 
 STRATEGIES = ("fptas", "exhaustive", "random", "nsga2", "tpe")
 

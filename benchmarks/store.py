@@ -19,7 +19,7 @@ from ose.config import ExtractConfig
 from ose.evaluate import evaluate, make_context
 from ose.space import load_space
 from ose.store import open_store
-from ose.train import Theta
+from ose.config import Theta
 
 
 def main() -> None:

@@ -28,7 +28,8 @@ import torch.nn.functional as F
 
 from ose.data import DataConfig, prepare
 from ose.families import get_family
-from ose.train import Theta, TrainConfig, train
+from ose.config import Theta
+from ose.train import TrainConfig, train
 
 
 def build(args, seed: int):

@@ -10,7 +10,7 @@ from ose.cli import _theta as flag_theta
 from ose.config import ConfigError, load_config
 from ose.evaluate import make_context
 from ose.pipeline import job_key
-from ose.train import Theta
+from ose.config import Theta
 
 XI = {"D": 1, "A": 2, "H": 32, "I": 64}
 

@@ -246,3 +246,47 @@ def test_groundtruth_ignores_a_config_budget_and_says_so(root, capsys):
     doc = json.loads((out / "results.json").read_text())
     assert doc["settings"]["config"]["strategy"] == "exhaustive" and doc["settings"]["config"]["budget"] is None
     assert len(doc["evaluations"]) == SIZE and all(r["steps"] == 2 for r in doc["evaluations"])
+
+
+def test_estimate_before_training_and_one_log_line_per_evaluation_off_a_terminal(root, capsys):
+    """stderr is not a terminal under pytest: no bars, but a line per evaluation with a weighted ETA."""
+    code = main(["extract", "--space", str(root / "space.toml"), "--epsilon", "3", "--steps", "3", "--max-examples",
+                 "2000", "--eval-batches", "1", "--threads", "1", "--out", str(root / "logged")])
+    out, err = capsys.readouterr()
+    assert code == 0 and err == ""  # no progress bar redrawn into a log
+    lines = out.splitlines()
+    estimate = next(i for i, line in enumerate(lines) if line.startswith("estimate: "))
+    evals = [i for i, line in enumerate(lines) if line.startswith("[")]
+    assert len(evals) == 3 and estimate < evals[0]
+    assert [lines[i].split("]")[0] for i in evals] == ["[1/3", "[2/3", "[3/3"]
+    assert all("ETA " in lines[i] and "ê=" in lines[i] for i in evals)
+    assert lines[evals[-1]].endswith("ETA 0m00s")
+
+
+def test_a_diverging_candidate_is_stored_as_failed_and_the_search_goes_on(root):
+    """lr = 1e308 overflows the SGD update (float32 weights) for every candidate: each is a failed
+    record with the reason, the study completes, and the command says nothing finished."""
+    code = main(["extract", "--space", str(root / "space.toml"), "--epsilon", "4", "--steps", "2", "--theta",
+                 "lr=1e308", "--max-examples", "2000", "--eval-batches", "1", "--threads", "1", "--quiet",
+                 "--out", str(root / "diverge")])
+    doc = json.loads((root / "diverge" / "results.json").read_text())
+    assert code == 1 and len(doc["evaluations"]) == 2 and doc["best"] is None
+    for r in doc["evaluations"]:
+        assert r["status"] == "failed" and "overflowed" in r["message"] and "lr 1e+308 is too large" in r["message"]
+
+
+def test_a_read_only_output_directory_is_refused_before_any_work(root, tmp_path, capsys):
+    import os
+    import stat
+
+    if os.geteuid() != 0:
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    elif not os.access("/proc/sys", os.W_OK):
+        ro = __import__("pathlib").Path("/proc/sys")  # root writes anywhere except a read-only file system
+    else:
+        pytest.skip("root with no read-only file system to try")
+    code = main(["extract", "--space", str(root / "space.toml"), "--quiet", "--out", str(ro / "study")])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and err.count("\n") == 1 and "cannot write in" in err

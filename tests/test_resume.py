@@ -199,3 +199,22 @@ def test_changed_configuration_is_refused_unless_new_study(env, reference):
     aside = [p for p in out.iterdir() if p.name.startswith("study.db.") and not p.name.endswith(("-wal", "-shm"))]
     assert len(aside) == 1
     assert sqlite3.connect(aside[0]).execute("SELECT count(*) FROM evaluations").fetchone()[0] == 16
+
+
+def test_report_on_an_unfinished_study_says_it_is_partial(env, reference, run_cli):
+    import shutil
+
+    root, _ = env
+    out = root / "unfinished"
+    out.mkdir()
+    shutil.copy(root / "reference" / "study.db", out / "study.db")
+    db = sqlite3.connect(out / "study.db")
+    db.execute("DELETE FROM evaluations WHERE id > 5")  # as if stopped after five evaluations
+    db.commit()
+    db.close()
+    code, printed, _ = run_cli("report", out)
+    assert code == 0 and printed.startswith("PARTIAL: the study is unfinished, 5 of 16 evaluations stored")
+    page = (out / "report.html").read_text()
+    assert "Best architecture so far (unfinished study)" in page and "Chosen architecture" not in page
+    assert "5 of 16" in page
+    assert json.loads((out / "results.json").read_text())["progress"] == {"stored": 5, "total": 16}

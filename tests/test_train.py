@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from ose import train as T
 from ose.data import DataConfig, prepare
 from ose.families import get_family
-from ose.train import CandidateFailed, Theta, TrainConfig, distillation_loss, evaluate, train
+from ose.config import Theta
+from ose.train import CandidateFailed, TrainConfig, distillation_loss, evaluate, train
 
 VOCAB = 512
 BERT = get_family("bert")

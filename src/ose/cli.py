@@ -10,19 +10,14 @@ import dataclasses
 import json
 import sys
 
-from .config import ConfigError
-from .data import DataError
+from .errors import ExecutorError, OseError
 from .families import get_family
 from .report import counts, table
-from .space import SpaceError, load_space, preset_names
-from .store import StoreError
+from .space import load_space, preset_names
 
 
-class UsageError(Exception):
-    """A user error that is reported as one line and exit code 2."""
-
-
-USER_ERRORS = (UsageError, SpaceError, ConfigError, DataError, StoreError)
+class UsageError(OseError):
+    """A bad command line, caught after argparse."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -117,8 +112,16 @@ def cmd_extract(args) -> int:
     options = {k: getattr(args, k) for k in EXTRACT_FLAGS}
     if args.theta:
         options["theta"] = [_theta(t) for t in args.theta]
-    extract(args.config, progress=not args.quiet, new_study=args.new_study, **options)
-    return 0
+    return _outcome(extract(args.config, progress=not args.quiet, new_study=args.new_study, **options))
+
+
+def _outcome(result) -> int:
+    """0 if the search picked an architecture; 1 if every evaluation failed (the reasons are in the summary)."""
+    if result.best is not None:
+        return 0
+    print(f"ose: no evaluation finished: all {len(result.evaluations)} failed (reasons above and in "
+          f"{result.out / 'results.json'})", file=sys.stderr)
+    return 1
 
 
 def _study_dir(path: str):
@@ -204,8 +207,7 @@ def cmd_groundtruth(args) -> int:
               f"is ignored")
         cfg = dataclasses.replace(cfg, budget=None)
     options.update(strategy="exhaustive", steps=args.factor * options.get("steps", cfg.steps), epsilon=1)
-    extract(cfg, progress=not args.quiet, new_study=args.new_study, **options)
-    return 0
+    return _outcome(extract(cfg, progress=not args.quiet, new_study=args.new_study, **options))
 
 
 def _add_extract(sub) -> None:
@@ -310,9 +312,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except USER_ERRORS as e:
+    except OseError as e:
         print(f"ose: error: {e}", file=sys.stderr)
         return 2
+    except ExecutorError as e:
+        print(f"ose: error: {e}", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # output piped into head and closed early
         sys.stderr.close()
         return 0

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from .errors import DataError
+
 EMBEDDED = "embedded:tweets"
 SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 TEXT_SUFFIXES = (".txt", ".text", ".md")
@@ -26,10 +28,6 @@ SNIFF_BYTES = 64 * 1024           # how much of a file decides whether it is tex
 MAX_NON_TEXT = 0.1                # above this share of non-text bytes, a file is binary
 # Invalid UTF-8 (decoded as U+FFFD) and control characters other than whitespace.
 _NON_TEXT = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f\ufffd]")
-
-
-class DataError(ValueError):
-    """Unusable data or tokenizer; the message is one line."""
 
 
 @dataclass(frozen=True)

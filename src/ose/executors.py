@@ -30,16 +30,12 @@ from dataclasses import dataclass, replace
 from multiprocessing.connection import wait
 from typing import Iterator
 
-from .config import ConfigError, ExtractConfig
-from .train import Theta
+from .config import ConfigError, ExtractConfig, Theta
+from .errors import ExecutorError
 
 Job = tuple[str, dict, Theta]
 START_FAILURES = 3  # consecutive deaths of a slot's workers before any evaluation: give up
 READY_TIMEOUT = 300.0  # seconds for Ray to place and start every worker
-
-
-class ExecutorError(RuntimeError):
-    """The workers cannot run (they keep dying, or cannot be placed); one line."""
 
 
 def usable_cores() -> int:

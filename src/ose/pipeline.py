@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import estimate
 from . import study as studies
-from .config import ConfigError, ExtractConfig, load_config
+from .config import ConfigError, ExtractConfig, Theta, load_config
 from .evaluate import Context, make_context
 from .executors import Executor, make_executor
 from .progress import SearchProgress, StepBars, interactive, run_note
@@ -24,7 +24,6 @@ from .report import results as report
 from .space import Candidate, SearchSpace, arch_key, load_space
 from .store import Store
 from .strategies import Strategy, make_strategy
-from .train import Theta
 
 
 @dataclass

@@ -21,13 +21,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .costs import Cost
+from .errors import SpaceError
 from .families import FAMILIES, Family, get_family
 
 TOP_KEYS = ("name", "description", "family", "constraints", "parameters", "maximum_point", "settings")
-
-
-class SpaceError(ValueError):
-    """An invalid search-space file; the message is one line naming file, key and problem."""
 
 
 def arch_key(xi: Mapping[str, int]) -> str:

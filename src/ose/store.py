@@ -26,15 +26,12 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 
 from ._faults import fault
+from .errors import StoreError
 
 SCHEMA_VERSION = 1
 STUDY_FILE = "study.db"
 COLUMNS = ("params", "params_effective", "mults", "adds", "other", "ops", "error", "loss", "w", "steps",
            "seconds", "status", "message")
-
-
-class StoreError(RuntimeError):
-    """An unusable study file; the message is one line."""
 
 
 class Store(ABC):

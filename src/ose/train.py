@@ -18,47 +18,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .config import Theta
 from .data import Batch, TaskData
-
-
-@dataclass(frozen=True)
-class Theta:
-    """θ ∈ Θ: one SGD hyper-parameter set."""
-
-    lr: float = 0.05
-    momentum: float = 0.9
-    batch_size: int = 32
-
-    def __post_init__(self):
-        # ``lr = 1`` in TOML and ``lr=1.0`` on the command line are one study: the same θ, the
-        # same job keys, the same stored configuration. Bools and non-numbers are left for check().
-        for name in ("lr", "momentum"):
-            v = getattr(self, name)
-            if type(v) is int:
-                object.__setattr__(self, name, _as_float(v))
-            elif type(v) is float:
-                object.__setattr__(self, name, v + 0.0)  # -0.0 → 0.0, which job keys spell alike
-
-    def check(self) -> str | None:
-        for name in ("lr", "momentum"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                return f"theta {name} must be a number, got {v!r}"
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            return f"theta batch_size must be a positive integer, got {self.batch_size!r}"
-        if self.lr <= 0 or not 0 <= self.momentum < 1:
-            return f"theta needs lr > 0 and 0 <= momentum < 1, got lr={self.lr} momentum={self.momentum}"
-        return None
-
-    def as_dict(self) -> dict:
-        return {"lr": self.lr, "momentum": self.momentum, "batch_size": self.batch_size}
-
-
-def _as_float(v: int) -> float:
-    try:
-        return float(v)
-    except OverflowError:  # an integer beyond float range: check() refuses it as non-finite
-        return math.inf
 
 
 @dataclass(frozen=True)

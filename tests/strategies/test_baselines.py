@@ -5,7 +5,7 @@ import pytest
 from ose import load_space
 from ose.pipeline import drive, job_key
 from ose.strategies import STRATEGIES, make_strategy
-from ose.train import Theta
+from ose.config import Theta
 
 
 @pytest.fixture(scope="module")

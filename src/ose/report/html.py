@@ -135,7 +135,10 @@ def _pick_section(doc: dict, latency: dict | None) -> str:
         return ("<section id='pick'><h2>Chosen architecture</h2><p>No evaluation finished, so no architecture "
                 "was chosen; the failed evaluations and their reasons are listed below.</p></section>")
     theta = f"(lr {pick.get('lr')}, momentum {pick.get('momentum')}, batch size {pick.get('batch_size')})"
-    parts = ["<section id='pick'><h2>Chosen architecture</h2>",
+    partial = results.unfinished(doc)
+    heading = "Best architecture so far (unfinished study)" if partial else "Chosen architecture"
+    parts = [f"<section id='pick'><h2>{heading}</h2>",
+             f"<p class='pick' id='partial'>{_e(partial)}</p>" if partial else "",
              f"<p class='pick' id='pick-arch'>ξ* = {_e(_arch(pick, names))}</p>",
              f"<p>Trained under θ* = {_e(theta)}; T = {_e(_arch(doc['maximum_point']['architecture'], names))}.</p>",
              _why(doc, names), _table(_comparison(doc, latency), ["", "ξ*", "T", "ξ* / T"])]
@@ -212,7 +215,9 @@ def _study_rows(doc: dict) -> list[dict]:
                                   f"p = {t['params']:,}, i = {t['ops']:,}"),
             ("|Ξ|", bound.get("space_size")), ("|Θ|", bound.get("thetas")), ("Θ", thetas),
             ("ε", bound.get("epsilon")), ("s (steps per candidate)", bound.get("steps")),
-            ("candidates trained", bound.get("candidates")), ("strategy", bound.get("strategy")),
+            ("candidates planned", bound.get("candidates")),
+            ("evaluations stored", "{stored} of {total}".format(**doc["progress"]) if "progress" in doc else None),
+            ("strategy", bound.get("strategy")),
             ("task, metric ê", f"{cfg.get('task')}, {cfg.get('metric')}"),
             ("data", f"{data.get('source')}: {data.get('examples')} examples, tokenizer {data.get('tokenizer')}"),
             ("device, precision", f"{s.get('device')}, {s.get('precision')}"), ("seed", cfg.get("seed")),

@@ -24,6 +24,7 @@ def build_document(store: Store) -> dict:
         raise ValueError("the study holds no configuration")
     records = ordered_records(store, meta)
     doc = results.document(meta["settings"], meta["maximum_point"], records)
+    doc["progress"] = {"stored": len(records), "total": meta["total"]}
     doc["settings"]["train_seconds"] = sum(r.get("seconds", 0.0) for r in records)
     return doc
 

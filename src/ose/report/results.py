@@ -91,12 +91,22 @@ def factors(doc: dict, record: dict) -> dict[str, float]:
     return {**size, "i/T": record["ops"] / t["ops"]}
 
 
+def unfinished(doc: dict) -> str | None:
+    """Why the document is partial (a study stopped or still running), or None if it is whole."""
+    progress = doc.get("progress")
+    if not progress or progress["stored"] >= progress["total"]:
+        return None
+    return (f"PARTIAL: the study is unfinished, {progress['stored']} of {progress['total']} evaluations "
+            f"stored; the pick is the best so far, not the search's answer (resume with the same command)")
+
+
 def pick_line(doc: dict) -> str:
     """The last line of a run: ξ*, its W and the factors W was computed from."""
     pick = doc["best"]
     xi = {k: pick[k] for k in doc["maximum_point"]["architecture"]}
     ratios = "  ".join(f"{k} = {v:.3f}" for k, v in factors(doc, pick).items())
-    line = f"ξ* = {xi}  W = {float(pick['w']):.4g}  ê = {pick['error']:.4f}  {ratios}"
+    name = "best so far" if unfinished(doc) else "ξ*"
+    line = f"{name} = {xi}  W = {float(pick['w']):.4g}  ê = {pick['error']:.4f}  {ratios}"
     if not uses_latency(doc):
         return line
     s = speed(doc)
@@ -111,7 +121,9 @@ def summary(doc: dict, top: int = 5) -> str:
              "W": float(r["w"]), "error": r["error"], **factors(doc, r), "steps": r["steps"]}
             for i, r in enumerate(done)]
     failed = [r for r in doc["evaluations"] if r.get("status") != "ok"]
-    lines = [text_table(rows)]
+    lines = [text_table(rows)] if rows else ["no evaluation finished"]
+    if unfinished(doc):
+        lines.insert(0, unfinished(doc))
     if done and uses_latency(doc):
         s = speed(doc)
         lines.append(f"lat/T: measured forward latency at batch {s['batch_size']} over T's "
