@@ -26,7 +26,7 @@ from pathlib import Path
 import ose
 from ose.config import ExtractConfig
 from ose.pipeline import drive, job_key
-from ose.report.results import best
+from ose.strategies.selection import best
 from ose.strategies import make_strategy
 from ose.config import Theta
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 
 from ose.config import ExtractConfig
-from ose.evaluate import evaluate, make_context
+from ose.context import make_context
+from ose.evaluate import evaluate
 from ose.space import load_space
 from ose.store import open_store
 from ose.config import Theta

@@ -26,10 +26,11 @@ import time
 import torch
 import torch.nn.functional as F
 
-from ose.data import DataConfig, prepare
+from ose.data import prepare
 from ose.families import get_family
-from ose.config import Theta
-from ose.train import TrainConfig, train
+from ose.config import ExtractConfig, Theta
+from ose.tasks import get_task
+from ose.train import train
 
 
 def build(args, seed: int):
@@ -37,16 +38,18 @@ def build(args, seed: int):
     settings = bert.settings_type(vocab_size=args.vocab, max_positions=args.seq_len, seq_len=args.seq_len,
                                   head="mlm")
     torch.manual_seed(seed)
-    return bert.build({"D": args.D, "A": args.A, "H": args.H, "I": args.I}, settings, head="mlm")
+    return bert.build({"D": args.D, "A": args.A, "H": args.H, "I": args.I}, settings, task="mlm")
 
 
 def run_ose(args, data, theta, seed: int) -> tuple[list[float], float, float]:
     """(the time at the start and after each step, seconds of the whole call, final smoothed loss)."""
     model = build(args, seed)
-    cfg = TrainConfig(steps=args.steps, clip=args.clip, precision="fp32", device="cpu")
+    cfg = ExtractConfig(steps=args.steps, clip=args.clip, precision="fp32", device="cpu", seed=seed,
+                        threads=torch.get_num_threads())
     start = time.perf_counter()
     times = [start]
-    result = train(model, data, theta, cfg, seed, progress=lambda step, loss: times.append(time.perf_counter()))
+    result = train(model, get_family("bert"), get_task("mlm"), data, theta, cfg,
+                   progress=lambda step, loss: times.append(time.perf_counter()))
     return times, time.perf_counter() - start, result.train_loss
 
 
@@ -111,8 +114,10 @@ def main() -> None:
     seed, theta = 0, Theta(lr=0.05, momentum=0.9, batch_size=args.batch)
 
     t = time.perf_counter()
-    data, _, identity = prepare(DataConfig(max_examples=args.max_examples, eval_batches=1), "mlm",
-                                vocab_size=args.vocab, seq_len=args.seq_len, batch_size=args.batch, seed=seed)
+    settings = get_family("bert").settings_type(vocab_size=args.vocab, max_positions=args.seq_len,
+                                                seq_len=args.seq_len, head="mlm")
+    cfg = ExtractConfig(max_examples=args.max_examples, eval_batches=1, seed=seed, theta=[Theta(batch_size=args.batch)])
+    data, _, identity = prepare(cfg, get_task("mlm"), settings)
     prep = time.perf_counter() - t
     gen = data.train_batches(args.batch, torch.Generator().manual_seed(seed))  # the stream ose.train draws
     batches = [next(gen) for _ in range(args.steps)]

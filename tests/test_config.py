@@ -8,7 +8,7 @@ import torch
 from ose import load_space
 from ose.cli import _theta as flag_theta
 from ose.config import ConfigError, load_config
-from ose.evaluate import make_context
+from ose.context import make_context
 from ose.pipeline import job_key
 from ose.config import Theta
 

@@ -6,9 +6,18 @@ import pytest
 import torch
 
 from ose import data as D
-from ose.data import DataConfig, DataError, Example, get_tokenizer, prepare, read_examples, split
+from ose.config import ExtractConfig, Theta
+from ose.data import DataError, Example, get_tokenizer, prepare, read_examples, split
+from ose.families.bert import BertSettings
+from ose.tasks import get_task
 
 LABELS = {"negative", "neutral", "positive"}
+
+
+def prep(task: str, vocab_size: int, seq_len: int, batch_size: int, seed: int, **options):
+    """``data.prepare`` for one θ of ``batch_size`` and a BERT space of this vocabulary and L."""
+    cfg = ExtractConfig(theta=[Theta(batch_size=batch_size)], seed=seed, **options)
+    return prepare(cfg, get_task(task), BertSettings(vocab_size=vocab_size, seq_len=seq_len, max_positions=64))
 
 
 @pytest.fixture(autouse=True)
@@ -19,33 +28,33 @@ def _cache(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def tweets():
     """The first 2,000 tweets of the embedded corpus (the tokenizer's training text)."""
-    return read_examples(DataConfig(max_examples=2000))
+    return read_examples(ExtractConfig(max_examples=2000))
 
 
 # --- reading ------------------------------------------------------------------------------
 
 def test_embedded_corpus_has_text_and_labels():
-    examples = read_examples(DataConfig())
+    examples = read_examples(ExtractConfig())
     assert len(examples) > 30_000
     assert all(e.text.strip() for e in examples)
     assert {e.label for e in examples} == LABELS
-    assert read_examples(DataConfig(path=D.EMBEDDED)) == examples
+    assert read_examples(ExtractConfig(data=D.EMBEDDED)) == examples
 
 
 def test_max_examples_spreads_over_the_source():
     # The embedded corpus is sorted by label: its first 2,000 tweets are all negative.
-    examples = read_examples(DataConfig())
-    some = read_examples(DataConfig(max_examples=2000))
+    examples = read_examples(ExtractConfig())
+    some = read_examples(ExtractConfig(max_examples=2000))
     assert len(some) == 2000 and some[0] == examples[0]
     assert {e.label for e in some} == LABELS
     assert [examples.index(e) for e in some[:3]] == [0, len(examples) // 2000, 2 * len(examples) // 2000]
-    assert read_examples(DataConfig(max_examples=10 ** 6)) == examples
+    assert read_examples(ExtractConfig(max_examples=10 ** 6)) == examples
 
 
 def test_plain_text_file_one_example_a_line(tmp_path):
     f = tmp_path / "corpus.txt"
     f.write_text("first line\n\n   \nsecond line  \n  third\n")
-    examples = read_examples(DataConfig(path=str(f)))
+    examples = read_examples(ExtractConfig(data=str(f)))
     assert examples == [Example("first line"), Example("second line"), Example("third")]
     assert all(e.label is None for e in examples)
 
@@ -56,21 +65,21 @@ def test_folder_of_text_files_in_sorted_order(tmp_path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "c.txt").write_text("from c\n")
     (tmp_path / "ignored.csv").write_text("not, read\n")
-    texts = [e.text for e in read_examples(DataConfig(path=str(tmp_path)))]
+    texts = [e.text for e in read_examples(ExtractConfig(data=str(tmp_path)))]
     assert texts == ["from a 1", "from a 2", "from b", "from c"]
 
 
 def test_folder_without_text_files(tmp_path):
     (tmp_path / "x.csv").write_text("a,b\n")
     with pytest.raises(DataError, match="no .txt or .jsonl"):
-        read_examples(DataConfig(path=str(tmp_path)))
+        read_examples(ExtractConfig(data=str(tmp_path)))
 
 
 def test_jsonl_with_text_and_label(tmp_path):
     f = tmp_path / "d.jsonl"
     rows = [{"body": "good stuff", "y": 1}, {"body": "bad stuff", "y": 0}, {"body": "meh", "y": None}]
     f.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
-    examples = read_examples(DataConfig(path=str(f), text_field="body", label_field="y"))
+    examples = read_examples(ExtractConfig(data=str(f), text_field="body", label_field="y"))
     assert examples == [Example("good stuff", "1"), Example("bad stuff", "0"), Example("meh", None)]
 
 
@@ -78,14 +87,14 @@ def test_jsonl_without_text_field_is_a_data_error(tmp_path):
     f = tmp_path / "d.jsonl"
     f.write_text('{"text": "ok"}\n{"body": "no text here"}\n')
     with pytest.raises(DataError, match=r"d\.jsonl:2: no text field 'text'"):
-        read_examples(DataConfig(path=str(f)))
+        read_examples(ExtractConfig(data=str(f)))
 
 
 def test_invalid_json_line_is_a_data_error(tmp_path):
     f = tmp_path / "d.jsonl"
     f.write_text('{"text": "ok"}\n{"text": \n')
     with pytest.raises(DataError, match=r"d\.jsonl:2: invalid JSON"):
-        read_examples(DataConfig(path=str(f)))
+        read_examples(ExtractConfig(data=str(f)))
 
 
 @pytest.mark.parametrize("content", ["", "\n\n  \n"])
@@ -93,35 +102,35 @@ def test_file_without_text_is_a_data_error(tmp_path, content):
     f = tmp_path / "empty.txt"
     f.write_text(content)
     with pytest.raises(DataError, match="no usable text"):
-        read_examples(DataConfig(path=str(f)))
+        read_examples(ExtractConfig(data=str(f)))
 
 
 def test_missing_path_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match="no such file"):
-        read_examples(DataConfig(path=str(tmp_path / "nope.txt")))
+        read_examples(ExtractConfig(data=str(tmp_path / "nope.txt")))
 
 
 
 def test_text_with_a_stray_invalid_byte_is_read(tmp_path):
     f = tmp_path / "latin1.txt"
     f.write_bytes("a line in UTF-8: naïve\n".encode() + b"caf\xe9 in Latin-1\n" + b"plain text\n" * 20)
-    examples = read_examples(DataConfig(path=str(f)))
+    examples = read_examples(ExtractConfig(data=str(f)))
     assert examples[:2] == [Example("a line in UTF-8: naïve"), Example("caf\ufffd in Latin-1")]
     assert len(examples) == 22
     j = tmp_path / "d.jsonl"
     j.write_bytes(b'{"text": "caf\xe9"}\n{"text": "tea"}\n')
-    assert read_examples(DataConfig(path=str(j))) == [Example("caf\ufffd"), Example("tea")]
+    assert read_examples(ExtractConfig(data=str(j))) == [Example("caf\ufffd"), Example("tea")]
 
 
 def test_binary_files_are_refused_also_in_a_folder(tmp_path):
     (tmp_path / "a.txt").write_text("some text\n")
     (tmp_path / "b.jsonl").write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 4)
     with pytest.raises(DataError, match=r"b\.jsonl: not a text file \(binary content: NUL bytes\)$"):
-        read_examples(DataConfig(path=str(tmp_path)))
+        read_examples(ExtractConfig(data=str(tmp_path)))
     noisy = tmp_path / "noisy.txt"  # no NUL, but a quarter of its bytes are controls or invalid UTF-8
     noisy.write_bytes(b"text\x01\xff\x02" * 100)
     with pytest.raises(DataError, match=r"noisy\.txt: not a text file \(binary content: 43% of its first 700 bytes"):
-        read_examples(DataConfig(path=str(noisy)))
+        read_examples(ExtractConfig(data=str(noisy)))
 
 # --- split --------------------------------------------------------------------------------
 
@@ -190,8 +199,7 @@ def _save_tokenizer(tok, folder):
 def test_user_tokenizer_that_fits_is_used(tmp_path, tweets):
     tok = D.train_wordpiece([e.text for e in tweets], 300)
     folder = _save_tokenizer(tok, tmp_path / "tok")
-    data, loaded, identity = prepare(DataConfig(max_examples=2000, eval_batches=1, tokenizer=folder), "mlm",
-                                     vocab_size=512, seq_len=32, batch_size=8, seed=0)
+    data, loaded, identity = prep("mlm", 512, 32, 8, 0, max_examples=2000, eval_batches=1, tokenizer=folder)
     assert loaded.get_vocab() == tok.get_vocab()
     assert identity["tokenizer_vocab"] == tok.get_vocab_size()
     assert int(data.train.max()) < tok.get_vocab_size()
@@ -235,8 +243,7 @@ def mlm_cache(tmp_path_factory):
 def mlm(mlm_cache):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("OSE_CACHE", mlm_cache)
-        return prepare(DataConfig(max_examples=2000, eval_batches=2), "mlm", vocab_size=512, seq_len=32,
-                       batch_size=32, seed=0)
+        return prep("mlm", 512, 32, 32, 0, max_examples=2000, eval_batches=2)
 
 
 def test_mlm_blocks_start_with_cls(mlm):
@@ -275,13 +282,11 @@ def test_mlm_masks_about_15_percent_of_ordinary_positions(mlm):
 def test_heldout_batches_are_fixed_by_the_seed(mlm, mlm_cache, monkeypatch):
     monkeypatch.setenv("OSE_CACHE", mlm_cache)
     data, _, identity = mlm
-    again, _, identity2 = prepare(DataConfig(max_examples=2000, eval_batches=2), "mlm", vocab_size=512, seq_len=32,
-                                  batch_size=32, seed=0)
+    again, _, identity2 = prep("mlm", 512, 32, 32, 0, max_examples=2000, eval_batches=2)
     assert identity == identity2
     for name in ("input_ids", "attention_mask", "labels", "masked"):
         assert torch.equal(getattr(data.heldout, name), getattr(again.heldout, name)), name
-    other, _, _ = prepare(DataConfig(max_examples=2000, eval_batches=2), "mlm", vocab_size=512, seq_len=32,
-                          batch_size=32, seed=1)
+    other, _, _ = prep("mlm", 512, 32, 32, 1, max_examples=2000, eval_batches=2)
     assert not torch.equal(other.heldout.input_ids, data.heldout.input_ids)
 
 
@@ -296,9 +301,8 @@ def test_training_batches_follow_the_generator(mlm):
 # --- classification -----------------------------------------------------------------------
 
 def test_classification_on_the_embedded_corpus(tmp_path):
-    data, tok, identity = prepare(DataConfig(max_examples=2000, eval_batches=1), "cls", vocab_size=512,
-                                  seq_len=32, batch_size=16, seed=0)
-    assert data.task == "cls" and data.label_names == sorted(LABELS) and data.num_labels == 3
+    data, tok, identity = prep("cls", 512, 32, 16, 0, max_examples=2000, eval_batches=1)
+    assert data.label_names == sorted(LABELS) and data.num_labels == 3
     held = data.heldout
     assert held.input_ids.shape[0] == 16 and held.input_ids.shape[1] <= 32
     assert held.masked is None and 0 <= int(held.labels.min()) and int(held.labels.max()) < 3
@@ -311,15 +315,15 @@ def test_classification_needs_labels(tmp_path):
     f = tmp_path / "plain.txt"
     f.write_text("one text\nanother text\n")
     with pytest.raises(DataError, match="no label field"):
-        prepare(DataConfig(path=str(f)), "cls", vocab_size=512, seq_len=32, batch_size=4, seed=0)
+        prep("cls", 512, 32, 4, 0, data=str(f))
 
 
 def test_classification_needs_two_labels_and_names_the_source(tmp_path, monkeypatch):
     f = tmp_path / "one.jsonl"
     f.write_text("".join(json.dumps({"text": f"t {i}", "label": "x"}) + "\n" for i in range(10)))
     with pytest.raises(DataError, match=r"one\.jsonl: classification needs at least 2 labels"):
-        prepare(DataConfig(path=str(f)), "cls", vocab_size=512, seq_len=32, batch_size=4, seed=0)
+        prep("cls", 512, 32, 4, 0, data=str(f))
     # Without a path the message names the embedded corpus (it used to say "None").
     monkeypatch.setattr(D, "read_examples", lambda cfg: [Example(f"t {i}", "x") for i in range(10)])
     with pytest.raises(DataError, match="^embedded corpus: classification needs at least 2 labels"):
-        prepare(DataConfig(), "cls", vocab_size=512, seq_len=32, batch_size=4, seed=0)
+        prep("cls", 512, 32, 4, 0)

@@ -12,7 +12,8 @@ import pytest
 
 import ose
 from ose.config import load_config
-from ose.evaluate import evaluate, make_context
+from ose.context import make_context
+from ose.evaluate import evaluate
 from ose.executors import longest_first, make_executor
 from ose.space import load_space
 

@@ -18,7 +18,8 @@ def files(tmp_path_factory, tiny_space):
     """Every bad input, written once."""
     from tokenizers import Tokenizer, models
 
-    from ose.data import SPECIALS, DataConfig, read_examples, train_wordpiece
+    from ose.config import ExtractConfig
+    from ose.data import SPECIALS, read_examples, train_wordpiece
     from ose.families import get_family
 
     d = tmp_path_factory.mktemp("inputs")
@@ -42,12 +43,12 @@ def files(tmp_path_factory, tiny_space):
     (d / "badtype.toml").write_text('steps = "many"\n')
     big = d / "bigtok"
     big.mkdir()
-    texts = [e.text for e in read_examples(DataConfig(max_examples=2000))]
+    texts = [e.text for e in read_examples(ExtractConfig(max_examples=2000))]
     train_wordpiece(texts, 1024).save(str(big / "tokenizer.json"))
     bert = get_family("bert")
     for name, vocab in (("teacher-no-tokenizer", 512), ("teacher-other-vocab", 512), ("teacher-256", 256)):
         settings = bert.settings_type(vocab_size=vocab, max_positions=64, seq_len=32, head="mlm")
-        bert.build({"D": 1, "A": 2, "H": 32, "I": 64}, settings, head="mlm").save_pretrained(d / name)
+        bert.build({"D": 1, "A": 2, "H": 32, "I": 64}, settings, task="mlm").save_pretrained(d / name)
     other = {s: i for i, s in enumerate(SPECIALS)} | {f"word{i}": i for i in range(len(SPECIALS), 512)}
     Tokenizer(models.WordLevel(other, unk_token="[UNK]")).save(str(d / "teacher-other-vocab" / "tokenizer.json"))
     nomask = d / "nomask"

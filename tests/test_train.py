@@ -1,21 +1,24 @@
 """``ose.train``: the error surrogate ê from a short, clipped SGD run."""
 
+import dataclasses
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from ose import train as T
-from ose.data import DataConfig, prepare
+from ose.config import ExtractConfig, Theta
+from ose.data import prepare
 from ose.families import get_family
-from ose.config import Theta
-from ose.train import CandidateFailed, TrainConfig, distillation_loss, evaluate, train
+from ose.tasks import get_task
+from ose.train import CandidateFailed, distillation_loss, heldout_error
+from ose.train import train as train_candidate
 
 VOCAB = 512
 BERT = get_family("bert")
 SETTINGS = BERT.settings_type(vocab_size=VOCAB, max_positions=64, seq_len=32, head="mlm")
 XI = {"D": 1, "A": 2, "H": 64, "I": 128}
+MLM = get_task("mlm")
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +26,7 @@ def prepared(tmp_path_factory):
     """MLM data from 2,000 embedded tweets (blocks of 32 tokens, B = 2 batches of 32) and its tokenizer."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("OSE_CACHE", str(tmp_path_factory.mktemp("cache")))
-        data, tok, _ = prepare(DataConfig(max_examples=2000, eval_batches=2), "mlm", vocab_size=VOCAB, seq_len=32,
-                               batch_size=32, seed=0)
+        data, tok, _ = prepare(ExtractConfig(max_examples=2000, eval_batches=2), MLM, SETTINGS)
     return data, tok
 
 
@@ -46,24 +48,33 @@ def _one_thread():
 
 def model(seed=0, xi=XI):
     torch.manual_seed(seed)
-    return BERT.build(xi, SETTINGS, head="mlm")
+    return BERT.build(xi, SETTINGS, task="mlm")
 
 
-def fp32(**kw):
-    return TrainConfig(precision="fp32", **kw)
+def fp32(window: int = 10, **kw) -> ExtractConfig:
+    """The study configuration a training run sees: resolved to fp32 on the CPU."""
+    return ExtractConfig(precision="fp32", device="cpu", threads=1, tolerance_window=window, **kw)
+
+
+def train(model, data, theta, cfg, seed=0, teacher=None, progress=None):
+    return train_candidate(model, BERT, MLM, data, theta, dataclasses.replace(cfg, seed=seed), teacher, progress)
+
+
+def evaluate(model, data, cfg):
+    return heldout_error(model, BERT, MLM, data, cfg)
 
 
 def test_heldout_error_falls_with_training(mlm):
     # Measured over seeds 0-3: error 0.99-1.0 → 0.93-0.95, cross-entropy 6.25-6.30 → 5.34-5.40.
     m = model()
     cfg = fp32(steps=100, clip=1.0)
-    error0, loss0 = evaluate(m, mlm.heldout, "mlm", cfg)
+    error0, loss0 = evaluate(m, mlm, cfg)
     result = train(m, mlm, Theta(lr=0.2, momentum=0.9, batch_size=32), cfg, seed=0)
     assert result.steps == 100 and math.isfinite(result.train_loss)
     assert error0 > 0.98
     assert result.error < error0 - 0.02, (error0, result.error)
     assert result.loss < loss0 - 0.5, (loss0, result.loss)
-    assert evaluate(m, mlm.heldout, "mlm", cfg) == pytest.approx((result.error, result.loss))
+    assert evaluate(m, mlm, cfg) == pytest.approx((result.error, result.loss))
 
 
 def test_metric_loss_reports_the_cross_entropy(mlm):
@@ -120,13 +131,13 @@ def test_diverging_training_raises_candidate_failed(mlm):
 
 
 def test_nan_loss_raises_candidate_failed(mlm, monkeypatch):
-    real = T.logits
+    real = BERT.logits
 
     def poisoned(model, batch, task):
         out = real(model, batch, task)
         return out * float("nan") if model.training else out
 
-    monkeypatch.setattr(T, "logits", poisoned)
+    monkeypatch.setattr(BERT, "logits", poisoned)
     with pytest.raises(CandidateFailed, match="at step 1"):
         train(model(), mlm, Theta(lr=0.1, batch_size=8), fp32(steps=5), seed=0)
 
@@ -145,8 +156,8 @@ def test_distillation_loss_differs_from_cross_entropy():
     g = torch.Generator().manual_seed(0)
     student, teacher = torch.randn(10, VOCAB, generator=g), torch.randn(10, VOCAB, generator=g)
     y = torch.randint(0, VOCAB, (10,), generator=g)
-    cfg = TrainConfig()
-    kd = distillation_loss(student, teacher, y, cfg)
+    cfg = ExtractConfig()
+    kd = distillation_loss(student, teacher, F.cross_entropy(student, y), cfg)
     ce = F.cross_entropy(student, y)
     assert kd.item() != pytest.approx(ce.item())
     tau = cfg.kd_temperature
@@ -154,14 +165,14 @@ def test_distillation_loss_differs_from_cross_entropy():
     expected = cfg.kd_alpha * ce + cfg.kd_beta * tau ** 2 * kl.sum(-1).mean()
     assert kd.item() == pytest.approx(expected.item(), rel=1e-5)
     # A student that agrees with its teacher pays only the α-weighted cross-entropy.
-    agree = distillation_loss(teacher, teacher, y, cfg).item()
+    agree = distillation_loss(teacher, teacher, F.cross_entropy(teacher, y), cfg).item()
     assert agree == pytest.approx(cfg.kd_alpha * F.cross_entropy(teacher, y).item(), rel=1e-5)
 
 
 def test_training_with_a_teacher_changes_the_loss(mlm, prepared, teacher_dir):
-    from ose.evaluate import load_teacher
+    from ose.context import load_teacher
 
-    teacher = load_teacher(str(teacher_dir), "mlm", VOCAB, 0, "cpu", prepared[1])
+    teacher = load_teacher(str(teacher_dir), MLM, VOCAB, prepared[0], "cpu", prepared[1])
     assert not teacher.training
     theta, cfg = Theta(lr=0.1, batch_size=8), fp32(steps=5)
     plain = train(model(), mlm, theta, cfg, seed=0)
@@ -175,7 +186,7 @@ def test_training_with_a_teacher_changes_the_loss(mlm, prepared, teacher_dir):
 
 def test_a_teacher_vocab_txt_is_compared_token_by_token(prepared, teacher_dir, tmp_path):
     from ose.config import ConfigError
-    from ose.evaluate import load_teacher
+    from ose.context import load_teacher
 
     tok = prepared[1]
     path = tmp_path / "teacher"
@@ -185,14 +196,14 @@ def test_a_teacher_vocab_txt_is_compared_token_by_token(prepared, teacher_dir, t
             (path / f.name).write_bytes(f.read_bytes())
     tokens = sorted(tok.get_vocab(), key=tok.get_vocab().get)
     (path / "vocab.txt").write_text("".join(t + "\n" for t in tokens))
-    assert not load_teacher(str(path), "mlm", VOCAB, 0, "cpu", tok).training
+    assert not load_teacher(str(path), MLM, VOCAB, prepared[0], "cpu", tok).training
     (path / "vocab.txt").write_text("".join(t + "\n" for t in [*tokens, "[EXTRA]"]))
     with pytest.raises(ConfigError, match=r"tokens the study's lacks: 1, e\.g\. '\[EXTRA\]'\); the teacher needs"):
-        load_teacher(str(path), "mlm", VOCAB, 0, "cpu", tok)
+        load_teacher(str(path), MLM, VOCAB, prepared[0], "cpu", tok)
     tokens[5], tokens[6] = tokens[6], tokens[5]  # the same tokens, two ids swapped
     (path / "vocab.txt").write_text("".join(t + "\n" for t in tokens))
     with pytest.raises(ConfigError) as e:
-        load_teacher(str(path), "mlm", VOCAB, 0, "cpu", tok)
+        load_teacher(str(path), MLM, VOCAB, prepared[0], "cpu", tok)
     assert str(e.value) == (f"teacher {path}: its tokenizer is not the study's (2 of the study's {len(tokens)} tokens "
                             f"differ, e.g. {tokens[6]!r} is 6 in the teacher's, 5 in the study's); the teacher needs "
                             f"the same tokenizer")

@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 import json
 import sys
+import typing
 
 from .errors import ExecutorError, OseError
 from .families import get_family
@@ -100,18 +101,10 @@ def _theta(text: str) -> dict:
     return out
 
 
-EXTRACT_FLAGS = ("space", "data", "task", "epsilon", "steps", "out", "seed", "representative", "tolerance", "clip",
-                 "metric", "device", "precision", "threads", "tokenizer", "teacher", "text_field", "label_field",
-                 "max_examples", "eval_batches", "executor", "workers", "address", "gpus_per_eval", "retries", "strategy", "budget", "speed", "latency_file",
-                 "latency_batch", "ask_batch")
-
-
 def cmd_extract(args) -> int:
     from .pipeline import extract
 
-    options = {k: getattr(args, k) for k in EXTRACT_FLAGS}
-    if args.theta:
-        options["theta"] = [_theta(t) for t in args.theta]
+    options = _extract_options(args)
     return _outcome(extract(args.config, progress=not args.quiet, new_study=args.new_study, **options))
 
 
@@ -198,9 +191,7 @@ def cmd_groundtruth(args) -> int:
         raise UsageError(f"--factor must be a positive integer, got {args.factor}")
     if args.budget is not None:
         raise UsageError("--budget does not apply to groundtruth, which trains every architecture of Ξ")
-    options = {k: v for k in EXTRACT_FLAGS if (v := getattr(args, k)) is not None}
-    if args.theta:
-        options["theta"] = [_theta(t) for t in args.theta]
+    options = {k: v for k, v in _extract_options(args).items() if v is not None}
     cfg = load_config(args.config)
     if cfg.budget is not None:  # meant for the config's own strategy, not for this exhaustive run
         print(f"note: groundtruth trains every architecture of Ξ; the budget of {cfg.budget} in {args.config} "
@@ -221,47 +212,34 @@ def _add_extract(sub) -> None:
 
 
 def _extract_flags(e) -> None:
+    """One flag per field of ExtractConfig that has one, with the field's help and choices."""
+    from .config import ExtractConfig, choices_of
+
     e.add_argument("--config", help="a TOML file holding any of the options below; flags override it")
-    e.add_argument("--space", help="a preset or a TOML file (default bert-tiny)")
-    e.add_argument("--data", help="text file or folder, JSONL, or a saved HF dataset (default: embedded tweets)")
-    e.add_argument("--task", choices=["mlm", "cls"])
-    e.add_argument("--epsilon", type=int, help="ε: architectures per interval; 1 = exhaustive (default 3)")
-    e.add_argument("--steps", type=int, help="s: SGD steps per candidate (default 100)")
-    e.add_argument("--out", help="output directory (default runs/ose)")
-    e.add_argument("--seed", type=int)
-    e.add_argument("--theta", action="append", metavar="lr=X,momentum=Y,batch_size=N",
-                   help="a hyper-parameter set θ; repeat for Θ (default lr=0.05,momentum=0.9,batch_size=32)")
-    e.add_argument("--representative", choices=["first", "middle", "last"])
-    e.add_argument("--tolerance", type=float, help="end a candidate early when its smoothed loss moves less")
-    e.add_argument("--clip", type=float, help="weight clipping bound c (0 disables; default 1.0)")
-    e.add_argument("--metric", choices=["error", "loss"])
-    e.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    e.add_argument("--precision", choices=["auto", "fp32", "bf16"])
-    e.add_argument("--threads", type=int, help="torch threads per evaluation")
-    e.add_argument("--tokenizer", help="a local tokenizer directory (default: WordPiece trained on the data)")
-    e.add_argument("--teacher", help="a local HF checkpoint to distil from")
-    e.add_argument("--text-field")
-    e.add_argument("--label-field")
-    e.add_argument("--max-examples", type=int)
-    e.add_argument("--eval-batches", type=int)
-    e.add_argument("--executor", choices=["local", "processes", "ray"], help="where evaluations run (default local)")
-    e.add_argument("--workers", type=int, help="worker processes / Ray workers (default: usable cores)")
-    e.add_argument("--address", help="join an existing Ray cluster at HOST:PORT (default: start a local Ray)")
-    e.add_argument("--gpus-per-eval", type=float, help="Ray: GPUs reserved by each evaluation")
-    e.add_argument("--retries", type=int, help="re-runs of an evaluation whose worker died (default 2)")
-    e.add_argument("--strategy", choices=["fptas", "exhaustive", "random", "tpe", "nsga2"],
-                   help="the search (default fptas, Algorithm 1); the others are baselines")
-    e.add_argument("--budget", type=int, help="random, tpe, nsga2: candidates to train (default ⌈|Ξ|/ε⌉, "
-                                              "the FPTAS's)")
-    e.add_argument("--ask-batch", type=int, help="tpe/nsga2: candidates asked per round, so that many workers "
-                                                 "train at once (default 1; part of the study's identity)")
-    e.add_argument("--speed", choices=["ops", "latency"],
-                   help="i(ξ) in W: the closed-form operation count (default) or measured latency")
-    e.add_argument("--latency-file", help="latency.json from `ose latency` (default: measure at the start)")
-    e.add_argument("--latency-batch", type=int, help="batch size whose latency W uses (default 1)")
+    hints = typing.get_type_hints(ExtractConfig)
+    for f in dataclasses.fields(ExtractConfig):
+        if not f.metadata.get("flag", True):
+            continue
+        flag, meta = f"--{f.name.replace('_', '-')}", f.metadata
+        if f.name == "theta":
+            e.add_argument(flag, action="append", metavar=meta["metavar"], help=meta["help"])
+            continue
+        kind = next(t for t in typing.get_args(hints[f.name]) or (hints[f.name],) if t is not type(None))
+        e.add_argument(flag, type=kind, choices=choices_of(f), help=meta["help"])
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.add_argument("--new-study", action="store_true",
                    help="if --out holds a study with another configuration, set it aside and start anew")
+
+
+def _extract_options(args) -> dict:
+    """The ExtractConfig fields given on the command line (flags not given stay None)."""
+    from .config import ExtractConfig
+
+    options = {f.name: getattr(args, f.name) for f in dataclasses.fields(ExtractConfig)
+               if f.metadata.get("flag", True) and f.name != "theta"}
+    if args.theta:
+        options["theta"] = [_theta(t) for t in args.theta]
+    return options
 
 
 def build_parser() -> argparse.ArgumentParser:

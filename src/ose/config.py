@@ -1,12 +1,15 @@
 """The extraction's configuration: one typed dataclass, read from TOML, overridden by flags.
 
-Every option of ``ose extract`` lives here; a config file may hold any of them (Θ as an
-array of ``[[theta]]`` tables). Unknown keys and wrong types are one-line errors.
+Every option of ``ose extract`` lives here, with its help text, choices and range in the
+field's metadata, from which the command's flags are made; a config file may hold any of
+them (Θ as an array of ``[[theta]]`` tables). Unknown keys and wrong types are one-line
+errors. The configuration round-trips through TOML (``to_toml``) and JSON (``as_dict``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import tomllib
@@ -15,10 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
-from .strategies import REPRESENTATIVES, STRATEGIES
+from .strategies import REPRESENTATIVES
 
-TASKS = ("mlm", "cls")
-EXECUTORS = ("local", "processes", "ray")
 # Strategies whose number of candidates is fixed by Ξ and ε, so a budget would be silently ignored.
 BUDGETLESS = {"fptas": "⌈|Ξ|/ε⌉", "exhaustive": "all |Ξ|"}
 
@@ -63,80 +64,88 @@ def _as_float(v: int) -> float:
         return math.inf
 
 
+def _opt(help: str, choices=None, check: str | None = None, flag: bool = True, metavar: str | None = None) -> dict:
+    """A field's metadata: its help text, allowed values (a tuple, or a function giving them),
+    a range check (positive, non-negative, fraction), and whether ``ose extract`` has a flag."""
+    return {"help": help, "choices": choices, "check": check, "flag": flag, "metavar": metavar}
+
+
+def _names(module: str, table: str):
+    """The names in a registry, imported when asked (validating, building the parser)."""
+    import importlib
+
+    return lambda: getattr(importlib.import_module(f"ose.{module}"), table).names()
+
+
+def option(default, help: str, **kw):
+    return field(default=default, metadata=_opt(help, **kw))
+
+
 @dataclass
 class ExtractConfig:
-    space: str = "bert-tiny"              # Ξ and T: a preset or a TOML file
-    data: str | None = None               # None: the embedded corpus
-    task: str = "mlm"                     # mlm | cls
-    epsilon: int = 3                      # ε: interval size; 1 = exhaustive
-    steps: int = 100                      # s: SGD steps per candidate
-    out: str = "runs/ose"
-    seed: int = 0
-    theta: list[Theta] = field(default_factory=lambda: [Theta()])   # Θ
-    representative: str = "first"         # which member represents its ε-interval (ours)
-    tolerance: float | None = None        # end a run early when the smoothed loss moves less
-    clip: float | None = 1.0              # weight clipping to [−c, c]; 0 or None disables
-    metric: str = "error"                 # ê on B: error (rate) or loss (cross-entropy)
-    precision: str = "auto"               # auto | fp32 | bf16
-    device: str = "auto"                  # auto | cpu | cuda
-    threads: int | None = None            # torch threads per evaluation; None: all usable cores
-    heldout_fraction: float = 0.1
-    eval_batches: int = 4                 # |B| in batches of Θ's largest batch size (whatever Θ's order)
-    tokenizer: str | None = None          # a local tokenizer directory; None: train WordPiece
-    text_field: str = "text"
-    label_field: str = "label"
-    max_examples: int | None = None
-    teacher: str | None = None            # a local HF checkpoint for knowledge distillation
-    kd_alpha: float = 0.1
-    kd_beta: float = 0.5
-    kd_temperature: float = 2.0
-    executor: str = "local"               # local | processes | ray
-    workers: int | None = None            # processes / Ray workers; None: usable cores (cluster CPUs)
-    address: str | None = None            # an existing Ray cluster, HOST:PORT; None: a local Ray
-    gpus_per_eval: float = 0.0            # Ray: GPUs reserved by each evaluation
-    retries: int = 2                      # re-runs of an evaluation whose worker died
-    strategy: str = "fptas"               # fptas | exhaustive | random | tpe | nsga2
-    budget: int | None = None             # random/tpe/nsga2: candidates to train; None: ⌈|Ξ|/ε⌉, the FPTAS's
-    ask_batch: int = 1                    # adaptive strategies: candidates asked per round, before any is told
-    speed: str = "ops"                    # i(ξ) in W: ops (closed-form count) or latency (measured)
-    latency_file: str | None = None       # latency.json of `ose latency`; None: measure at the start
-    latency_batch: int = 1                # the batch size whose latency W uses
+    """Every option of an extraction, passed whole from the command line to the workers.
+
+    The flags of ``ose extract`` are made from these fields (``cli.py``), validation reads the
+    same metadata, and the whole object is the study's identity (``study.py``).
+    """
+
+    space: str = option("bert-tiny", "a preset or a TOML file: Ξ and T (default bert-tiny)")
+    data: str | None = option(None, "text file or folder, JSONL, or a saved HF dataset (default: embedded tweets)")
+    task: str = option("mlm", "what ê is measured on (default mlm)", choices=_names("tasks", "TASKS"))
+    epsilon: int = option(3, "ε: architectures per interval; 1 = exhaustive (default 3)", check="positive")
+    steps: int = option(100, "s: SGD steps per candidate (default 100)", check="positive")
+    out: str = option("runs/ose", "output directory (default runs/ose)")
+    seed: int = option(0, "seed of the split, the masks, the initialisation and the batch order")
+    theta: list[Theta] = field(default_factory=lambda: [Theta()], metadata=_opt(
+        "a hyper-parameter set θ; repeat for Θ (default lr=0.05,momentum=0.9,batch_size=32)",
+        metavar="lr=X,momentum=Y,batch_size=N"))
+    representative: str = option("first", "which member represents its ε-interval (ours; default first)",
+                                 choices=REPRESENTATIVES)
+    tolerance: float | None = option(None, "end a candidate early when its smoothed loss moves less", check="positive")
+    tolerance_window: int = option(10, "steps between two tolerance checks (default 10)", check="positive")
+    clip: float | None = option(1.0, "weight clipping bound c (0 disables; default 1.0)", check="non-negative")
+    metric: str = option("error", "ê on B: error rate or cross-entropy loss", choices=("error", "loss"))
+    precision: str = option("auto", "auto: bf16 where the hardware has it, else fp32",
+                            choices=("auto", "fp32", "bf16"))
+    device: str = option("auto", "auto: cuda if available", choices=("auto", "cpu", "cuda"))
+    threads: int | None = option(None, "torch threads per evaluation (default: usable cores)", check="positive")
+    heldout_fraction: float = option(0.1, "share of the examples held out for B", check="fraction", flag=False)
+    eval_batches: int = option(4, "|B| in batches of Θ's largest batch size", check="positive")
+    tokenizer: str | None = option(None, "a local tokenizer directory (default: WordPiece trained on the data)")
+    text_field: str = option("text", "JSONL / dataset field holding the text")
+    label_field: str = option("label", "JSONL / dataset field holding the label (cls)")
+    max_examples: int | None = option(None, "use at most N examples, spread over the source", check="positive")
+    teacher: str | None = option(None, "a local HF checkpoint to distil from (saved with the study's tokenizer)")
+    kd_alpha: float = option(0.1, "distillation: weight α of the task loss", flag=False)
+    kd_beta: float = option(0.5, "distillation: weight β of τ²·KL", flag=False)
+    kd_temperature: float = option(2.0, "distillation: temperature τ", check="positive", flag=False)
+    executor: str = option("local", "where evaluations run (default local)", choices=_names("executors", "EXECUTORS"))
+    workers: int | None = option(None, "worker processes / Ray workers (default: usable cores)", check="positive")
+    address: str | None = option(None, "join an existing Ray cluster at HOST:PORT (default: start a local Ray)")
+    gpus_per_eval: float = option(0.0, "Ray: GPUs reserved by each evaluation", check="non-negative")
+    retries: int = option(2, "re-runs of an evaluation whose worker died (default 2)", check="non-negative")
+    strategy: str = option("fptas", "the search (default fptas, Algorithm 1); the others are baselines",
+                           choices=_names("strategies", "STRATEGIES"))
+    budget: int | None = option(None, "random/tpe/nsga2: candidates to train (default ⌈|Ξ|/ε⌉, the FPTAS's)",
+                                check="positive")
+    ask_batch: int = option(1, "tpe/nsga2: candidates asked per round, so that many workers train at once "
+                               "(default 1; part of the study's identity)", check="positive")
+    speed: str = option("ops", "i(ξ) in W: the closed-form operation count (default) or measured latency",
+                        choices=("ops", "latency"))
+    latency_file: str | None = option(None, "latency.json from `ose latency` (default: measure at the start)")
+    latency_batch: int = option(1, "batch size whose latency W uses (default 1)", check="positive")
 
     def validate(self) -> None:
         _check_values(self)
-        if self.task not in TASKS:
-            raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
-        if self.epsilon < 1:
-            raise ConfigError(f"epsilon must be a positive integer, got {self.epsilon}")
-        if self.steps < 1:
-            raise ConfigError(f"steps must be a positive integer, got {self.steps}")
-        choices = {"representative": REPRESENTATIVES, "metric": ("error", "loss"),
-                   "precision": ("auto", "fp32", "bf16"), "device": ("auto", "cpu", "cuda"),
-                   "executor": EXECUTORS, "strategy": STRATEGIES,
-                   "speed": ("ops", "latency")}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-        if not 0 < self.heldout_fraction < 1:
-            raise ConfigError(f"heldout_fraction must be between 0 and 1, got {self.heldout_fraction}")
-        if self.retries < 0 or self.gpus_per_eval < 0:
-            raise ConfigError("retries and gpus_per_eval must be non-negative")
+        for f in dataclasses.fields(self):
+            problem = _check_field(f, getattr(self, f.name))
+            if problem:
+                raise ConfigError(problem)
         if self.budget is not None and self.strategy in BUDGETLESS:
             raise ConfigError(f"budget applies to random, tpe and nsga2; {self.strategy} trains "
                               f"{BUDGETLESS[self.strategy]} candidates")
         if self.address and self.executor != "ray":
             raise ConfigError("address is only for --executor ray")
-        for name in ("eval_batches", "threads", "max_examples", "workers", "budget", "latency_batch",
-                     "ask_batch"):
-            v = getattr(self, name)
-            if v is not None and v < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {v}")
-        if self.tolerance is not None and self.tolerance <= 0:
-            raise ConfigError(f"tolerance must be positive, got {self.tolerance}")
-        if self.clip is not None and self.clip < 0:
-            raise ConfigError(f"clip must be non-negative, got {self.clip}")
-        if self.kd_temperature <= 0:
-            raise ConfigError(f"kd_temperature must be positive, got {self.kd_temperature}")
 
     def resolved_device(self) -> str:
         import torch
@@ -161,10 +170,47 @@ class ExtractConfig:
     def resolved_threads(self) -> int:
         return self.threads or len(os.sched_getaffinity(0))
 
+    def resolved(self) -> ExtractConfig:
+        """This configuration with device, precision and threads made concrete for this machine."""
+        device = self.resolved_device()
+        return dataclasses.replace(self, device=device, precision=self.resolved_precision(device),
+                                   threads=self.resolved_threads())
+
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["theta"] = [t.as_dict() for t in self.theta]
         return d
+
+    def to_toml(self) -> str:
+        """A config file that ``load_config`` reads back to this configuration (TOML has no
+        null: options left unset are left out)."""
+        lines = [f"{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in self.as_dict().items()
+                 if k != "theta" and v is not None]
+        for t in self.theta:
+            lines += ["", "[[theta]]", *(f"{k} = {json.dumps(v)}" for k, v in t.as_dict().items())]
+        return "\n".join(lines) + "\n"
+
+
+def choices_of(f: dataclasses.Field) -> tuple | None:
+    c = f.metadata.get("choices")
+    return tuple(c()) if callable(c) else c
+
+
+def _check_field(f: dataclasses.Field, v) -> str | None:
+    """A field's declared choices and range, from its metadata."""
+    allowed = choices_of(f)
+    if allowed is not None and v not in allowed:
+        return f"{f.name} must be one of {', '.join(allowed)}, got {v!r}"
+    check = f.metadata.get("check")
+    if v is None or check is None:
+        return None
+    if check == "positive" and not v > 0:
+        return f"{f.name} must be a positive {'integer' if isinstance(v, int) else 'number'}, got {v}"
+    if check == "non-negative" and v < 0:
+        return f"{f.name} must be non-negative, got {v}"
+    if check == "fraction" and not 0 < v < 1:
+        return f"{f.name} must be between 0 and 1, got {v}"
+    return None
 
 
 def _check_values(cfg: ExtractConfig) -> None:

@@ -1,9 +1,10 @@
-"""Data D and held-out batches B: corpora, the tokenizer, and fixed batches per task.
+"""Data D: corpora, the train / held-out split, and the tokenizer; the task encodes the rest.
 
 Sources: the embedded tweet corpus (ships with ose), plain-text files or folders, JSONL
 with a text field (and a label field for classification), or a Hugging Face ``datasets``
 dataset saved with ``save_to_disk``. The train / held-out split is a seeded permutation;
-the held-out batches B (and, for MLM, their masks) are fixed by the seed.
+the task (``ose.tasks``) turns both parts into training batches and the fixed held-out
+batches B.
 """
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from .errors import DataError
+
+if TYPE_CHECKING:
+    from .config import ExtractConfig
 
 EMBEDDED = "embedded:tweets"
 SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -31,17 +36,6 @@ _NON_TEXT = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f\ufffd]")
 
 
 @dataclass(frozen=True)
-class DataConfig:
-    path: str | None = None          # None: the embedded corpus
-    text_field: str = "text"
-    label_field: str = "label"
-    heldout_fraction: float = 0.1
-    eval_batches: int = 4            # |B| in batches of prepare()'s batch_size (Θ's largest)
-    tokenizer: str | None = None     # a local tokenizer directory; None: train WordPiece
-    max_examples: int | None = None
-
-
-@dataclass(frozen=True)
 class Example:
     text: str
     label: str | None = None
@@ -49,7 +43,7 @@ class Example:
 
 # --- reading ------------------------------------------------------------------------------
 
-def _read_jsonl(lines, source: str, cfg: DataConfig) -> list[Example]:
+def _read_jsonl(lines, source: str, cfg: ExtractConfig) -> list[Example]:
     out = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
@@ -69,7 +63,7 @@ def _read_text(path: Path) -> list[Example]:
     return [Example(line.strip()) for line in path.read_text(errors="replace").splitlines() if line.strip()]
 
 
-def _read_saved_dataset(path: Path, cfg: DataConfig) -> list[Example]:
+def _read_saved_dataset(path: Path, cfg: ExtractConfig) -> list[Example]:
     try:
         from datasets import load_from_disk
     except ImportError:
@@ -83,13 +77,13 @@ def _read_saved_dataset(path: Path, cfg: DataConfig) -> list[Example]:
     return [Example(t, None if l is None else str(l)) for t, l in zip(ds[cfg.text_field], labels)]
 
 
-def read_examples(cfg: DataConfig) -> list[Example]:
+def read_examples(cfg: ExtractConfig) -> list[Example]:
     """Every example of the configured source, in a stable order."""
-    if cfg.path in (None, EMBEDDED):
+    if cfg.data in (None, EMBEDDED):
         with gzip.open(resources.files("ose.corpora").joinpath("tweets.jsonl.gz").open("rb"), "rt") as f:
             examples = _read_jsonl(f, "embedded corpus", cfg)
     else:
-        path = Path(cfg.path)
+        path = Path(cfg.data)
         if not path.exists():
             raise DataError(f"{path}: no such file or directory")
         if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
@@ -103,7 +97,7 @@ def read_examples(cfg: DataConfig) -> list[Example]:
             examples = _read_one(path, cfg)
     examples = [e for e in examples if e.text.strip()]
     if not examples:
-        raise DataError(f"{cfg.path or 'embedded corpus'}: no usable text")
+        raise DataError(f"{cfg.data or 'embedded corpus'}: no usable text")
     return spread(examples, cfg.max_examples) if cfg.max_examples else examples
 
 
@@ -130,7 +124,7 @@ def _check_text(path: Path) -> None:
                         f"are neither UTF-8 text nor whitespace)")
 
 
-def _read_one(path: Path, cfg: DataConfig) -> list[Example]:
+def _read_one(path: Path, cfg: ExtractConfig) -> list[Example]:
     _check_text(path)
     if path.suffix == ".jsonl":
         with path.open(errors="replace") as f:
@@ -219,140 +213,21 @@ def _load_user_tokenizer(user_dir: str, vocab_size: int):
     return tok
 
 
-# --- batches ------------------------------------------------------------------------------
+# --- one study's data ----------------------------------------------------------------------
 
-@dataclass
-class Batch:
-    input_ids: torch.Tensor               # (N, L)
-    attention_mask: torch.Tensor          # (N, L)
-    labels: torch.Tensor                  # MLM: targets at masked positions (M,); cls: (N,)
-    masked: torch.Tensor | None = None    # MLM: bool (N, L), where the loss is taken
+def prepare(cfg: ExtractConfig, task, settings):
+    """Read, check for the task, split, tokenize, encode: (TaskData, tokenizer, identity dict).
 
-
-class TaskData:
-    """Encoded training set and the fixed held-out batches B of one task."""
-
-    task: str
-    num_labels: int
-    label_names: list[str]
-    train_unit: str            # what one training item is, for messages: "examples", "blocks of L tokens"
-
-    def train_size(self) -> int:
-        """How many items one epoch of training batches draws from."""
-        return len(self.train)
-
-    def train_batches(self, batch_size: int, generator: torch.Generator):
-        raise NotImplementedError
-
-
-class MLMData(TaskData):
-    """Masked-language modelling: 15% of positions, 80% [MASK] / 10% random / 10% kept.
-
-    Texts are concatenated and cut into blocks of L tokens ([CLS] … [SEP]).
+    B holds ``eval_batches`` batches of Θ's largest batch size (not its first: the order of Θ
+    must not change the study).
     """
-
-    task = "mlm"
-    label_names: list[str] = []
-    num_labels = 0
-
-    def __init__(self, tok, train: list[Example], heldout: list[Example], seq_len: int, eval_size: int,
-                 seed: int, vocab_size: int):
-        self.ids = {s: tok.token_to_id(s) for s in SPECIALS}
-        self.vocab_size = vocab_size
-        self.train_unit = f"blocks of {seq_len} tokens"
-        self.train = self._blocks(tok, train, seq_len)
-        held = self._blocks(tok, heldout, seq_len)
-        if len(self.train) < 1 or len(held) < 1:
-            raise DataError(f"too little text for blocks of {seq_len} tokens in train and held-out parts")
-        g = torch.Generator().manual_seed(seed + 1)
-        held = held[torch.randperm(len(held), generator=g)[:eval_size]]
-        self.heldout = self.mask(held, g)
-
-    def _blocks(self, tok, examples: list[Example], seq_len: int) -> torch.Tensor:
-        stream = []
-        for enc in tok.encode_batch([e.text for e in examples], add_special_tokens=False):
-            stream.extend(enc.ids)
-            stream.append(self.ids["[SEP]"])
-        body = seq_len - 1
-        n = len(stream) // body
-        if n == 0:
-            return torch.empty(0, seq_len, dtype=torch.long)
-        blocks = torch.tensor(stream[: n * body], dtype=torch.long).view(n, body)
-        cls = torch.full((n, 1), self.ids["[CLS]"], dtype=torch.long)
-        return torch.cat([cls, blocks], dim=1)
-
-    def mask(self, blocks: torch.Tensor, g: torch.Generator) -> Batch:
-        special = (blocks == self.ids["[CLS]"]) | (blocks == self.ids["[SEP]"]) | (blocks == self.ids["[PAD]"])
-        masked = (torch.rand(blocks.shape, generator=g) < 0.15) & ~special
-        masked[:, 1] |= ~masked.any(dim=1)  # at least one target per block
-        inputs = blocks.clone()
-        roll = torch.rand(blocks.shape, generator=g)
-        inputs[masked & (roll < 0.8)] = self.ids["[MASK]"]
-        rand = masked & (roll >= 0.8) & (roll < 0.9)
-        inputs[rand] = torch.randint(len(SPECIALS), self.vocab_size, (int(rand.sum()),), generator=g)
-        return Batch(inputs, torch.ones_like(inputs), blocks[masked], masked)
-
-    def train_batches(self, batch_size: int, generator: torch.Generator):
-        while True:
-            for idx in torch.randperm(len(self.train), generator=generator).split(batch_size):
-                yield self.mask(self.train[idx], generator)
-
-
-class ClassificationData(TaskData):
-    """Sequence classification: [CLS] text [SEP], truncated to L, padded to the batch."""
-
-    task = "cls"
-
-    def __init__(self, tok, train: list[Example], heldout: list[Example], seq_len: int, eval_size: int,
-                 seed: int, label_names: list[str]):
-        self.label_names = label_names
-        self.num_labels = len(label_names)
-        self.train_unit = "examples"
-        self.pad = tok.token_to_id("[PAD]")
-        self.train = self._encode(tok, train, seq_len)
-        g = torch.Generator().manual_seed(seed + 1)
-        order = torch.randperm(len(heldout), generator=g)[:eval_size].tolist()
-        self.heldout = self.collate([self._encode(tok, [heldout[i]], seq_len)[0] for i in order])
-
-    def _encode(self, tok, examples: list[Example], seq_len: int):
-        cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
-        index = {name: i for i, name in enumerate(self.label_names)}
-        encoded = tok.encode_batch([e.text for e in examples], add_special_tokens=False)
-        return [([cls, *enc.ids[: seq_len - 2], sep], index[e.label]) for enc, e in zip(encoded, examples)]
-
-    def collate(self, items) -> Batch:
-        width = max(len(ids) for ids, _ in items)
-        ids = torch.full((len(items), width), self.pad, dtype=torch.long)
-        for row, (seq, _) in enumerate(items):
-            ids[row, : len(seq)] = torch.tensor(seq)
-        return Batch(ids, (ids != self.pad).long(), torch.tensor([y for _, y in items]))
-
-    def train_batches(self, batch_size: int, generator: torch.Generator):
-        while True:
-            for idx in torch.randperm(len(self.train), generator=generator).split(batch_size):
-                yield self.collate([self.train[i] for i in idx.tolist()])
-
-
-def prepare(cfg: DataConfig, task: str, vocab_size: int, seq_len: int, batch_size: int, seed: int):
-    """Read, split, tokenize: returns (TaskData, tokenizer, identity dict)."""
     examples = read_examples(cfg)
-    if task == "cls":
-        unlabelled = sum(e.label is None for e in examples)
-        if unlabelled:
-            raise DataError(f"{cfg.path or 'embedded corpus'}: {unlabelled} examples have no label field "
-                            f"{cfg.label_field!r}; classification needs a label for each")
-        label_names = sorted({e.label for e in examples})
-        if len(label_names) < 2:
-            raise DataError(f"{cfg.path or 'embedded corpus'}: classification needs at least 2 labels, "
-                            f"found {label_names}")
-    train, heldout = split(examples, cfg.heldout_fraction, seed)
-    tok = get_tokenizer([e.text for e in train], vocab_size, cfg.tokenizer)
-    eval_size = cfg.eval_batches * batch_size
-    if task == "mlm":
-        data = MLMData(tok, train, heldout, seq_len, eval_size, seed, tok.get_vocab_size())
-    else:
-        data = ClassificationData(tok, train, heldout, seq_len, eval_size, seed, label_names)
-    identity = {"source": cfg.path or EMBEDDED, "examples": len(examples), "fingerprint": fingerprint(examples),
-                "tokenizer": cfg.tokenizer or f"wordpiece-{vocab_size}",
+    task.check_examples(examples, cfg.data or "embedded corpus", cfg.label_field)
+    train, heldout = split(examples, cfg.heldout_fraction, cfg.seed)
+    tok = get_tokenizer([e.text for e in train], settings.vocab_size, cfg.tokenizer)
+    eval_size = cfg.eval_batches * max(t.batch_size for t in cfg.theta)
+    data = task.data(tok, train, heldout, settings, eval_size, cfg.seed)
+    identity = {"source": cfg.data or EMBEDDED, "examples": len(examples), "fingerprint": fingerprint(examples),
+                "tokenizer": cfg.tokenizer or f"wordpiece-{settings.vocab_size}",
                 "tokenizer_vocab": tok.get_vocab_size()}
     return data, tok, identity

@@ -96,7 +96,8 @@ def _step_seconds(ctx, xi: dict, theta, threads: int) -> float | None:
     # fork_rng: the timing run must leave no trace in the random streams of the real runs.
     with torch.random.fork_rng(devices=[]):
         try:
-            train(build_model(ctx, xi, ctx.cfg.seed), ctx.data, theta, ctx.train_cfg, ctx.cfg.seed, ctx.teacher, tick)
+            train(build_model(ctx, xi, ctx.cfg.seed), ctx.family, ctx.task, ctx.data, theta, ctx.cfg, ctx.teacher,
+                  tick)
         except _Enough:
             pass
         except Exception:  # noqa: BLE001  (a candidate that fails here fails in its real run too)

@@ -32,6 +32,8 @@ from typing import Iterator
 
 from .config import ConfigError, ExtractConfig, Theta
 from .errors import ExecutorError
+from .record import Record
+from .registry import Registry
 
 Job = tuple[str, dict, Theta]
 START_FAILURES = 3  # consecutive deaths of a slot's workers before any evaluation: give up
@@ -43,9 +45,7 @@ def usable_cores() -> int:
 
 
 def failed_record(xi: dict, theta: Theta, space, message: str) -> dict:
-    from .evaluate import base_record
-
-    return {**base_record(space, xi, theta), "status": "failed", "message": message, "seconds": 0.0}
+    return Record.planned(space, xi, theta).failed(message).as_dict()
 
 
 def worker_context(ctx, threads: int):
@@ -392,22 +392,33 @@ def _check_reachable(address: str, timeout: float) -> None:
         raise ConfigError(f"cannot reach a Ray cluster at {address} ({e})") from None
 
 
+def _workers(cfg: ExtractConfig, max_parallel: int, log) -> int | None:
+    """The workers to start: as asked (default: the usable cores, or the cluster's say), never
+    more than the evaluations that can run at once."""
+    requested = cfg.workers or (None if cfg.address else usable_cores())
+    if requested is None:
+        return None
+    if requested > max_parallel:
+        log(f"note: starting {max_parallel} workers, not {requested}: at most {max_parallel} evaluations run at once")
+    return min(requested, max_parallel)
+
+
+EXECUTORS = Registry("executor", {
+    "local": lambda cfg, space, max_parallel, log: LocalExecutor(cfg),
+    "processes": lambda cfg, space, max_parallel, log: ProcessExecutor(
+        cfg, space, _workers(cfg, max_parallel, log), cfg.retries),
+    "ray": lambda cfg, space, max_parallel, log: RayExecutor(
+        cfg, space, _workers(cfg, max_parallel, log), cfg.address, cfg.gpus_per_eval, cfg.retries, max_parallel),
+})
+
+
 def make_executor(cfg: ExtractConfig, space, max_parallel: int, log=print) -> Executor:
     """The configured executor, its workers starting; ``start(ctx)`` hands them the study.
 
     No more workers start than ``max_parallel``, the most evaluations that can run at once.
     """
-    if cfg.executor == "local":
-        return LocalExecutor(cfg)
-    requested = cfg.workers or (None if cfg.address else usable_cores())
-    workers = min(requested, max_parallel) if requested else None
-    if requested and workers < requested:
-        log(f"note: starting {workers} workers, not {requested}: at most {max_parallel} evaluations run at once")
-    if cfg.executor == "processes":
-        ex = ProcessExecutor(cfg, space, workers, cfg.retries)
-    else:
-        ex = RayExecutor(cfg, space, workers, cfg.address, cfg.gpus_per_eval, cfg.retries, max_parallel)
-    if not cfg.address and ex.n * ex.threads > usable_cores():
+    ex = EXECUTORS.get(cfg.executor)(cfg, space, max_parallel, log)
+    if ex.name != "local" and not cfg.address and ex.n * ex.threads > usable_cores():
         log(f"warning: {ex.n} workers × {ex.threads} threads on {usable_cores()} cores: the cores are "
             f"oversubscribed, so each evaluation runs slower and every worker holds its own memory")
     return ex

@@ -16,7 +16,7 @@ from pathlib import Path
 from . import estimate
 from . import study as studies
 from .config import ConfigError, ExtractConfig, Theta, load_config
-from .evaluate import Context, make_context
+from .context import Context, make_context
 from .executors import Executor, make_executor
 from .progress import SearchProgress, StepBars, interactive, run_note
 from .report import outputs
@@ -73,8 +73,8 @@ def settings_document(cfg: ExtractConfig, ctx: Context, strategy: Strategy) -> d
     return {"config": cfg.as_dict(), "space": ctx.space.to_dict(), "data": ctx.data_identity,
             "bound": {"space_size": len(strategy.candidates), "thetas": len(cfg.theta), "epsilon": cfg.epsilon,
                       "steps": cfg.steps, "candidates": strategy.budget, "strategy": strategy.name},
-            "device": ctx.train_cfg.device, "precision": ctx.train_cfg.precision,
-            "threads": cfg.resolved_threads(), "ose_version": __version__,
+            "device": ctx.cfg.device, "precision": ctx.cfg.precision,
+            "threads": ctx.cfg.threads, "ose_version": __version__,
             "speed": {"kind": cfg.speed, **({"batch_size": cfg.latency_batch, "T_seconds": ctx.latency["T"]}
                                              if ctx.latency else {})}}
 
@@ -129,7 +129,7 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
             executor.close()
         raise
     log(f"ose extract: {space.name}, task {cfg.task}, data {ctx.data_identity['source']} "
-        f"({ctx.data_identity['examples']} examples), device {ctx.train_cfg.device}/{ctx.train_cfg.precision}")
+        f"({ctx.data_identity['examples']} examples), device {ctx.cfg.device}/{ctx.cfg.precision}")
     log(bound_line(cfg, space, strategy))
     if strategy.adaptive and cfg.ask_batch * len(cfg.theta) < executor.n:
         log(f"note: {strategy.name} asks {cfg.ask_batch} candidate(s) per round, so at most "

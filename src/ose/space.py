@@ -273,7 +273,7 @@ def space_from_dict(raw: dict, source: str = "<memory>") -> SearchSpace:
             fail(k, f"unknown key (known: {', '.join(TOP_KEYS)})")
     fam_name = raw.get("family", "bert")
     if fam_name not in FAMILIES:
-        fail("family", f"unknown family {fam_name!r} (known: {', '.join(FAMILIES)})")
+        fail("family", f"unknown family {fam_name!r} (known: {', '.join(FAMILIES.names())})")
     family = get_family(fam_name)
     params_raw = raw.get("parameters")
     if not isinstance(params_raw, dict):

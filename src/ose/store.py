@@ -27,11 +27,13 @@ from pathlib import Path
 
 from ._faults import fault
 from .errors import StoreError
+from .record import COUNTS, MEASURED
 
 SCHEMA_VERSION = 1
 STUDY_FILE = "study.db"
-COLUMNS = ("params", "params_effective", "mults", "adds", "other", "ops", "error", "loss", "w", "steps",
-           "seconds", "status", "message")
+# The record fields that are columns of the evaluations table (schema version 1), for queries;
+# the whole record is kept as JSON beside them.
+COLUMNS = (*COUNTS, *(m for m in MEASURED if m not in ("latency", "train_loss")))
 
 
 class Store(ABC):

@@ -126,10 +126,23 @@ def differences(stored: dict, meta: dict) -> str:
     a = dict(_flatten(stored.get("settings", {})))
     b = dict(_flatten(meta.get("settings", {})))
     diffs = [f"{k}: {a.get(k)!r} → {b.get(k)!r}" for k in sorted(set(a) | set(b))
-             if k not in VOLATILE and a.get(k) != b.get(k)]
+             if k not in VOLATILE and a.get(k) != b.get(k) and not _added_at_default(k, a, b)]
     if not diffs and stored.get("jobs") != meta.get("jobs"):
         diffs.append("the list of evaluations differs")
     return "; ".join(diffs[:3]) + (f" and {len(diffs) - 3} more" if len(diffs) > 3 else "")
+
+
+def _added_at_default(key: str, a: dict, b: dict) -> bool:
+    """An option that a newer ose added, at its default, does not change a study made before it."""
+    from dataclasses import MISSING, fields
+
+    from .config import ExtractConfig
+
+    if not key.startswith("config.") or (key in a) == (key in b):
+        return False
+    value = b[key] if key in b else a[key]
+    default = {f.name: f.default for f in fields(ExtractConfig)}.get(key[len("config."):], MISSING)
+    return default is not MISSING and value == default
 
 
 def set_aside(out: Path) -> Path:
@@ -173,7 +186,7 @@ def status(out: Path) -> dict:
     The remaining time weights each job left by its work (see ``estimate``), from what the
     running (or last) run noted in the store.
     """
-    from .report.results import best as best_of
+    from .strategies.selection import best as best_of
 
     store = open_store(out, readonly=True)
     try:

@@ -13,27 +13,14 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from .config import Theta
-from .data import Batch, TaskData
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    steps: int = 100                  # s: the step budget of one candidate
-    tolerance: float | None = None    # end early when the smoothed loss changes less than this
-    clip: float | None = 1.0          # c: weights clipped to [−c, c] after each step; None disables
-    metric: str = "error"             # ê: "error" (rate) or "loss" (cross-entropy) on B
-    precision: str = "bf16"           # "bf16" autocast or "fp32"
-    device: str = "cpu"
-    window: int = 10                  # steps between tolerance checks
-    kd_alpha: float = 0.1             # distillation: α · CE + β · τ² · KL
-    kd_beta: float = 0.5
-    kd_temperature: float = 2.0
+from .config import ExtractConfig, Theta
+from .tasks.base import Task, TaskData
 
 
 @dataclass
@@ -46,83 +33,59 @@ class TrainResult:
 
 
 class CandidateFailed(RuntimeError):
-    """Training broke down (non-finite loss); the candidate is stored as failed."""
+    """Training broke down (non-finite loss, an overflowing update); the candidate is stored as failed."""
 
 
-def logits(model, batch: Batch, task: str) -> torch.Tensor:
-    """MLM: vocabulary logits at masked positions only (the projection is most of the cost)."""
-    if task == "mlm":
-        hidden = model.base_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
-        return model.cls(hidden[batch.masked])
-    return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-
-
-def teacher_logits(teacher, batch: Batch, task: str) -> torch.Tensor:
-    out = teacher(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-    return out[batch.masked] if task == "mlm" else out
-
-
-def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, targets: torch.Tensor, cfg: TrainConfig):
+def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, task_loss: torch.Tensor, cfg: ExtractConfig):
     """α · CE(student, y) + β · τ² · KL(softmax(teacher/τ) ‖ softmax(student/τ)) (Hinton's form)."""
     tau = cfg.kd_temperature
     kl = F.kl_div(F.log_softmax(student / tau, -1), F.log_softmax(teacher / tau, -1), log_target=True,
                   reduction="batchmean")
-    return cfg.kd_alpha * F.cross_entropy(student, targets) + cfg.kd_beta * tau * tau * kl
+    return cfg.kd_alpha * task_loss + cfg.kd_beta * tau * tau * kl
 
 
-def _to(batch: Batch, device: str) -> Batch:
-    if device == "cpu":
-        return batch
-    return Batch(*(t.to(device) if t is not None else None for t in
-                   (batch.input_ids, batch.attention_mask, batch.labels, batch.masked)))
+def _autocast(cfg: ExtractConfig):
+    """bf16 autocast when the (resolved) precision asks for it."""
+    if cfg.precision != "bf16":
+        return nullcontext()
+    return torch.autocast("cuda" if cfg.device.startswith("cuda") else "cpu", torch.bfloat16)
 
 
-def evaluate(model, heldout: Batch, task: str, cfg: TrainConfig, chunk: int = 64) -> tuple[float, float]:
+def heldout_error(model, family, task: Task, data: TaskData, cfg: ExtractConfig, chunk: int = 64):
     """(error rate, cross-entropy) on B."""
     model.eval()
-    wrong, total, ce = 0, 0, 0.0
-    n = heldout.input_ids.shape[0]
-    with torch.no_grad(), torch.autocast(_device_type(cfg.device), torch.bfloat16, enabled=cfg.precision == "bf16"):
-        for start in range(0, n, chunk):
-            rows = slice(start, start + chunk)
-            masked = heldout.masked[rows] if heldout.masked is not None else None
-            if masked is not None:
-                first = int(heldout.masked[:start].sum())
-                labels = heldout.labels[first: first + int(masked.sum())]
-            else:
-                labels = heldout.labels[rows]
-            part = _to(Batch(heldout.input_ids[rows], heldout.attention_mask[rows], labels, masked), cfg.device)
-            out = logits(model, part, task).float()
-            ce += F.cross_entropy(out, part.labels, reduction="sum").item()
-            wrong += (out.argmax(-1) != part.labels).sum().item()
-            total += part.labels.numel()
+    wrong, ce, total = 0, 0.0, 0
+    with torch.no_grad(), _autocast(cfg):
+        for part in data.chunks(chunk):
+            part = part.to(cfg.device)
+            w, c, n = task.score(family.logits(model, part, task.name), part)
+            wrong, ce, total = wrong + w, ce + c, total + n
     return wrong / total, ce / total
 
 
-def _device_type(device: str) -> str:
-    return "cuda" if device.startswith("cuda") else "cpu"
+def train(model, family, task: Task, data: TaskData, theta: Theta, cfg: ExtractConfig, teacher=None,
+          progress=None) -> TrainResult:
+    """Train ``model`` for at most s steps under θ; return ê on B.
 
-
-def train(model, data: TaskData, theta: Theta, cfg: TrainConfig, seed: int, teacher=None, progress=None) -> TrainResult:
-    """Train ``model`` for at most s steps under θ; return ê on B."""
+    ``cfg`` is the study's configuration with device and precision resolved (see
+    ``context.make_context``); the batch order is seeded by ``cfg.seed``.
+    """
     start = time.perf_counter()
     model.to(cfg.device).train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=theta.lr, momentum=theta.momentum)
-    gen = torch.Generator().manual_seed(seed)
-    batches = data.train_batches(theta.batch_size, gen)
+    batches = data.train_batches(theta.batch_size, torch.Generator().manual_seed(cfg.seed))
+    clip = cfg.clip or None
     ema, last_check, step = None, None, 0
-    autocast = torch.autocast(_device_type(cfg.device), torch.bfloat16, enabled=cfg.precision == "bf16")
     for step in range(1, cfg.steps + 1):
-        batch = _to(next(batches), cfg.device)
-        with autocast:
-            out = logits(model, batch, data.task)
+        batch = next(batches).to(cfg.device)
+        with _autocast(cfg):
+            out = family.logits(model, batch, task.name)
+            loss = task.loss(out, batch)
             if teacher is not None:
                 with torch.no_grad():
-                    t_out = teacher_logits(teacher, batch, data.task)
-                loss = distillation_loss(out.float(), t_out.float(), batch.labels, cfg)
-            else:
-                loss = F.cross_entropy(out.float(), batch.labels)
+                    t_out = task.teacher_logits(teacher, batch)
+                loss = distillation_loss(out.float(), t_out.float(), loss, cfg)
         if not torch.isfinite(loss):
             raise CandidateFailed(f"non-finite loss ({loss.item()}) at step {step}")
         opt.zero_grad(set_to_none=True)
@@ -133,19 +96,19 @@ def train(model, data: TaskData, theta: Theta, cfg: TrainConfig, seed: int, teac
             if "overflow" not in str(e):
                 raise
             raise CandidateFailed(f"the SGD update overflowed at step {step} ({e}); lr {theta.lr:g} is too large")
-        if cfg.clip:
+        if clip:
             with torch.no_grad():
-                torch._foreach_clamp_min_(params, -cfg.clip)
-                torch._foreach_clamp_max_(params, cfg.clip)
+                torch._foreach_clamp_min_(params, -clip)
+                torch._foreach_clamp_max_(params, clip)
         value = loss.item()
         ema = value if ema is None else 0.9 * ema + 0.1 * value
         if progress is not None:
             progress(step, ema)
-        if cfg.tolerance is not None and step % cfg.window == 0:
+        if cfg.tolerance is not None and step % cfg.tolerance_window == 0:
             if last_check is not None and abs(last_check - ema) < cfg.tolerance:
                 break
             last_check = ema
-    error, ce = evaluate(model, data.heldout, data.task, cfg)
+    error, ce = heldout_error(model, family, task, data, cfg)
     if not math.isfinite(ce):
         raise CandidateFailed("non-finite held-out loss")
     return TrainResult(error=error if cfg.metric == "error" else ce, loss=ce, train_loss=ema, steps=step,

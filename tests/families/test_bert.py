@@ -8,7 +8,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ose import load_space
-from ose.families import bert
+from ose.families import get_family
+
+bert = get_family("bert")
 
 
 def _meta_model(xi, settings):
@@ -49,7 +51,7 @@ def test_random_off_grid_architectures_and_settings(head):
     for _ in range(12):
         A = rng.choice([1, 2, 3, 5, 6, 7])
         xi = {"D": rng.randint(1, 5), "A": A, "H": A * rng.randint(1, 40), "I": rng.randint(1, 300)}
-        s = bert.BertSettings(vocab_size=rng.randint(5, 3000), max_positions=rng.randint(40, 200),
+        s = bert.settings_type(vocab_size=rng.randint(5, 3000), max_positions=rng.randint(40, 200),
                               type_vocab_size=rng.randint(1, 4), seq_len=rng.randint(1, 40), head=head,
                               num_labels=rng.randint(1, 9))
         model = _meta_model(xi, s)
@@ -59,7 +61,7 @@ def test_random_off_grid_architectures_and_settings(head):
 
 
 def test_parts_split_embeddings_encoder_and_head():
-    s = bert.BertSettings()
+    s = bert.settings_type()
     xi = {"D": 4, "A": 8, "H": 1024, "I": 768}
     model = _meta_model(xi, s)
     p = bert.params(xi, s)
@@ -69,7 +71,7 @@ def test_parts_split_embeddings_encoder_and_head():
 
 
 def test_real_forward_pass_counts_the_same_as_meta():
-    s = bert.BertSettings(vocab_size=100, max_positions=32, seq_len=8)
+    s = bert.settings_type(vocab_size=100, max_positions=32, seq_len=8)
     xi = {"D": 2, "A": 2, "H": 16, "I": 32}
     model = bert.build(xi, s, attn="eager").eval()
     counter = FlopCounterMode(display=False)
@@ -79,7 +81,7 @@ def test_real_forward_pass_counts_the_same_as_meta():
 
 
 def test_operation_kinds_grow_with_the_architecture():
-    s = bert.BertSettings()
+    s = bert.settings_type()
     small = bert.cost({"D": 2, "A": 4, "H": 512, "I": 256}, s)
     big = bert.cost({"D": 4, "A": 4, "H": 512, "I": 256}, s)
     for k in ("mults", "adds", "other"):

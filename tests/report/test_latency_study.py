@@ -36,7 +36,7 @@ def test_summary_shows_lat_over_t_that_reproduces_w(latency_study):
     text = results.summary(doc)
     rows = table(text)
     assert rows and "lat/T" in rows[0] and "i/T" not in rows[0]
-    ranked = sorted(results.ok(doc["evaluations"]), key=lambda r: -r["w"])
+    ranked = sorted(results.finished(doc["evaluations"]), key=lambda r: -r["w"])
     for row, record in zip(rows, ranked):
         assert row["lat/T"] == f"{record['latency'] / t_seconds:.4g}"
         assert number(row["W"]) == pytest.approx(w_from(number(row["p/T"]), number(row["lat/T"]),

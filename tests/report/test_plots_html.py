@@ -4,14 +4,14 @@ import html as stdhtml
 import re
 
 from ose import latency as lat
-from ose.report import html, plots
+from ose.report import html, plots, results
 
 # Any URL a browser would fetch on its own: src/href/url() pointing off the page.
 REMOTE = re.compile(r"""(src|href)\s*=\s*["']?\s*(https?:)?//|url\(\s*["']?\s*(https?:)?//|@import""", re.I)
 
 
 def pick_text(doc):
-    return plots.arch_text(doc["best"], plots.parameter_names(doc))
+    return plots.arch_text(doc["best"], results.parameter_names(doc))
 
 
 def test_report_with_latency_writes_every_file(tmp_path, study_doc, latency_doc):

@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from ose.report import html, plots
+from ose.report import html, plots, results
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 # Quiet the browser's own background traffic and resolve no host at all: nothing leaves the machine.
@@ -70,7 +70,7 @@ def test_checks_catch_console_errors_and_remote_requests(chromium, tmp_path):
 def test_report_renders_clean_with_the_pick_in_the_dom(chromium, tmp_path, report, study_doc):
     dom, console, requests = browse(chromium, tmp_path, report, "--dump-dom")
     assert console == [] and requests == []
-    pick = plots.arch_text(study_doc["best"], plots.parameter_names(study_doc))
+    pick = plots.arch_text(study_doc["best"], results.parameter_names(study_doc))
     shown = re.search(r'id="pick-arch"[^>]*>([^<]*)<', dom)
     assert shown and shown.group(1) == f"ξ* = ⟨{pick}⟩"
     assert dom.count("<img") == 3 and "Evaluations ranked by W" in dom

@@ -39,7 +39,7 @@ def _run(name, candidates, seed, budget=None, ask_batch=1, rounds=None):
     return asked
 
 
-@pytest.mark.parametrize("name", STRATEGIES)
+@pytest.mark.parametrize("name", STRATEGIES.names())
 def test_each_strategy_trains_its_budget_of_distinct_candidates_in_xi(name, candidates):
     asked = _run(name, candidates, seed=1)
     expected = len(candidates) if name == "exhaustive" else -(-len(candidates) // 3)

@@ -1,44 +1,20 @@
-"""Architecture families with the ABⁿC shape.
+"""Architecture families with the ABⁿC shape, by name.
 
-A family is one module answering the same questions: its architectural parameters, the
-fixed settings the counts depend on, closed-form p(ξ) and i(ξ) by part, and how to build the
-network. Adding a family (a decoder, say) means one new module registered here.
+A family is one module implementing ``families.base.Family``; adding one (a decoder, say)
+means that module, registered here or with ``FAMILIES.register`` from outside.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from types import ModuleType
+from ..registry import Registry
+from .base import Family
+from .bert import Bert
 
-from . import bert
-
-
-@dataclass(frozen=True)
-class Family:
-    name: str
-    module: ModuleType
-
-    @property
-    def parameters(self) -> tuple[str, ...]:
-        return self.module.PARAMETERS
-
-    @property
-    def settings_type(self) -> type:
-        return self.module.Settings
-
-    def __getattr__(self, attr):  # cost, operations, params, check, config, build
-        if attr.startswith("__"):
-            raise AttributeError(attr)
-        return getattr(self.module, attr)
-
-    def __reduce__(self):  # by name: a module cannot be pickled, and workers receive the space
-        return get_family, (self.name,)
-
-
-FAMILIES = {"bert": Family("bert", bert)}
+FAMILIES: Registry[Family] = Registry("family", {"bert": Bert()})
 
 
 def get_family(name: str) -> Family:
-    if name not in FAMILIES:
-        raise KeyError(f"unknown family {name!r} (known: {', '.join(FAMILIES)})")
-    return FAMILIES[name]
+    return FAMILIES.get(name)
+
+
+__all__ = ["FAMILIES", "Family", "get_family"]

@@ -22,10 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-from ..costs import Cost, Op
+from ..costs import Op
+from .base import Family
 
 PARAMETERS = ("D", "A", "H", "I")
 HEADS = ("classifier", "mlm", "none")
+TASK_HEADS = {"mlm": "mlm", "cls": "classifier"}  # the head each task trains
 
 
 @dataclass(frozen=True)
@@ -50,37 +52,7 @@ class BertSettings:
         return None
 
 
-Settings = BertSettings
-
-
-def check(xi: Mapping[str, int]) -> str | None:
-    """Why ξ cannot be built, or None."""
-    for k in PARAMETERS:
-        if xi[k] < 1:
-            return f"{k} must be positive, got {xi[k]}"
-    if xi["H"] % xi["A"]:
-        return f"H={xi['H']} is not divisible by A={xi['A']}"
-    return None
-
-
-# --- p(ξ) -----------------------------------------------------------------------------
-
-def params(xi: Mapping[str, int], s: BertSettings) -> dict[str, int]:
-    """Trainable parameters by part; equals ``numel`` of the transformers model."""
-    D, H, I = xi["D"], xi["H"], xi["I"]
-    embeddings = (s.vocab_size + s.max_positions + s.type_vocab_size) * H + 2 * H
-    attention = 4 * (H * H + H) + 2 * H
-    feed_forward = (H * I + I) + (I * H + H) + 2 * H
-    if s.head == "classifier":
-        head = (H * H + H) + (H * s.num_labels + s.num_labels)
-    elif s.head == "mlm":  # transform + LayerNorm + decoder bias; decoder weight is tied to A
-        head = (H * H + H) + 2 * H + s.vocab_size
-    else:
-        head = 0
-    return {"A": embeddings, "B": D * (attention + feed_forward), "C": head}
-
-
-# --- i(ξ) -----------------------------------------------------------------------------
+# --- i(ξ): the operation conventions above, one helper per kind of layer ---------------------
 
 def _linear(part: str, name: str, rows: int, n: int, m: int) -> Op:
     return Op(part, name, mults=rows * n * m, adds=rows * n * m, matmul=True)
@@ -115,50 +87,77 @@ def _layer_ops(xi: Mapping[str, int], L: int) -> list[Op]:
     ]
 
 
-def operations(xi: Mapping[str, int], s: BertSettings) -> list[Op]:
-    """Every operation of one forward pass over a sequence of ``s.seq_len`` tokens."""
-    L, H, V = s.seq_len, xi["H"], s.vocab_size
-    ops = [Op("A", "embeddings.sum", adds=2 * L * H), _layernorm("A", "embeddings.layernorm", L, H)]
-    layer = _layer_ops(xi, L)
-    ops += [Op(o.part, o.name, o.mults * xi["D"], o.adds * xi["D"], o.other * xi["D"], o.matmul) for o in layer]
-    if s.head == "classifier":  # pooler reads the first token only
-        ops += [_linear("C", "pooler.dense", 1, H, H), Op("C", "pooler.tanh", other=H),
-                _linear("C", "classifier", 1, H, s.num_labels)]
-    elif s.head == "mlm":
-        ops += [_linear("C", "mlm.transform", L, H, H), _gelu("C", "mlm.gelu", L * H),
-                _layernorm("C", "mlm.layernorm", L, H), _linear("C", "mlm.decoder", L, H, V)]
-    return ops
+class Bert(Family):
+    """BERT encoders: ξ = ⟨D, A, H, I⟩; tasks mlm (the Bort search) and cls."""
 
+    name = "bert"
+    parameters = PARAMETERS
+    settings_type = BertSettings
+    tasks = ("mlm", "cls")
 
-def cost(xi: Mapping[str, int], s: BertSettings) -> Cost:
-    return Cost.from_ops(params(xi, s), operations(xi, s))
+    def check(self, xi: Mapping[str, int]) -> str | None:
+        for k in PARAMETERS:
+            if xi[k] < 1:
+                return f"{k} must be positive, got {xi[k]}"
+        if xi["H"] % xi["A"]:
+            return f"H={xi['H']} is not divisible by A={xi['A']}"
+        return None
 
+    def params(self, xi: Mapping[str, int], s: BertSettings) -> dict[str, int]:
+        D, H, I = xi["D"], xi["H"], xi["I"]
+        embeddings = (s.vocab_size + s.max_positions + s.type_vocab_size) * H + 2 * H
+        attention = 4 * (H * H + H) + 2 * H
+        feed_forward = (H * I + I) + (I * H + H) + 2 * H
+        if s.head == "classifier":
+            head = (H * H + H) + (H * s.num_labels + s.num_labels)
+        elif s.head == "mlm":  # transform + LayerNorm + decoder bias; decoder weight is tied to A
+            head = (H * H + H) + 2 * H + s.vocab_size
+        else:
+            head = 0
+        return {"A": embeddings, "B": D * (attention + feed_forward), "C": head}
 
-# --- building the network ---------------------------------------------------------------
+    def operations(self, xi: Mapping[str, int], s: BertSettings) -> list[Op]:
+        """Every operation of one forward pass over a sequence of ``s.seq_len`` tokens."""
+        L, H, V = s.seq_len, xi["H"], s.vocab_size
+        ops = [Op("A", "embeddings.sum", adds=2 * L * H), _layernorm("A", "embeddings.layernorm", L, H)]
+        ops += [Op(o.part, o.name, o.mults * xi["D"], o.adds * xi["D"], o.other * xi["D"], o.matmul)
+                for o in _layer_ops(xi, L)]
+        if s.head == "classifier":  # pooler reads the first token only
+            ops += [_linear("C", "pooler.dense", 1, H, H), Op("C", "pooler.tanh", other=H),
+                    _linear("C", "classifier", 1, H, s.num_labels)]
+        elif s.head == "mlm":
+            ops += [_linear("C", "mlm.transform", L, H, H), _gelu("C", "mlm.gelu", L * H),
+                    _layernorm("C", "mlm.layernorm", L, H), _linear("C", "mlm.decoder", L, H, V)]
+        return ops
 
-def config(xi: Mapping[str, int], s: BertSettings, num_labels: int | None = None):
-    """A ``transformers.BertConfig`` for ξ (dropout as in BERT)."""
-    from transformers import BertConfig
+    def hf_config(self, xi: Mapping[str, int], s: BertSettings, num_labels: int | None = None):
+        """A ``transformers.BertConfig`` for ξ (dropout as in BERT)."""
+        from transformers import BertConfig
 
-    return BertConfig(
-        vocab_size=s.vocab_size, hidden_size=xi["H"], num_hidden_layers=xi["D"],
-        num_attention_heads=xi["A"], intermediate_size=xi["I"],
-        max_position_embeddings=s.max_positions, type_vocab_size=s.type_vocab_size,
-        num_labels=num_labels or s.num_labels, hidden_act="gelu",
-    )
+        return BertConfig(
+            vocab_size=s.vocab_size, hidden_size=xi["H"], num_hidden_layers=xi["D"],
+            num_attention_heads=xi["A"], intermediate_size=xi["I"],
+            max_position_embeddings=s.max_positions, type_vocab_size=s.type_vocab_size,
+            num_labels=num_labels or s.num_labels, hidden_act="gelu",
+        )
 
+    def build(self, xi: Mapping[str, int], s: BertSettings, task: str | None = None, num_labels: int | None = None,
+              attn: str | None = None):
+        from transformers import BertForMaskedLM, BertForSequenceClassification, BertModel
 
-def build(xi: Mapping[str, int], s: BertSettings, head: str | None = None, attn: str | None = None,
-          num_labels: int | None = None):
-    """The transformers model with head C (``s.head`` unless given)."""
-    from transformers import BertForMaskedLM, BertForSequenceClassification, BertModel
+        cfg = self.hf_config(xi, s, num_labels)
+        if attn:
+            cfg._attn_implementation = attn
+        head = TASK_HEADS[task] if task else s.head
+        if head == "classifier":
+            return BertForSequenceClassification(cfg)
+        if head == "mlm":
+            return BertForMaskedLM(cfg)
+        return BertModel(cfg, add_pooling_layer=False)
 
-    cfg = config(xi, s, num_labels)
-    if attn:
-        cfg._attn_implementation = attn
-    head = head or s.head
-    if head == "classifier":
-        return BertForSequenceClassification(cfg)
-    if head == "mlm":
-        return BertForMaskedLM(cfg)
-    return BertModel(cfg, add_pooling_layer=False)
+    def logits(self, model, batch, task: str):
+        """MLM: vocabulary logits at masked positions only (the projection is most of the cost)."""
+        if task == "mlm":
+            hidden = model.base_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
+            return model.cls(hidden[batch.masked])
+        return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits

@@ -69,7 +69,7 @@ def _arch(xi: dict, names: list[str]) -> str:
 
 
 def _ranked(doc: dict) -> list[dict]:
-    return sorted(results.ok(doc["evaluations"]), key=lambda r: -float(r["w"]))
+    return sorted(results.finished(doc["evaluations"]), key=lambda r: -float(r["w"]))
 
 
 def _speedups(latency: dict, pick: dict) -> dict[str, float] | None:
@@ -129,7 +129,7 @@ def _comparison(doc: dict, latency: dict | None) -> list[dict]:
 
 
 def _pick_section(doc: dict, latency: dict | None) -> str:
-    names = plots.parameter_names(doc)
+    names = results.parameter_names(doc)
     pick = doc.get("best")
     if not pick:
         return ("<section id='pick'><h2>Chosen architecture</h2><p>No evaluation finished, so no architecture "
@@ -185,7 +185,7 @@ def _latency_cells(doc: dict, record: dict) -> dict:
 
 
 def _evaluations_section(doc: dict) -> str:
-    names, t = plots.parameter_names(doc), doc["maximum_point"]
+    names, t = results.parameter_names(doc), doc["maximum_point"]
     front = {plots.eval_key(r, names) for r in doc.get("pareto", [])}
     pick_key = plots.eval_key(doc["best"], names) if doc.get("best") else None
     rows = [{"rank": n, **{k: r[k] for k in names}, "lr": r.get("lr"), "momentum": r.get("momentum"),

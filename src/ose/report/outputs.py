@@ -35,7 +35,7 @@ def write_report(out: Path, store: Store) -> tuple[dict, list[Path]]:
     best_config = None
     if pick:
         space = space_from_dict(doc["settings"]["space"], source=str(Path(out) / STUDY_FILE))
-        best_config = space.family.config({k: pick[k] for k in space.family.parameters}, space.settings)
+        best_config = space.family.hf_config({k: pick[k] for k in space.family.parameters}, space.settings)
     files = results.write_outputs(Path(out), doc, best_config)
     return doc, files + html.write_html(Path(out), doc, _latency(out))
 

@@ -22,11 +22,6 @@ THETA_KEYS = ("lr", "momentum", "batch_size")
 AXIS = {"params": ("p", "p(ξ): trainable parameters"), "ops": ("i", "i(ξ): operations per forward pass")}
 
 
-def parameter_names(doc: dict) -> list[str]:
-    """The family's architectural parameters (D, A, H, I for BERT), in order."""
-    return list(doc["maximum_point"]["architecture"])
-
-
 def arch_text(xi: dict, names: list[str]) -> str:
     """``D=4, A=8, H=1024, I=768``: how an architecture is written in figures and the report."""
     return ", ".join(f"{n}={xi[n]}" for n in names)
@@ -39,7 +34,7 @@ def eval_key(record: dict, names: list[str]) -> tuple:
 
 def _finite(records: list[dict]) -> list[dict]:
     # W and ê are stored as strings when not finite (see results._json_safe); they cannot be placed.
-    return [r for r in results.ok(records)
+    return [r for r in results.finished(records)
             if all(isinstance(r.get(k), (int, float)) and math.isfinite(r[k]) for k in ("w", "error"))]
 
 
@@ -60,7 +55,7 @@ def pareto_plot(doc: dict, x: str, path: Path) -> Path | None:
     Pareto-front members (in p, i, ê) are ringed, the pick is a red star with its label, and a
     dotted line marks T's value. Returns ``path``, or None if no evaluation can be placed.
     """
-    names, done = parameter_names(doc), _finite(doc["evaluations"])
+    names, done = results.parameter_names(doc), _finite(doc["evaluations"])
     if not done:
         return None
     fig = Figure(figsize=(7.5, 4.6), dpi=110, layout="constrained")

@@ -8,33 +8,13 @@ import os
 from pathlib import Path
 
 from .._faults import fault
+from ..record import columns
+from ..strategies.selection import best, finished, pareto_front
 from .table import csv_text, text_table
 
-# ``latency``: seconds per forward pass at the W batch size, stored only by --speed latency studies.
-COLUMNS = ["D", "A", "H", "I", "lr", "momentum", "batch_size", "params", "params_effective", "mults", "adds",
-           "other", "ops", "latency", "error", "loss", "w", "steps", "seconds", "status", "message"]
-
-
-def ok(records: list[dict]) -> list[dict]:
-    return [r for r in records if r.get("status") == "ok"]
-
-
-def best(records: list[dict]) -> dict | None:
-    """argmax W over the finished evaluations (ties: the cheaper, as Ξ is sorted by p, then i)."""
-    done = ok(records)
-    return max(done, key=lambda r: (r["w"], -r["params"], -r["ops"])) if done else None
-
-
-def pareto_front(records: list[dict]) -> list[dict]:
-    """Evaluations not dominated in (p, i, ê), all three minimised."""
-    done = ok(records)
-
-    def dominates(a, b):
-        ka, kb = (a["params"], a["ops"], a["error"]), (b["params"], b["ops"], b["error"])
-        return all(x <= y for x, y in zip(ka, kb)) and ka != kb
-
-    front = [r for r in done if not any(dominates(o, r) for o in done)]
-    return sorted(front, key=lambda r: (r["params"], r["ops"], r["error"]))
+def parameter_names(doc: dict) -> list[str]:
+    """The family's architectural parameters (D, A, H, I for BERT), in order."""
+    return list(doc["maximum_point"]["architecture"])
 
 
 def _json_safe(v):
@@ -63,8 +43,9 @@ def write_outputs(out: Path, doc: dict, best_config=None) -> list[Path]:
     paths = [out / "results.json", out / "results.csv", out / "pareto.csv"]
     _atomic_write(paths[0], json.dumps(doc, indent=2))
     fault("report-write")
-    _atomic_write(paths[1], csv_text(doc["evaluations"], COLUMNS))
-    _atomic_write(paths[2], csv_text(doc["pareto"], COLUMNS))
+    names = parameter_names(doc)
+    _atomic_write(paths[1], csv_text(doc["evaluations"], columns(names)))
+    _atomic_write(paths[2], csv_text(doc["pareto"], columns(names)))
     if best_config is not None:
         best_config.save_pretrained(out / "best")
         paths.append(out / "best" / "config.json")
@@ -116,8 +97,9 @@ def pick_line(doc: dict) -> str:
 
 def summary(doc: dict, top: int = 5) -> str:
     """The end-of-run table: the top architectures by W, and the pick against T."""
-    done = sorted(ok(doc["evaluations"]), key=lambda r: -float(r["w"]))[:top]
-    rows = [{"rank": i + 1, "D": r["D"], "A": r["A"], "H": r["H"], "I": r["I"], "lr": r["lr"],
+    done = sorted(finished(doc["evaluations"]), key=lambda r: -float(r["w"]))[:top]
+    names = parameter_names(doc)
+    rows = [{"rank": i + 1, **{n: r[n] for n in names}, "lr": r["lr"],
              "W": float(r["w"]), "error": r["error"], **factors(doc, r), "steps": r["steps"]}
             for i, r in enumerate(done)]
     failed = [r for r in doc["evaluations"] if r.get("status") != "ok"]
@@ -130,5 +112,5 @@ def summary(doc: dict, top: int = 5) -> str:
                      f"{1000 * s['T_seconds']:.3g} ms; W uses it in place of i/T")
     if failed:
         lines.append(f"{len(failed)} evaluation(s) failed: " +
-                     "; ".join(f"D={r['D']} A={r['A']} H={r['H']} I={r['I']}: {r['message']}" for r in failed))
+                     "; ".join(f"{' '.join(f'{n}={r[n]}' for n in names)}: {r['message']}" for r in failed))
     return "\n".join(lines)

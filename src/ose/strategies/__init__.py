@@ -4,30 +4,38 @@ from __future__ import annotations
 
 import math
 
+from ..registry import Registry
 from ..space import Candidate
 from .base import Strategy, best_w
 from .fptas import FPTAS, REPRESENTATIVES, Exhaustive, intervals, representatives
 from .random_search import RandomSearch
-
-STRATEGIES = ("fptas", "exhaustive", "random", "tpe", "nsga2")
-
-__all__ = ["FPTAS", "REPRESENTATIVES", "STRATEGIES", "Exhaustive", "RandomSearch", "Strategy", "best_w",
-           "intervals", "make_strategy", "representatives"]
 
 
 def make_strategy(name: str, candidates: list[Candidate], epsilon: int, budget: int | None = None,
                   representative: str = "first", seed: int = 0) -> Strategy:
     """The named strategy over Ξ. Baselines get ``budget`` candidates, by default the
     FPTAS's ⌈|Ξ|/ε⌉, so that every strategy spends the same training compute."""
-    budget = budget or math.ceil(len(candidates) / epsilon)
-    if name == "fptas":
-        return FPTAS(candidates, epsilon, representative, seed)
-    if name == "exhaustive":
-        return Exhaustive(candidates, seed)
-    if name == "random":
-        return RandomSearch(candidates, budget, seed)
-    if name in ("tpe", "nsga2"):
-        from .optuna_samplers import NSGA2, TPE
+    try:
+        factory = STRATEGIES.get(name)
+    except KeyError as e:
+        raise ValueError(e.args[0]) from None
+    return factory(candidates, epsilon=epsilon, budget=budget or math.ceil(len(candidates) / epsilon),
+                   representative=representative, seed=seed)
 
-        return (TPE if name == "tpe" else NSGA2)(candidates, budget, seed)
-    raise ValueError(f"unknown strategy {name!r} (known: {', '.join(STRATEGIES)})")
+
+def _optuna(name: str):
+    def make(candidates, budget, seed, **_):
+        from . import optuna_samplers
+
+        return getattr(optuna_samplers, name)(candidates, budget, seed)
+    return make
+
+
+# Each factory takes Ξ and every option a strategy may use, and keeps the ones it needs.
+STRATEGIES = Registry("strategy", {
+    "fptas": lambda candidates, epsilon, representative, seed, **_: FPTAS(candidates, epsilon, representative, seed),
+    "exhaustive": lambda candidates, seed, **_: Exhaustive(candidates, seed),
+    "random": lambda candidates, budget, seed, **_: RandomSearch(candidates, budget, seed),
+    "tpe": _optuna("TPE"),
+    "nsga2": _optuna("NSGA2"),
+})

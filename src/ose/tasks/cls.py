@@ -1,0 +1,70 @@
+"""Sequence classification: ê is the error rate over held-out examples."""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import DataError
+from .base import Batch, Task, TaskData
+
+
+class ClassificationData(TaskData):
+    """[CLS] text [SEP], truncated to L tokens, padded to the longest in the batch."""
+
+    def __init__(self, tok, train: list, heldout: list, seq_len: int, eval_size: int, seed: int,
+                 label_names: list[str]):
+        self.label_names = label_names
+        self.num_labels = len(label_names)
+        self.train_unit = "examples"
+        self.pad = tok.token_to_id("[PAD]")
+        self.train = self._encode(tok, train, seq_len)
+        g = torch.Generator().manual_seed(seed + 1)
+        order = torch.randperm(len(heldout), generator=g)[:eval_size].tolist()
+        self.heldout = self.collate([self._encode(tok, [heldout[i]], seq_len)[0] for i in order])
+
+    def _encode(self, tok, examples: list, seq_len: int):
+        cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+        index = {name: i for i, name in enumerate(self.label_names)}
+        encoded = tok.encode_batch([e.text for e in examples], add_special_tokens=False)
+        return [([cls, *enc.ids[: seq_len - 2], sep], index[e.label]) for enc, e in zip(encoded, examples)]
+
+    def collate(self, items) -> Batch:
+        width = max(len(ids) for ids, _ in items)
+        ids = torch.full((len(items), width), self.pad, dtype=torch.long)
+        for row, (seq, _) in enumerate(items):
+            ids[row, : len(seq)] = torch.tensor(seq)
+        return Batch(ids, (ids != self.pad).long(), torch.tensor([y for _, y in items]))
+
+    def train_batches(self, batch_size: int, generator: torch.Generator):
+        while True:
+            for idx in torch.randperm(len(self.train), generator=generator).split(batch_size):
+                yield self.collate([self.train[i] for i in idx.tolist()])
+
+    def chunks(self, size: int):
+        b = self.heldout
+        for start in range(0, b.input_ids.shape[0], size):
+            rows = slice(start, start + size)
+            yield Batch(b.input_ids[rows], b.attention_mask[rows], b.labels[rows])
+
+
+class Classification(Task):
+    name = "cls"
+    teacher_class = "AutoModelForSequenceClassification"
+
+    def check_examples(self, examples: list, source: str, label_field: str) -> None:
+        unlabelled = sum(e.label is None for e in examples)
+        if unlabelled:
+            raise DataError(f"{source}: {unlabelled} examples have no label field {label_field!r}; "
+                            f"classification needs a label for each")
+        names = sorted({e.label for e in examples})
+        if len(names) < 2:
+            raise DataError(f"{source}: classification needs at least 2 labels, found {names}")
+
+    def data(self, tok, train, heldout, settings, eval_size, seed) -> ClassificationData:
+        labels = sorted({e.label for e in train + heldout})
+        return ClassificationData(tok, train, heldout, settings.seq_len, eval_size, seed, labels)
+
+    def check_teacher(self, config, data, vocab_size: int) -> str | None:
+        if config.num_labels != data.num_labels:
+            return f"{config.num_labels} labels, the data has {data.num_labels}"
+        return None

@@ -1,0 +1,81 @@
+"""Masked-language modelling, the task of the Bort search: ê is the error rate over masked tokens."""
+
+from __future__ import annotations
+
+import torch
+
+from ..data import SPECIALS
+from ..errors import DataError
+from .base import Batch, Task, TaskData
+
+
+class MLMData(TaskData):
+    """15% of positions masked, 80% [MASK] / 10% random / 10% kept; texts are concatenated and
+    cut into blocks of L tokens ([CLS] …)."""
+
+    def __init__(self, tok, train: list, heldout: list, seq_len: int, eval_size: int, seed: int, vocab_size: int):
+        self.ids = {s: tok.token_to_id(s) for s in SPECIALS}
+        self.vocab_size = vocab_size
+        self.train_unit = f"blocks of {seq_len} tokens"
+        self.train = self._blocks(tok, train, seq_len)
+        held = self._blocks(tok, heldout, seq_len)
+        if len(self.train) < 1 or len(held) < 1:
+            raise DataError(f"too little text for blocks of {seq_len} tokens in train and held-out parts")
+        g = torch.Generator().manual_seed(seed + 1)
+        held = held[torch.randperm(len(held), generator=g)[:eval_size]]
+        self.heldout = self.mask(held, g)
+
+    def _blocks(self, tok, examples: list, seq_len: int) -> torch.Tensor:
+        stream = []
+        for enc in tok.encode_batch([e.text for e in examples], add_special_tokens=False):
+            stream.extend(enc.ids)
+            stream.append(self.ids["[SEP]"])
+        body = seq_len - 1
+        n = len(stream) // body
+        if n == 0:
+            return torch.empty(0, seq_len, dtype=torch.long)
+        blocks = torch.tensor(stream[: n * body], dtype=torch.long).view(n, body)
+        cls = torch.full((n, 1), self.ids["[CLS]"], dtype=torch.long)
+        return torch.cat([cls, blocks], dim=1)
+
+    def mask(self, blocks: torch.Tensor, g: torch.Generator) -> Batch:
+        special = (blocks == self.ids["[CLS]"]) | (blocks == self.ids["[SEP]"]) | (blocks == self.ids["[PAD]"])
+        masked = (torch.rand(blocks.shape, generator=g) < 0.15) & ~special
+        masked[:, 1] |= ~masked.any(dim=1)  # at least one target per block
+        inputs = blocks.clone()
+        roll = torch.rand(blocks.shape, generator=g)
+        inputs[masked & (roll < 0.8)] = self.ids["[MASK]"]
+        rand = masked & (roll >= 0.8) & (roll < 0.9)
+        inputs[rand] = torch.randint(len(SPECIALS), self.vocab_size, (int(rand.sum()),), generator=g)
+        return Batch(inputs, torch.ones_like(inputs), blocks[masked], masked)
+
+    def train_batches(self, batch_size: int, generator: torch.Generator):
+        while True:
+            for idx in torch.randperm(len(self.train), generator=generator).split(batch_size):
+                yield self.mask(self.train[idx], generator)
+
+    def chunks(self, size: int):
+        b = self.heldout
+        first = 0  # targets are stored flat, in row order: each chunk takes the next ones
+        for start in range(0, b.input_ids.shape[0], size):
+            rows = slice(start, start + size)
+            n = int(b.masked[rows].sum())
+            yield Batch(b.input_ids[rows], b.attention_mask[rows], b.labels[first: first + n], b.masked[rows])
+            first += n
+
+
+class MLM(Task):
+    name = "mlm"
+    teacher_class = "AutoModelForMaskedLM"
+
+    def data(self, tok, train, heldout, settings, eval_size, seed) -> MLMData:
+        return MLMData(tok, train, heldout, settings.seq_len, eval_size, seed, tok.get_vocab_size())
+
+    def teacher_logits(self, teacher, batch: Batch) -> torch.Tensor:
+        return super().teacher_logits(teacher, batch)[batch.masked]
+
+    def check_teacher(self, config, data, vocab_size: int) -> str | None:
+        if config.vocab_size != vocab_size:
+            return (f"vocabulary of {config.vocab_size} does not match the student's {vocab_size}; "
+                    f"the teacher needs the same tokenizer")
+        return None
