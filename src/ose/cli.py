@@ -48,14 +48,16 @@ def _arch(tokens: list[str], family: str = "bert") -> dict[str, int]:
 def cmd_space(args) -> int:
     space = load_space(args.space)
     if args.format == "json":
-        print(json.dumps(counts.space_document(space), indent=2))
+        print(json.dumps(counts.space_document(space, args.sort), indent=2))
         return 0
-    rows = counts.space_rows(space)
+    rows = counts.space_rows(space, args.sort)
     if args.format == "table":
         t = space.maximum_point
         print(f"# {space.name}: {len(rows)} architectures, T = {t} "
-              f"(p={space.max_cost.params:,}, i={space.max_cost.ops:,}), sorted by p then i")
+              f"(p={space.max_cost.params:,}, i={space.max_cost.ops:,}), {counts.SORT_NAMES[args.sort]}")
     print(table.render(rows, args.format))
+    if args.format == "table":  # CSV stays data only
+        print(counts.abnc_line(space.abnc()))
     return 0
 
 
@@ -103,7 +105,7 @@ def _theta(text: str) -> dict:
 EXTRACT_FLAGS = ("space", "data", "task", "epsilon", "steps", "out", "seed", "representative", "tolerance", "clip",
                  "metric", "device", "precision", "threads", "tokenizer", "teacher", "text_field", "label_field",
                  "max_examples", "eval_batches", "executor", "workers", "address", "gpus_per_eval", "retries", "strategy", "budget", "speed", "latency_file",
-                 "latency_batch", "ask_batch")
+                 "latency_batch", "ask_batch", "sort")
 
 
 def cmd_extract(args) -> int:
@@ -232,6 +234,7 @@ def _extract_flags(e) -> None:
     e.add_argument("--theta", action="append", metavar="lr=X,momentum=Y,batch_size=N",
                    help="a hyper-parameter set θ; repeat for Θ (default lr=0.05,momentum=0.9,batch_size=32)")
     e.add_argument("--representative", choices=["first", "middle", "last"])
+    e.add_argument("--sort", choices=["intermediate", "total"], help="order of Ξ: by its layers B (default) or by all")
     e.add_argument("--tolerance", type=float, help="end a candidate early when its smoothed loss moves less")
     e.add_argument("--clip", type=float, help="weight clipping bound c (0 disables; default 1.0)")
     e.add_argument("--metric", choices=["error", "loss"])
@@ -280,6 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("space", help="every architecture of a search space with p, i and ratios to T")
     s.add_argument("space", help=f"a preset ({', '.join(preset_names())}) or a TOML file")
     s.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    s.add_argument("--sort", choices=["intermediate", "total"], default="intermediate",
+                   help="by the layers B's p, then i (default, Algorithm 1's order), or by the whole network's")
     s.set_defaults(func=cmd_space)
 
     lt = sub.add_parser("latency", help="measured forward-pass latency of every architecture and T, vs the op count")

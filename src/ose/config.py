@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
+from .space import SORTS
 from .strategies import REPRESENTATIVES, STRATEGIES
 
 TASKS = ("mlm", "cls")
@@ -74,6 +75,7 @@ class ExtractConfig:
     seed: int = 0
     theta: list[Theta] = field(default_factory=lambda: [Theta()])   # Θ
     representative: str = "first"         # which member represents its ε-interval (ours)
+    sort: str = "intermediate"            # Ξ's order: by the layers B (the spec) or the whole network
     tolerance: float | None = None        # end a run early when the smoothed loss moves less
     clip: float | None = 1.0              # weight clipping to [−c, c]; 0 or None disables
     metric: str = "error"                 # ê on B: error (rate) or loss (cross-entropy)
@@ -113,7 +115,7 @@ class ExtractConfig:
         choices = {"representative": REPRESENTATIVES, "metric": ("error", "loss"),
                    "precision": ("auto", "fp32", "bf16"), "device": ("auto", "cpu", "cuda"),
                    "executor": EXECUTORS, "strategy": STRATEGIES,
-                   "speed": ("ops", "latency")}
+                   "speed": ("ops", "latency"), "sort": SORTS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")

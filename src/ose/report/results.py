@@ -20,7 +20,7 @@ def ok(records: list[dict]) -> list[dict]:
 
 
 def best(records: list[dict]) -> dict | None:
-    """argmax W over the finished evaluations (ties: the cheaper, as Ξ is sorted by p, then i)."""
+    """argmax W over the finished evaluations (ties: the cheaper, by p, then i)."""
     done = ok(records)
     return max(done, key=lambda r: (r["w"], -r["params"], -r["ops"])) if done else None
 
