@@ -45,6 +45,13 @@ def test_space_json(run_cli):
     first = doc["architectures"][0]
     assert set("DAHI") <= set(first) and all(isinstance(first[k], int) for k in INT_KEYS)
     assert doc["maximum_point"]["D"] == 24
+    assert doc["sort"] == "intermediate"
+    layers = [a["parts"]["B"]["params"] for a in doc["architectures"]]
+    assert layers == sorted(layers)
+    assert doc["abnc"] == {"architectures": 300, "params": 154, "ops": 300, "holds": False}
+    _, out, _ = run_cli("space", "bert-paper", "--format", "json", "--sort", "total")
+    doc = json.loads(out)
+    assert doc["sort"] == "total"
     assert [a["params"] for a in doc["architectures"]] == sorted(a["params"] for a in doc["architectures"])
 
 
@@ -54,6 +61,42 @@ def test_space_table_and_csv(run_cli):
     code, out, _ = run_cli("space", "bert-tiny", "--format", "csv")
     lines = out.strip().splitlines()
     assert lines[0].startswith("D,A,H,I,params") and len(lines) == 55
+
+
+ABNC_PAPER = ("ABⁿC: part B costs more than A + C for 154 of 300 architectures in parameters, 300 of 300 in "
+              "operations; the FPTAS guarantee assumes all (see docs/SEARCH.md)")
+
+
+def _column(out, name):
+    """One integer column of ``ose space``'s table, top to bottom."""
+    lines = out.splitlines()
+    at = lines[1].split().index(name)
+    return [int(line.split()[at].replace(",", "")) for line in lines[2:-1]]
+
+
+def test_space_table_says_its_order_and_the_abnc_count(run_cli):
+    code, out, _ = run_cli("space", "bert-paper")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 2 + 300 + 1
+    assert lines[0].endswith("sorted by the layers B (p, then i)")
+    assert lines[-1] == ABNC_PAPER
+    layers = _column(out, "params_effective")
+    assert layers == sorted(layers) and _column(out, "params") != sorted(_column(out, "params"))
+
+    code, total, _ = run_cli("space", "bert-paper", "--sort", "total")
+    assert code == 0 and total.splitlines()[0].endswith("sorted by the whole network (p, then i)")
+    assert total.splitlines()[-1] == ABNC_PAPER
+    assert _column(total, "params") == sorted(_column(total, "params"))
+    assert total.splitlines()[2:] != lines[2:] and sorted(total.splitlines()[2:]) == sorted(lines[2:])
+
+
+@pytest.mark.parametrize("command", [["space", "bert-tiny"], ["extract"], ["groundtruth"]])
+def test_an_unknown_sort_is_one_line_and_exit_2(run_cli, capsys, command):
+    with pytest.raises(SystemExit) as e:
+        run_cli(*command, "--sort", "params")
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1
+    assert err.startswith("ose: error: argument --sort: invalid choice: 'params'") and "intermediate" in err
 
 
 @pytest.mark.parametrize("args, problem", [

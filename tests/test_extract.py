@@ -13,7 +13,9 @@ import ose
 from ose import latency as lat
 from ose import load_space
 from ose.cli import main
-from ose.strategies import representatives
+from ose.config import load_config
+from ose.pipeline import abnc_warning, plan
+from ose.strategies import make_strategy, representatives
 
 SIZE = 8  # |Ξ|
 THETAS = [{"lr": 0.1, "momentum": 0.9, "batch_size": 16}, {"lr": 0.3, "momentum": 0.0, "batch_size": 16}]
@@ -290,3 +292,45 @@ def test_a_read_only_output_directory_is_refused_before_any_work(root, tmp_path,
     code = main(["extract", "--space", str(root / "space.toml"), "--quiet", "--out", str(ro / "study")])
     out, err = capsys.readouterr()
     assert code == 2 and out == "" and err.count("\n") == 1 and "cannot write in" in err
+
+
+def test_the_plan_cuts_xi_in_the_configured_order():
+    space = load_space("bert-paper")
+    plans = {}
+    for sort in ("intermediate", "total"):
+        strategy = plan(load_config(None, {"space": "bert-paper", "epsilon": 10, "sort": sort}), space)
+        plans[sort] = [c.key for c in strategy.ask(strategy.budget)]
+        assert plans[sort] == [c.key for c in representatives(space.candidates(sort), 10)]
+    assert len(set(plans["intermediate"]) & set(plans["total"])) == 3
+    default = plan(load_config(None, {"space": "bert-paper", "epsilon": 10}), space)
+    assert [c.key for c in default.ask(default.budget)] == plans["intermediate"]
+
+
+def test_a_space_whose_embeddings_outweigh_its_layers_is_warned_about_before_training(root, tiny_space, capsys):
+    # Vocabulary 512, H = 16: A holds (512 + 64 + 2)·16 + 2·16 = 9,280 parameters, a layer B
+    # 4(16² + 16) + 2·16 + (16·32 + 32) + (32·16 + 16) + 2·16 = 2,224, and C (pooler and
+    # classifier) 306, so B never outweighs A + C in parameters at D = 1 or 2; in operations it does.
+    space = root / "thin.toml"
+    space.write_text(tiny_space(H=(16,), I=(32,)))
+    code = main(["extract", "--space", str(space), "--epsilon", "2", "--steps", "1", "--sort", "total",
+                 "--max-examples", "2000", "--eval-batches", "1", "--threads", "1", "--out", str(root / "thin")])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0
+    warning = ("warning: ABⁿC: part B costs more than A + C for 0 of 2 architectures in parameters, 2 of 2 in "
+               "operations; the FPTAS guarantee assumes all (see docs/SEARCH.md)")
+    assert lines.count(warning) == 1
+    first_evaluation = next(i for i, line in enumerate(lines) if line.startswith("[1/1"))
+    assert lines.index(warning) < first_evaluation
+    doc = json.loads((root / "thin" / "results.json").read_text())
+    assert doc["settings"]["config"]["sort"] == "total"
+
+
+def test_no_warning_where_abnc_holds_or_for_strategies_that_promise_nothing(root, tiny_space):
+    (root / "wide.toml").write_text(tiny_space(H=(64,), I=(256,)))
+    holds = load_space(root / "wide.toml")
+    assert abnc_warning(holds, make_strategy("fptas", holds.candidates(), 1)) is None
+    thin = load_space("bert-tiny")  # B outweighs A + C in parameters for 16 of 54
+    assert abnc_warning(thin, make_strategy("fptas", thin.candidates(), 3)).startswith(
+        "warning: ABⁿC: part B costs more than A + C for 16 of 54 architectures in parameters, 54 of 54")
+    for name in ("exhaustive", "random"):
+        assert abnc_warning(thin, make_strategy(name, thin.candidates(), 3)) is None

@@ -41,6 +41,7 @@ def files(tmp_path_factory, tiny_space):
     (d / "duptheta.toml").write_text("[[theta]]\nlr = 1\nbatch_size = 8\n[[theta]]\nlr = 1.0\nbatch_size = 8\n")
     (d / "unknown.toml").write_text("steps = 2\nspeed = 11\n")
     (d / "badtype.toml").write_text('steps = "many"\n')
+    (d / "badsort.toml").write_text('sort = "params"\n')
     big = d / "bigtok"
     big.mkdir()
     texts = [e.text for e in read_examples(ExtractConfig(max_examples=2000))]
@@ -108,6 +109,7 @@ CASES = {
     "teacher with another vocabulary of the same size": (["--teacher", "{d}/teacher-other-vocab"],
                                                          "teacher-other-vocab: its tokenizer is not the study's ("),
     "unknown config key": (["--config", "{d}/unknown.toml"], "speed"),
+    "config sort unknown": (["--config", "{d}/badsort.toml"], "sort must be one of intermediate, total, got 'params'"),
     "epsilon above |Ξ|": (["--epsilon", "9"], "exceeds"),
     "space constraint divides by zero": (["--space", "{d}/divzero.toml"],
                                          "constraints: 'H / (A - A) > 0' divides by zero at D=1,A=2,H=32,I=64"),

@@ -1,9 +1,14 @@
-"""Search-space files: presets, constraints, and one-line errors for bad files."""
+"""Search-space files: presets, constraints, one-line errors for bad files; the order of Ξ and ABⁿC."""
+
+import itertools
 
 import pytest
 
 from ose import SpaceError, load_space, preset_names
+from ose.report.outputs import ordered_records
 from ose.space import Constraint
+from ose.store import MemoryStore
+from ose.strategies import representatives
 
 GOOD = """
 family = "bert"
@@ -41,9 +46,6 @@ def test_presets_load_with_the_expected_sizes():
     assert tiny.maximum_point in tiny.architectures()
 
 
-def test_candidates_are_sorted_by_params_then_ops():
-    keys = [(c.cost.params, c.cost.ops) for c in load_space("bert-paper").candidates()]
-    assert keys == sorted(keys)
 
 
 def test_a_user_file_loads(tmp_path):
@@ -135,3 +137,153 @@ def test_constraints_within_the_bounds_still_hold():
     with pytest.raises(ValueError, match="nests 33 levels deep"):
         Constraint.parse("-" * 32 + "H", names)
     assert Constraint.parse("H * 10 ** 27 <= 10 ** 30", names)(xi)
+
+
+# --- the order of Ξ and the ABⁿC condition -------------------------------------------------
+# Written out from ALGORITHM.md §5 and docs/COUNTING.md, not from ose's own closed form, so
+# that an order or a count is checked against an independent key.
+
+PRESETS = {  # grid values in the family's order D, A, H, I, and the settings the counts use
+    "bert-paper": ({"D": [2, 4, 6, 8, 10, 12], "A": [4, 8, 12, 16], "H": [512, 768, 1024],
+                    "I": [256, 512, 768, 1024, 3072]}, {"V": 30522, "P": 512, "T": 2, "L": 128, "n": 2}),
+    "bert-tiny": ({"D": [1, 2, 4], "A": [2, 4], "H": [64, 128, 256], "I": [128, 256, 1024]},
+                  {"V": 4096, "P": 128, "T": 2, "L": 64, "n": 2}),
+}
+
+
+def grid(preset):
+    values, _ = PRESETS[preset]
+    return [dict(zip("DAHI", v)) for v in itertools.product(*values.values()) if v[2] % v[1] == 0]
+
+
+def layer_params(H, I):
+    return 4 * (H * H + H) + 2 * H + (H * I + I) + (I * H + H) + 2 * H
+
+
+def linear_ops(rows, n, m):
+    return 2 * rows * n * m
+
+
+def layernorm_ops(rows, n):
+    return rows * (2 * n + 4 * n - 1 + n + 3)
+
+
+def layer_ops(A, H, I, L):
+    d = H // A
+    attention = (linear_ops(L, H, 3 * H) + A * L * L * d + A * L * L * (d - 1) + 2 * A * L * L
+                 + A * L * (2 * L - 1) + A * L * (3 * L - 1) + A * L * L * d + A * L * (L - 1) * d
+                 + linear_ops(L, H, H) + L * H + layernorm_ops(L, H))
+    feed_forward = linear_ops(L, H, I) + 5 * L * I + linear_ops(L, I, H) + L * H + layernorm_ops(L, H)
+    return attention + feed_forward
+
+
+def by_part(xi, s, head="classifier"):
+    """{part: (params, ops)} for one ξ under the settings s."""
+    D, A, H, I, L = xi["D"], xi["A"], xi["H"], xi["I"], s["L"]
+    a = ((s["V"] + s["P"] + s["T"]) * H + 2 * H, 2 * L * H + layernorm_ops(L, H))
+    b = (D * layer_params(H, I), D * layer_ops(A, H, I, L))
+    if head == "classifier":  # pooler and classifier read the first token only
+        c = ((H * H + H) + (H * s["n"] + s["n"]), linear_ops(1, H, H) + H + linear_ops(1, H, s["n"]))
+    else:  # mlm: transform, GELU, LayerNorm, decoder (weight tied to A, bias its own)
+        c = ((H * H + H) + 2 * H + s["V"],
+             linear_ops(L, H, H) + 5 * L * H + layernorm_ops(L, H) + linear_ops(L, H, s["V"]))
+    return {"A": a, "B": b, "C": c}
+
+
+def total(parts):
+    return tuple(sum(parts[p][k] for p in "ABC") for k in (0, 1))
+
+
+def arch(xi):
+    return tuple(xi[k] for k in "DAHI")
+
+
+def spec_key(xi, s):
+    """Algorithm 1's order: the layers B's p, then i; ties by the whole network's, then ξ."""
+    parts = by_part(xi, s)
+    return (*parts["B"], *total(parts), arch(xi))
+
+
+def total_key(xi, s):
+    return total(by_part(xi, s))
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_the_default_order_is_by_the_layers_b_then_their_ops(preset):
+    s = PRESETS[preset][1]
+    expected = [arch(xi) for xi in sorted(grid(preset), key=lambda xi: spec_key(xi, s))]
+    got = [arch(c.xi) for c in load_space(preset).candidates()]
+    assert got == expected
+    assert got == [arch(c.xi) for c in load_space(preset).candidates("intermediate")]
+    # Not the whole network's order: the embeddings A grow with H alone, the layers B with D, H and I.
+    assert got != [arch(xi) for xi in sorted(grid(preset), key=lambda xi: total_key(xi, s))]
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_the_total_order_is_by_the_whole_networks_p_then_i(preset):
+    s = PRESETS[preset][1]
+    archs = grid(preset)  # the grid's order: sorted() is stable, so ties keep it, as before
+    expected = [arch(xi) for xi in sorted(archs, key=lambda xi: total_key(xi, s))]
+    assert [arch(c.xi) for c in load_space(preset).candidates("total")] == expected
+
+
+def test_an_unknown_order_is_refused():
+    with pytest.raises(ValueError, match="sort must be one of intermediate, total, got 'p'"):
+        load_space("bert-tiny").candidates("p")
+
+
+def test_the_two_orders_share_3_of_30_representatives_on_bert_paper_at_epsilon_10():
+    space = load_space("bert-paper")
+    spec, whole = (representatives(space.candidates(sort), 10) for sort in ("intermediate", "total"))
+    assert len(spec) == len(whole) == 30
+    assert len({c.key for c in spec} & {c.key for c in whole}) == 3
+    # Each representative opens its interval of the B-sorted list, independently sorted.
+    s = PRESETS["bert-paper"][1]
+    ordered = sorted(grid("bert-paper"), key=lambda xi: spec_key(xi, s))
+    assert [arch(c.xi) for c in spec] == [arch(xi) for xi in ordered[::10]]
+
+
+def expected_abnc(preset, head="classifier"):
+    s = PRESETS[preset][1]
+    parts = [by_part(xi, s, head) for xi in grid(preset)]
+    return {"architectures": len(parts),
+            "params": sum(p["B"][0] > p["A"][0] + p["C"][0] for p in parts),
+            "ops": sum(p["B"][1] > p["A"][1] + p["C"][1] for p in parts)}
+
+
+@pytest.mark.parametrize("preset, counts", [("bert-tiny", (54, 16, 54)), ("bert-paper", (300, 154, 300))])
+def test_abnc_counts_the_architectures_whose_layers_b_outweigh_a_and_c(preset, counts):
+    abnc = load_space(preset).abnc()
+    expected = expected_abnc(preset)
+    assert (abnc.size, abnc.params, abnc.ops) == tuple(expected.values()) == counts
+    assert abnc.as_dict() == {**expected, "holds": False}
+    assert not abnc.holds
+
+
+def test_abnc_in_operations_fails_with_an_mlm_head():
+    # The decoder's L·H·V products outweigh two thin layers B: the ops count is counted, not assumed.
+    abnc = load_space("bert-paper").with_settings(head="mlm").abnc()
+    expected = expected_abnc("bert-paper", head="mlm")
+    assert (abnc.size, abnc.params, abnc.ops) == tuple(expected.values()) == (300, 154, 167)
+
+
+def test_abnc_holds_where_the_layers_dominate(tmp_path, tiny_space):
+    # vocabulary 512: A = (512 + 64 + 2)·64 + 128 = 37,120 parameters, one layer B 49,984.
+    abnc = load_space(_write(tmp_path, tiny_space(H=(64,), I=(256,)))).abnc()
+    assert (abnc.size, abnc.params, abnc.ops, abnc.holds) == (2, 2, 2, True)
+
+
+@pytest.mark.parametrize("sort", [None, "intermediate", "total"])
+def test_adaptive_studies_report_in_the_order_the_study_sorted_xi(sort):
+    space = load_space("bert-paper")
+    config = {} if sort is None else {"sort": sort}  # a study from before ``sort`` sorted by total
+    meta = {"jobs": None, "settings": {"space": space.to_dict(), "config": config}}
+    s = PRESETS["bert-paper"][1]
+    picked = grid("bert-paper")[::7]
+    store = MemoryStore()
+    for xi in reversed(picked):  # the order they finished in
+        p, i = total_key(xi, s)
+        store.add(f"{arch(xi)}|θ", {**xi, "params": p, "ops": i}, xi, {})
+    key = spec_key if sort == "intermediate" else total_key
+    expected = sorted(picked, key=lambda xi: key(xi, s))
+    assert [arch(r) for r in ordered_records(store, meta)] == [arch(xi) for xi in expected]

@@ -114,6 +114,24 @@ def test_a_different_configuration_is_refused_and_a_new_study_sets_the_old_aside
         sqlite3.connect(aside[0]).execute("SELECT record FROM evaluations").fetchone()[0]) == {"status": "ok"}
 
 
+def test_a_study_from_before_sort_resumes_in_its_own_order_only(tmp_path):
+    # It was cut in the whole network's order: the same study under --sort total, not the new default.
+    old = _meta(12)
+    store, lock = open_study(tmp_path, old, log=lambda *a: None)
+    store.close()
+    lock.release()
+    for sort in ("total", "intermediate"):
+        meta = {**old, "settings": {"config": {"steps": 12, "sort": sort}}}
+        if sort == "intermediate":
+            with pytest.raises(StoreError, match="config.sort: 'total' → 'intermediate'"):
+                open_study(tmp_path, meta, log=lambda *a: None)
+            continue
+        store, lock = open_study(tmp_path, meta, log=lambda *a: None)
+        assert store.meta() == old
+        store.close()
+        lock.release()
+
+
 def _read_only_dir(tmp_path):
     """A directory this process cannot write: chmod where permissions bind, a read-only mount for root."""
     if os.geteuid() != 0:

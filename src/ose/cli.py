@@ -49,14 +49,16 @@ def _arch(tokens: list[str], family: str = "bert") -> dict[str, int]:
 def cmd_space(args) -> int:
     space = load_space(args.space)
     if args.format == "json":
-        print(json.dumps(counts.space_document(space), indent=2))
+        print(json.dumps(counts.space_document(space, args.sort), indent=2))
         return 0
-    rows = counts.space_rows(space)
+    rows = counts.space_rows(space, args.sort)
     if args.format == "table":
         t = space.maximum_point
         print(f"# {space.name}: {len(rows)} architectures, T = {t} "
-              f"(p={space.max_cost.params:,}, i={space.max_cost.ops:,}), sorted by p then i")
+              f"(p={space.max_cost.params:,}, i={space.max_cost.ops:,}), {counts.SORT_NAMES[args.sort]}")
     print(table.render(rows, args.format))
+    if args.format == "table":  # CSV stays data only
+        print(counts.abnc_line(space.abnc()))
     return 0
 
 
@@ -258,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("space", help="every architecture of a search space with p, i and ratios to T")
     s.add_argument("space", help=f"a preset ({', '.join(preset_names())}) or a TOML file")
     s.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    s.add_argument("--sort", choices=["intermediate", "total"], default="intermediate",
+                   help="by the layers B's p, then i (default, Algorithm 1's order), or by the whole network's")
     s.set_defaults(func=cmd_space)
 
     lt = sub.add_parser("latency", help="measured forward-pass latency of every architecture and T, vs the op count")

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
+from .space import SORTS
 from .strategies import REPRESENTATIVES
 
 # Strategies whose number of candidates is fixed by Ξ and ε, so a budget would be silently ignored.
@@ -101,6 +102,8 @@ class ExtractConfig:
         metavar="lr=X,momentum=Y,batch_size=N"))
     representative: str = option("first", "which member represents its ε-interval (ours; default first)",
                                  choices=REPRESENTATIVES)
+    sort: str = option("intermediate", "order of Ξ: by its layers B (default, Algorithm 1's) or by the whole "
+                                       "network", choices=SORTS)
     tolerance: float | None = option(None, "end a candidate early when its smoothed loss moves less", check="positive")
     tolerance_window: int = option(10, "steps between two tolerance checks (default 10)", check="positive")
     clip: float | None = option(1.0, "weight clipping bound c (0 disables; default 1.0)", check="non-negative")

@@ -16,7 +16,7 @@ The document ``measure_space`` returns (and ``save``/``load`` read and write)::
      "architectures": [{"D": 1, ..., "ops": int, "params": int, "latency": {"1": s, "32": s}}, ...]}
 
 Latencies are seconds per forward pass of one batch; the keys of ``latency`` are batch sizes
-as strings (JSON keys). ``architectures`` follows Ξ's order (p, then i).
+as strings (JSON keys). ``architectures`` follows Ξ's default order (``SearchSpace.candidates``).
 
 T divides every ratio lat/T, so it is not timed once but ``t_samples`` times (default 5),
 interleaved with Ξ: before the first architecture, after the last, and evenly between

@@ -1,8 +1,9 @@
 """``ose.extract``: Algorithm 1 end to end, from a search space and data to ξ*.
 
-1. p(ξ), i(ξ) for every ξ ∈ Ξ in closed form; 2. sort by p, then i; 3. one representative
-per ε-interval; 4. for each θ ∈ Θ and each representative, train ≤ s steps, ê on B, W
-against T; 5. ξ* = argmax W, with the table and the Pareto front of (p, i, ê).
+1. p(ξ), i(ξ) for every ξ ∈ Ξ in closed form; 2. sort by the layers B's p, then i (or by
+the whole network's: ``sort``); 3. one representative per ε-interval; 4. for each θ ∈ Θ and
+each representative, train ≤ s steps, ê on B, W against T; 5. ξ* = argmax W, with the
+table and the Pareto front of (p, i, ê).
 Baseline strategies (exhaustive, random, TPE, NSGA-II) replace step 3 on the same budget.
 """
 
@@ -19,7 +20,7 @@ from .config import ConfigError, ExtractConfig, Theta, load_config
 from .context import Context, make_context
 from .executors import Executor, make_executor
 from .progress import SearchProgress, StepBars, interactive, run_note
-from .report import outputs
+from .report import counts, outputs
 from .report import results as report
 from .space import Candidate, SearchSpace, arch_key, load_space
 from .store import Store
@@ -49,7 +50,7 @@ class ExtractResult:
 
 
 def plan(cfg: ExtractConfig, space: SearchSpace) -> Strategy:
-    candidates = space.candidates()
+    candidates = space.candidates(cfg.sort)
     if cfg.epsilon > len(candidates):
         raise ConfigError(f"epsilon {cfg.epsilon} exceeds |Ξ| = {len(candidates)}")
     if cfg.budget is not None and cfg.budget > len(candidates):
@@ -65,6 +66,14 @@ def bound_line(cfg: ExtractConfig, space: SearchSpace, strategy: Strategy) -> st
     which = f"⌈|Ξ|/ε⌉ = {strategy.budget}" if strategy.name == "fptas" else f"{strategy.name}: {strategy.budget}"
     return (f"|Ξ| = {n}, |Θ| = {len(cfg.theta)}, ε = {cfg.epsilon}, s = {cfg.steps}: "
             f"{which} candidates × |Θ| = {strategy.budget * len(cfg.theta)} trainings (T = {space.maximum_point})")
+
+
+def abnc_warning(space: SearchSpace, strategy: Strategy) -> str | None:
+    """Only the FPTAS's approximation ratio rests on ABⁿC; the other strategies promise none."""
+    abnc = space.abnc()
+    if strategy.name != "fptas" or abnc.holds:
+        return None
+    return f"warning: {counts.abnc_line(abnc)}"
 
 
 def settings_document(cfg: ExtractConfig, ctx: Context, strategy: Strategy) -> dict:
@@ -131,6 +140,9 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
     log(f"ose extract: {space.name}, task {cfg.task}, data {ctx.data_identity['source']} "
         f"({ctx.data_identity['examples']} examples), device {ctx.cfg.device}/{ctx.cfg.precision}")
     log(bound_line(cfg, space, strategy))
+    warning = abnc_warning(space, strategy)
+    if warning:
+        log(warning)
     if strategy.adaptive and cfg.ask_batch * len(cfg.theta) < executor.n:
         log(f"note: {strategy.name} asks {cfg.ask_batch} candidate(s) per round, so at most "
             f"{cfg.ask_batch * len(cfg.theta)} of {executor.n} workers train at once; --ask-batch {executor.n} "

@@ -20,11 +20,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
-from .costs import Cost
+from .costs import Cost, Counts
 from .errors import SpaceError
 from .families import FAMILIES, Family, get_family
 
 TOP_KEYS = ("name", "description", "family", "constraints", "parameters", "maximum_point", "settings")
+# How Algorithm 1 orders Ξ before cutting it into ε-intervals (see docs/SEARCH.md).
+SORTS = ("intermediate", "total")
 
 
 def arch_key(xi: Mapping[str, int]) -> str:
@@ -168,6 +170,36 @@ class Candidate:
         return arch_key(self.xi)
 
 
+def _total_key(c: Candidate) -> tuple:
+    return c.cost.params, c.cost.ops
+
+
+def _intermediate_key(c: Candidate) -> tuple:
+    b = c.cost.parts["B"]
+    return b.params, b.ops, c.cost.params, c.cost.ops, tuple(c.xi.values())
+
+
+def _b_dominates(parts: Mapping[str, Counts], measure: str) -> bool:
+    return getattr(parts["B"], measure) > getattr(parts["A"], measure) + getattr(parts["C"], measure)
+
+
+@dataclass(frozen=True)
+class ABnC:
+    """Of ``size`` architectures, how many have part B costing more than A + C: ``params``
+    in parameters, ``ops`` in operations. The condition holds when both equal ``size``."""
+
+    size: int
+    params: int
+    ops: int
+
+    @property
+    def holds(self) -> bool:
+        return self.params == self.ops == self.size
+
+    def as_dict(self) -> dict:
+        return {"architectures": self.size, "params": self.params, "ops": self.ops, "holds": self.holds}
+
+
 @dataclass(frozen=True)
 class SearchSpace:
     """Ξ (``parameters`` filtered by ``constraints``) and the maximum point T."""
@@ -196,10 +228,25 @@ class SearchSpace:
     def max_cost(self) -> Cost:
         return self.cost(self.maximum_point)
 
-    def candidates(self) -> list[Candidate]:
-        """Ξ sorted by the cost of the intermediate layers: p, then i (Algorithm 1, step 2)."""
+    def candidates(self, sort: str = "intermediate") -> list[Candidate]:
+        """Ξ in the order Algorithm 1 cuts into ε-intervals (step 2).
+
+        ``intermediate`` is the spec's: by the cost of the layers B (p, then i), so that the
+        intervals follow the part whose cost the guarantee rests on. ``total`` orders by the
+        whole network's p, then i, as ``ose`` did before.
+        """
+        if sort not in SORTS:
+            raise ValueError(f"sort must be one of {', '.join(SORTS)}, got {sort!r}")
         scored = [Candidate(xi, self.cost(xi)) for xi in self.architectures()]
-        return sorted(scored, key=lambda c: (c.cost.params, c.cost.ops))
+        # sorted() is stable, so ``total`` keeps its old tie order (the grid's); the
+        # intermediate key spells out its ties, which are common: A leaves B's p unchanged.
+        return sorted(scored, key=_intermediate_key if sort == "intermediate" else _total_key)
+
+    def abnc(self) -> ABnC:
+        """How much of Ξ has the ABⁿC shape the FPTAS guarantee assumes (ALGORITHM.md §2)."""
+        parts = [self.cost(xi).parts for xi in self.architectures()]
+        return ABnC(size=len(parts), params=sum(_b_dominates(p, "params") for p in parts),
+                    ops=sum(_b_dominates(p, "ops") for p in parts))
 
     def with_settings(self, **changes) -> SearchSpace:
         settings = dataclasses.replace(self.settings, **changes)

@@ -24,6 +24,9 @@ LOCK_FILE = "study.lock"
 # Keys that may change between runs of the same study without changing its numbers.
 VOLATILE = {"config.out", "config.threads", "threads", "ose_version", "created_at", "config.executor",
             "config.workers", "config.address", "config.gpus_per_eval", "config.retries"}
+# Options added after studies were first stored, with the value a study stored before them ran
+# under: such a study resumes when that value is asked for again.
+IMPLIED = {"config.sort": "total"}
 
 
 class StudyInUse(StoreError):
@@ -123,8 +126,8 @@ def _flatten(d, prefix=""):
 
 def differences(stored: dict, meta: dict) -> str:
     """What differs between two study identities, as ``key: old → new`` items."""
-    a = dict(_flatten(stored.get("settings", {})))
-    b = dict(_flatten(meta.get("settings", {})))
+    a = {**IMPLIED, **dict(_flatten(stored.get("settings", {})))}
+    b = {**IMPLIED, **dict(_flatten(meta.get("settings", {})))}
     diffs = [f"{k}: {a.get(k)!r} → {b.get(k)!r}" for k in sorted(set(a) | set(b))
              if k not in VOLATILE and a.get(k) != b.get(k) and not _added_at_default(k, a, b)]
     if not diffs and stored.get("jobs") != meta.get("jobs"):

@@ -10,7 +10,7 @@ from ose.strategies import FPTAS, REPRESENTATIVES, intervals, representatives
 
 @pytest.fixture(scope="module")
 def xi():
-    """Ξ of the bert-tiny preset (54 architectures), sorted by p, then i."""
+    """Ξ of the bert-tiny preset (54 architectures), sorted by the layers B's p, then i."""
     return load_space("bert-tiny").candidates()
 
 
@@ -18,9 +18,14 @@ def keys(cands):
     return [c.key for c in cands]
 
 
-def test_space_is_sorted_by_p_then_i(xi):
+def test_space_is_sorted_by_the_layers_b(xi):
+    # ALGORITHM.md §5: a layer has 4(H² + H) + 2H + (HI + I) + (IH + H) + 2H parameters.
+    def layers(c):
+        D, H, I = c.xi["D"], c.xi["H"], c.xi["I"]
+        return D * (4 * (H * H + H) + 2 * H + (H * I + I) + (I * H + H) + 2 * H)
+
     assert len(xi) == 54
-    assert [(c.cost.params, c.cost.ops) for c in xi] == sorted((c.cost.params, c.cost.ops) for c in xi)
+    assert [layers(c) for c in xi] == sorted(layers(c) for c in xi)
 
 
 @pytest.mark.parametrize("epsilon", [1, 2, 3, 4, 5, 7, 10, 27, 53, 54])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..costs import Cost
-from ..space import SearchSpace
+from ..space import ABnC, SearchSpace
 
 RATIO_KEYS = ("params", "params_effective", "mults", "adds", "other", "ops")
 
@@ -22,18 +22,30 @@ def cost_row(xi: dict, cost: Cost, ref: Cost) -> dict:
     return row
 
 
-def space_rows(space: SearchSpace) -> list[dict]:
-    return [cost_row(c.xi, c.cost, space.max_cost) for c in space.candidates()]
+def space_rows(space: SearchSpace, sort: str = "intermediate") -> list[dict]:
+    return [cost_row(c.xi, c.cost, space.max_cost) for c in space.candidates(sort)]
 
 
-def space_document(space: SearchSpace) -> dict:
-    """``ose space --format json``: T and every architecture with its integer keys."""
+def space_document(space: SearchSpace, sort: str = "intermediate") -> dict:
+    """``ose space --format json``: T, every architecture with its integer keys, and ABⁿC."""
     def entry(xi, cost):
         return {**xi, **{k: v for k, v in cost.as_dict().items()}}
 
     return {"space": space.name, "family": space.family.name, "settings": space.to_dict()["settings"],
-            "maximum_point": entry(space.maximum_point, space.max_cost),
-            "architectures": [entry(c.xi, c.cost) for c in space.candidates()]}
+            "sort": sort, "maximum_point": entry(space.maximum_point, space.max_cost),
+            "architectures": [entry(c.xi, c.cost) for c in space.candidates(sort)],
+            "abnc": space.abnc().as_dict()}
+
+
+SORT_NAMES = {"intermediate": "sorted by the layers B (p, then i)",
+              "total": "sorted by the whole network (p, then i)"}
+
+
+def abnc_line(abnc: ABnC) -> str:
+    """The count ``ose space`` prints under its table and ``ose extract`` warns with."""
+    n = abnc.size
+    return (f"ABⁿC: part B costs more than A + C for {abnc.params} of {n} architectures in parameters, "
+            f"{abnc.ops} of {n} in operations; the FPTAS guarantee assumes all (see docs/SEARCH.md)")
 
 
 def count_document(xi: dict, cost: Cost, vs: dict | None = None, vs_cost: Cost | None = None) -> dict:

@@ -4,18 +4,35 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..space import space_from_dict
+from ..space import arch_key, space_from_dict
 from ..store import STUDY_FILE, Store, open_store
 from . import html, results
 
 
 def ordered_records(store: Store, meta: dict) -> list[dict]:
     """Stored evaluations in the study's job order (the order an uninterrupted run has); an
-    adaptive strategy's, whose jobs are not known up front, in Ξ's order (by p, then i), which
-    unlike the order they finished in is the same on every executor."""
+    adaptive strategy's, whose jobs are not known up front, in the order the study sorted Ξ,
+    which unlike the order they finished in is the same on every executor."""
     rank = {k: i for i, k in enumerate(meta["jobs"] or [])}
-    recs = sorted(store.records(), key=lambda r: (rank.get(r["key"], len(rank)), r["params"], r["ops"], r["key"]))
-    return [{k: v for k, v in r.items() if k not in ("key", "finished_at")} for r in recs]
+    records = store.records()
+    place = _xi_places(meta) if records and meta["jobs"] is None else {}
+
+    def key(r):
+        return rank.get(r["key"], len(rank)), place.get(arch_key(_xi(r, meta)), len(place)), r["key"]
+
+    return [{k: v for k, v in r.items() if k not in ("key", "finished_at")} for r in sorted(records, key=key)]
+
+
+def _xi(record: dict, meta: dict) -> dict:
+    return {k: record[k] for k in meta["settings"]["space"]["parameters"]}
+
+
+def _xi_places(meta: dict) -> dict[str, int]:
+    """Each architecture's place in Ξ as the study sorted it; studies from before ``sort``
+    existed sorted by the whole network's p, then i."""
+    space = space_from_dict(meta["settings"]["space"], source=STUDY_FILE)
+    sort = meta["settings"]["config"].get("sort", "total")
+    return {c.key: i for i, c in enumerate(space.candidates(sort))}
 
 
 def build_document(store: Store) -> dict:

@@ -24,7 +24,7 @@ class Strategy(ABC):
     def __init__(self, candidates: list[Candidate], budget: int, seed: int = 0):
         if not 1 <= budget <= len(candidates):
             raise ValueError(f"budget must be between 1 and |Ξ| = {len(candidates)}, got {budget}")
-        self.candidates = candidates  # Ξ, sorted by p then i
+        self.candidates = candidates  # Ξ, in the configuration's order (``sort``)
         self.budget = budget
         self.seed = seed
 

@@ -11,7 +11,7 @@ REPRESENTATIVES = ("first", "middle", "last")
 
 
 def intervals(candidates: list[Candidate], epsilon: int) -> list[list[Candidate]]:
-    """Consecutive intervals of ε architectures of Ξ (sorted by p, then i): ⌈|Ξ|/ε⌉ of them."""
+    """Consecutive intervals of ε architectures of the sorted Ξ: ⌈|Ξ|/ε⌉ of them."""
     return [candidates[i: i + epsilon] for i in range(0, len(candidates), epsilon)]
 
 
