@@ -1,4 +1,5 @@
-"""Θ in the configuration: one spelling per θ, no repeats, and a study that does not depend on Θ's order."""
+"""The configuration: Θ with one spelling per θ and no repeats, a study that does not depend on Θ's
+order, the round trip through TOML and JSON, and the flags made from it."""
 
 import json
 
@@ -7,10 +8,9 @@ import torch
 
 from ose import load_space
 from ose.cli import _theta as flag_theta
-from ose.config import ConfigError, load_config
+from ose.config import ConfigError, Theta, load_config
 from ose.context import make_context
 from ose.pipeline import job_key
-from ose.config import Theta
 
 XI = {"D": 1, "A": 2, "H": 32, "I": 64}
 
@@ -76,3 +76,38 @@ def test_heldout_batches_do_not_depend_on_the_order_of_theta(tmp_path, tiny_spac
     assert a.input_ids.shape[0] == 2 * 16  # eval_batches × Θ's largest batch size
     for name in ("input_ids", "attention_mask", "labels", "masked"):
         assert torch.equal(getattr(a, name), getattr(b, name)), name
+
+
+def test_the_configuration_round_trips_through_toml_and_json(tmp_path):
+    cfg = load_config(None, {"space": "bert-tiny", "task": "cls", "epsilon": 5, "tolerance": 0.01, "clip": 0.5,
+                             "sort": "total", "executor": "processes", "workers": 2, "data": "corpus.jsonl",
+                             "theta": [{"lr": 1, "momentum": 0.5, "batch_size": 8},
+                                       {"lr": 0.1, "momentum": 0.9, "batch_size": 16}]})
+    path = tmp_path / "cfg.toml"
+    path.write_text(cfg.to_toml())
+    assert load_config(path) == cfg
+    assert load_config(None, json.loads(json.dumps(cfg.as_dict()))) == cfg
+    assert load_config(None, {}).to_toml() != cfg.to_toml()
+
+
+def test_every_option_with_a_flag_reaches_the_configuration(run_cli, monkeypatch):
+    """The flags of ose extract are made from ExtractConfig: each one lands in its field."""
+    import dataclasses
+
+    from ose import cli
+    from ose.config import ExtractConfig
+
+    seen = {}
+    monkeypatch.setattr("ose.pipeline.extract", lambda config, **kw: seen.update(kw) or _Stop())
+    fields = [f for f in dataclasses.fields(ExtractConfig) if f.metadata.get("flag", True) and f.name != "theta"]
+    argv = ["extract", "--space", "s.toml", "--epsilon", "7", "--sort", "total", "--tolerance-window", "3",
+            "--latency-batch", "32", "--theta", "lr=0.2,momentum=0.1,batch_size=4"]
+    assert cli.main(argv) == 0
+    assert seen["space"] == "s.toml" and seen["epsilon"] == 7 and seen["sort"] == "total"
+    assert seen["tolerance_window"] == 3 and seen["latency_batch"] == 32
+    assert seen["theta"] == [{"lr": 0.2, "momentum": 0.1, "batch_size": 4}]
+    assert {f.name for f in fields} <= set(seen)
+
+
+class _Stop:
+    best = {"w": 1.0}

@@ -62,25 +62,52 @@ def cmd_space(args) -> int:
     return 0
 
 
+def _settings_fields() -> dict[str, type]:
+    """Every registered family's settings fields, by name, with their types (for ``ose count``'s flags)."""
+    from .families import FAMILIES
+
+    out = {}
+    for name in FAMILIES.names():
+        settings = FAMILIES.get(name).settings_type
+        hints = typing.get_type_hints(settings)
+        out.update({f.name: hints[f.name] for f in dataclasses.fields(settings)})
+    return out
+
+
+def _count_settings(args, family) -> dict:
+    """The settings flags given, each checked against the family's own settings."""
+    own = {f.name for f in dataclasses.fields(family.settings_type)}
+    given = {name: getattr(args, name) for name in _settings_fields() if getattr(args, name) is not None}
+    for name in given:
+        if name not in own:
+            raise UsageError(f"family {family.name} has no setting --{name.replace('_', '-')} "
+                             f"(its settings: {', '.join(sorted(own))})")
+    return given
+
+
 def cmd_count(args) -> int:
     from . import count
 
-    settings = {"vocab_size": args.vocab_size, "seq_len": args.seq_len, "max_positions": args.max_positions,
-                "type_vocab_size": args.type_vocab_size, "head": args.head, "num_labels": args.num_labels}
-    xi = _arch(args.arch)
-    vs = _arch(args.vs) if args.vs else None
     try:
-        cost = count(xi, **settings)
-        vs_cost = count(vs, **settings) if vs else None
+        family = get_family(args.family)
+    except KeyError as e:
+        raise UsageError(e.args[0]) from None
+    given = _count_settings(args, family)
+    xi = _arch(args.arch, family.name)
+    vs = _arch(args.vs, family.name) if args.vs else None
+    try:
+        settings = dataclasses.asdict(family.settings_type(**given))
+        cost = count(xi, family.name, **settings)
+        vs_cost = count(vs, family.name, **settings) if vs else None
     except ValueError as e:
         raise UsageError(str(e)) from None
-    doc = counts.count_document(xi, cost, vs, vs_cost)
+    doc = {"family": family.name, "settings": settings, **counts.count_document(xi, cost, vs, vs_cost)}
     if args.format == "json":
         print(json.dumps(doc, indent=2))
         return 0
     rows = [{"part": p, **{k: v for k, v in d.items() if k != "ops"}, "ops": d["ops"]}
             for p, d in [*doc["parts"].items(), ("total", {k: doc[k] for k in counts.RATIO_KEYS})]]
-    print(f"# {xi}  (L={args.seq_len}, vocab={args.vocab_size}, head={args.head})")
+    print(f"# {family.name} {xi}  ({', '.join(f'{k}={v}' for k, v in settings.items())})")
     print(table.text_table(rows))
     if vs:
         print(f"\n# ratios to {vs}")
@@ -278,12 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("count", help="closed-form p and i of one architecture, e.g. D=4 A=8 H=1024 I=768")
     c.add_argument("arch", nargs="+", metavar="NAME=VALUE")
     c.add_argument("--vs", nargs="+", metavar="NAME=VALUE", help="a second architecture to compare against")
-    c.add_argument("--vocab-size", type=int, default=30522)
-    c.add_argument("--seq-len", type=int, default=128, help="sequence length L for operation counts")
-    c.add_argument("--max-positions", type=int, default=512)
-    c.add_argument("--type-vocab-size", type=int, default=2)
-    c.add_argument("--head", choices=["classifier", "mlm", "none"], default="classifier")
-    c.add_argument("--num-labels", type=int, default=2)
+    c.add_argument("--family", default="bert", help="the architecture family (default bert)")
+    for name, kind in _settings_fields().items():  # every family's settings, each checked against the family's
+        c.add_argument(f"--{name.replace('_', '-')}", type=kind, help=f"setting {name} (default: the family's)")
     c.add_argument("--format", choices=["table", "json"], default="table")
     c.set_defaults(func=cmd_count)
     return p
