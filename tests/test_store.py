@@ -146,3 +146,25 @@ def test_locked_study_gives_an_error_after_the_timeout(tmp_path):
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+def test_returned_values_are_copies(store):
+    """Changing what a store returns changes nothing stored, on every backend."""
+    store.init({"settings": {"x": [1, 2]}, "jobs": ["a"]})
+    store.add("k", _rec(1), {"D": 1}, {"lr": 0.1})
+    store.set_note("run", {"pid": 1, "work": {"k": 2.0}})
+    meta, records, note = store.meta(), store.records(), store.note("run")
+    meta["settings"]["x"].append(3)
+    records[0]["error"] = -1.0
+    note["work"]["k"] = 99.0
+    assert store.meta() == {"settings": {"x": [1, 2]}, "jobs": ["a"]}
+    assert store.records()[0]["error"] == 0.5
+    assert store.note("run") == {"pid": 1, "work": {"k": 2.0}}
+
+
+def test_a_note_is_replaced_and_never_touches_the_identity(store):
+    store.init({"jobs": ["a"]})
+    assert store.note("run") is None
+    store.set_note("run", {"pid": 1})
+    store.set_note("run", {"pid": 2})
+    assert store.note("run") == {"pid": 2} and store.meta() == {"jobs": ["a"]}
