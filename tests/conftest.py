@@ -32,3 +32,24 @@ def tiny_space_toml(H=(16, 32), I=(32, 64), head=None) -> str:
 def tiny_space():
     """``tiny_space(H=..., I=..., head=...)`` → the TOML text of a tiny space."""
     return tiny_space_toml
+
+
+@pytest.fixture(scope="session")
+def bert_checkpoint(tmp_path_factory):
+    """A small pretrained-looking BERT saved as a Hugging Face checkpoint: random weights (seeded),
+    a WordPiece tokenizer of 512 tokens trained on 2,000 embedded tweets, no heads (as
+    all-MiniLM-L6-v2 ships). Nothing is downloaded."""
+    from transformers import BertConfig, BertModel
+
+    from ose.config import ExtractConfig
+    from ose.data import read_examples, train_wordpiece
+    from ose.export import tokenizer_for_export
+
+    path = tmp_path_factory.mktemp("checkpoint") / "tiny-bert"
+    tok = train_wordpiece([e.text for e in read_examples(ExtractConfig(max_examples=2000))], 512)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tok.get_vocab_size(), hidden_size=64, num_hidden_layers=4, num_attention_heads=4,
+                        intermediate_size=128, max_position_embeddings=64)
+    BertModel(config).save_pretrained(path)
+    tokenizer_for_export(tok, 64).save_pretrained(path)
+    return path

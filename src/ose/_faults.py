@@ -2,8 +2,9 @@
 
 ``OSE_FAULT`` holds ``POINT:ARG`` items separated by ``;``:
 
-- ``store-write:N``, ``report-write:N``: SIGKILL this process the N-th time it reaches the
-  point (inside a store transaction before it commits; between two output files);
+- ``store-write:N``, ``report-write:N``, ``distil-save:N``: SIGKILL this process the N-th
+  time it reaches the point (inside a store transaction before it commits; between two output
+  files; after a distillation checkpoint is saved);
 - ``raise:ARCH``: evaluating the architecture ARCH (its key, e.g. ``D=1,A=2,H=16,I=32``)
   raises RuntimeError, as a bug in a candidate would;
 - ``hold:ARCH@DIR``: evaluating ARCH writes ``DIR/held.PID`` and waits until ``DIR/release``

@@ -47,7 +47,14 @@ def _arch(tokens: list[str], family: str = "bert") -> dict[str, int]:
 
 
 def cmd_space(args) -> int:
-    space = load_space(args.space)
+    if args.source:
+        from .pretrained import load_source, space_for
+
+        space = space_for(load_source(args.source), args.space)
+    elif args.space:
+        space = load_space(args.space)
+    else:
+        raise UsageError("name a space (a preset or a TOML file), or --from MODEL")
     if args.format == "json":
         print(json.dumps(counts.space_document(space, args.sort), indent=2))
         return 0
@@ -60,6 +67,18 @@ def cmd_space(args) -> int:
     if args.format == "table":  # CSV stays data only
         print(counts.abnc_line(space.abnc()))
     return 0
+
+
+def _checkpoint_check(source, xi: dict, cost) -> dict:
+    """p of the parts a checkpoint holds (A and B) against its tensors' element count."""
+    from .pretrained import checkpoint_params
+
+    held = checkpoint_params(source)
+    counted = cost.parts["A"].params + cost.parts["B"].params
+    is_t = xi == source.xi
+    return {"path": source.path, "weights": source.weights, "tensor_elements_embeddings_and_layers": held["body"],
+            "tensor_elements_other": held["rest"], "counted_A_plus_B": counted,
+            "matches": held["body"] == counted if is_t else None, "mlm_head": source.has_mlm_head}
 
 
 def _settings_fields() -> dict[str, type]:
@@ -88,12 +107,25 @@ def _count_settings(args, family) -> dict:
 def cmd_count(args) -> int:
     from . import count
 
+    source = None
+    if args.source:
+        from .pretrained import load_source
+
+        source = load_source(args.source)
+        args.family = source.family
     try:
         family = get_family(args.family)
     except KeyError as e:
         raise UsageError(e.args[0]) from None
     given = _count_settings(args, family)
-    xi = _arch(args.arch, family.name)
+    if source is not None:  # T's own vocabulary and positions, whatever the flags say; L as --from's grid has it
+        from .pretrained import DEFAULT_SEQ_LEN
+
+        given.update(source.settings)
+        given.setdefault("seq_len", min(DEFAULT_SEQ_LEN, given["max_positions"]))
+    xi = _arch(args.arch, family.name) if args.arch else dict(source.xi) if source else None
+    if xi is None:
+        raise UsageError("give an architecture (NAME=VALUE ...) or --from MODEL")
     vs = _arch(args.vs, family.name) if args.vs else None
     try:
         settings = dataclasses.asdict(family.settings_type(**given))
@@ -102,6 +134,8 @@ def cmd_count(args) -> int:
     except ValueError as e:
         raise UsageError(str(e)) from None
     doc = {"family": family.name, "settings": settings, **counts.count_document(xi, cost, vs, vs_cost)}
+    if source is not None:
+        doc["checkpoint"] = _checkpoint_check(source, xi, cost)
     if args.format == "json":
         print(json.dumps(doc, indent=2))
         return 0
@@ -109,6 +143,13 @@ def cmd_count(args) -> int:
             for p, d in [*doc["parts"].items(), ("total", {k: doc[k] for k in counts.RATIO_KEYS})]]
     print(f"# {family.name} {xi}  ({', '.join(f'{k}={v}' for k, v in settings.items())})")
     print(table.text_table(rows))
+    if source is not None:
+        c = doc["checkpoint"]
+        verdict = {True: "equal", False: "DIFFERENT", None: "(ξ is not T)"}[c["matches"]]
+        print(f"# checkpoint {c['weights']}: {c['tensor_elements_embeddings_and_layers']:,} elements in embeddings "
+              f"and layers; p(A) + p(B) = {c['counted_A_plus_B']:,}: {verdict}; "
+              f"{c['tensor_elements_other']:,} elements elsewhere (pooler, heads); MLM head: "
+              f"{'yes' if c['mlm_head'] else 'no'}")
     if vs:
         print(f"\n# ratios to {vs}")
         print(table.text_table([doc["ratios"]]))
@@ -116,13 +157,16 @@ def cmd_count(args) -> int:
 
 
 def _theta(text: str) -> dict:
-    """``lr=0.05,momentum=0.9,batch_size=32`` → a θ dict (numbers only)."""
+    """``lr=0.05,momentum=0.9,batch_size=32[,optimizer=adamw]`` → a θ dict."""
     out = {}
     for item in text.split(","):
         key, sep, value = item.partition("=")
         key = key.strip()
-        if not sep or key not in ("lr", "momentum", "batch_size"):
-            raise UsageError(f"--theta expects lr=X,momentum=Y,batch_size=N, got {text!r}")
+        if not sep or key not in ("lr", "momentum", "batch_size", "optimizer"):
+            raise UsageError(f"--theta expects lr=X,momentum=Y,batch_size=N[,optimizer=sgd|adamw], got {text!r}")
+        if key == "optimizer":
+            out[key] = value.strip()
+            continue
         try:
             out[key] = int(value) if key == "batch_size" else float(value)
         except ValueError:
@@ -184,6 +228,21 @@ def cmd_status(args) -> int:
           f"{st['total']}; {running}")
     print(f"best W so far: {best}")
     print(f"elapsed {duration(st['elapsed_s'])}, estimated remaining {duration(st['eta_s'])}")
+    return 0
+
+
+def cmd_distil(args) -> int:
+    """Train the study's pick (distilled from T when it is pretrained) and export it as a model."""
+    from .distil import distil
+
+    if args.save_every < 1:
+        raise UsageError(f"--save-every must be a positive integer, got {args.save_every}")
+    r = distil(args.run_dir, steps=args.steps, out=args.out, save_every=args.save_every, log=print,
+               progress=not args.quiet)
+    t = f" (T fine-tuned for the same steps: {r.teacher_accuracy:.4f})" if r.teacher_accuracy is not None else ""
+    print(f"held-out accuracy {r.accuracy:.4f}{t}; CPU speed-up over T: " + ", ".join(
+        f"{r.latency['T'][b] / r.latency['model'][b]:.2f}× at batch {b}" for b in r.latency["model"]))
+    print(f"wrote {r.out} (config.json, model.safetensors, tokenizer, README.md)")
     return 0
 
 
@@ -249,12 +308,14 @@ def _extract_flags(e) -> None:
     for f in dataclasses.fields(ExtractConfig):
         if not f.metadata.get("flag", True):
             continue
-        flag, meta = f"--{f.name.replace('_', '-')}", f.metadata
+        meta = f.metadata
+        flag = f"--{meta['flag'] if isinstance(meta['flag'], str) else f.name.replace('_', '-')}"
         if f.name == "theta":
             e.add_argument(flag, action="append", metavar=meta["metavar"], help=meta["help"])
             continue
         kind = next(t for t in typing.get_args(hints[f.name]) or (hints[f.name],) if t is not type(None))
-        e.add_argument(flag, type=kind, choices=choices_of(f), help=meta["help"])
+        e.add_argument(flag, dest=f.name, type=kind, choices=choices_of(f), metavar=meta["metavar"],
+                       help=meta["help"])
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.add_argument("--new-study", action="store_true",
                    help="if --out holds a study with another configuration, set it aside and start anew")
@@ -285,11 +346,21 @@ def build_parser() -> argparse.ArgumentParser:
     st.set_defaults(func=cmd_status)
 
     s = sub.add_parser("space", help="every architecture of a search space with p, i and ratios to T")
-    s.add_argument("space", help=f"a preset ({', '.join(preset_names())}) or a TOML file")
+    s.add_argument("space", nargs="?", help=f"a preset ({', '.join(preset_names())}) or a TOML file")
+    s.add_argument("--from", dest="source", metavar="MODEL",
+                   help="T from a pretrained checkpoint: its default grid below T, or SPACE's grid narrowed to it")
     s.add_argument("--format", choices=["table", "csv", "json"], default="table")
     s.add_argument("--sort", choices=["intermediate", "total"], default="intermediate",
                    help="by the layers B's p, then i (default, Algorithm 1's order), or by the whole network's")
     s.set_defaults(func=cmd_space)
+
+    d = sub.add_parser("distil", help="train a study's pick (distilled from T) and export it as a Hugging Face model")
+    d.add_argument("run_dir", help="the output directory of an ose extract")
+    d.add_argument("--steps", type=int, default=100, help="training steps of the pick, and of T's fine-tune (default 100)")
+    d.add_argument("--out", help="where the model goes (default RUN_DIR/model)")
+    d.add_argument("--save-every", type=int, default=25, help="steps between saved states, to resume from (default 25)")
+    d.add_argument("--quiet", action="store_true", help="no progress lines")
+    d.set_defaults(func=cmd_distil)
 
     lt = sub.add_parser("latency", help="measured forward-pass latency of every architecture and T, vs the op count")
     lt.add_argument("space", help=f"a preset ({', '.join(preset_names())}) or a TOML file")
@@ -303,7 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
     lt.set_defaults(func=cmd_latency)
 
     c = sub.add_parser("count", help="closed-form p and i of one architecture, e.g. D=4 A=8 H=1024 I=768")
-    c.add_argument("arch", nargs="+", metavar="NAME=VALUE")
+    c.add_argument("arch", nargs="*", metavar="NAME=VALUE")
+    c.add_argument("--from", dest="source", metavar="MODEL",
+                   help="T from a pretrained checkpoint: its counts, checked against the weights' element count")
     c.add_argument("--vs", nargs="+", metavar="NAME=VALUE", help="a second architecture to compare against")
     c.add_argument("--family", default="bert", help="the architecture family (default bert)")
     for name, kind in _settings_fields().items():  # every family's settings, each checked against the family's

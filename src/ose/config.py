@@ -25,13 +25,22 @@ from .strategies import REPRESENTATIVES
 BUDGETLESS = {"fptas": "⌈|Ξ|/ε⌉", "exhaustive": "all |Ξ|"}
 
 
+OPTIMIZERS = ("sgd", "adamw")
+
+
 @dataclass(frozen=True)
 class Theta:
-    """θ ∈ Θ: one SGD hyper-parameter set."""
+    """θ ∈ Θ: one hyper-parameter set of the bounded training run.
+
+    SGD is the paper's (condition 3 of ABⁿC). AdamW is there for inherited weights: a short
+    fine-tune of a pretrained network with SGD barely moves a fresh head, so every candidate
+    looks alike (docs/TRAINING.md); momentum is SGD's and AdamW ignores it.
+    """
 
     lr: float = 0.05
     momentum: float = 0.9
     batch_size: int = 32
+    optimizer: str = "sgd"
 
     def __post_init__(self):
         # ``lr = 1`` in TOML and ``lr=1.0`` on the command line are one study: the same θ, the
@@ -52,10 +61,19 @@ class Theta:
             return f"theta batch_size must be a positive integer, got {self.batch_size!r}"
         if self.lr <= 0 or not 0 <= self.momentum < 1:
             return f"theta needs lr > 0 and 0 <= momentum < 1, got lr={self.lr} momentum={self.momentum}"
+        if self.optimizer not in OPTIMIZERS:
+            return f"theta optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"
         return None
 
     def as_dict(self) -> dict:
-        return {"lr": self.lr, "momentum": self.momentum, "batch_size": self.batch_size}
+        """The stored form; SGD, the default, is left out so that studies from before stay the same."""
+        out = {"lr": self.lr, "momentum": self.momentum, "batch_size": self.batch_size}
+        return out if self.optimizer == "sgd" else {**out, "optimizer": self.optimizer}
+
+    def key(self) -> str:
+        """θ as job keys spell it."""
+        extra = "" if self.optimizer == "sgd" else f",optimizer={self.optimizer}"
+        return f"lr={self.lr!r},momentum={self.momentum!r},batch_size={self.batch_size}{extra}"
 
 
 def _as_float(v: int) -> float:
@@ -65,9 +83,11 @@ def _as_float(v: int) -> float:
         return math.inf
 
 
-def _opt(help: str, choices=None, check: str | None = None, flag: bool = True, metavar: str | None = None) -> dict:
+def _opt(help: str, choices=None, check: str | None = None, flag: bool | str = True,
+         metavar: str | None = None) -> dict:
     """A field's metadata: its help text, allowed values (a tuple, or a function giving them),
-    a range check (positive, non-negative, fraction), and whether ``ose extract`` has a flag."""
+    a range check (positive, non-negative, fraction), and whether ``ose extract`` has a flag
+    (True: ``--field-name``; a string: that flag's name)."""
     return {"help": help, "choices": choices, "check": check, "flag": flag, "metavar": metavar}
 
 
@@ -90,7 +110,14 @@ class ExtractConfig:
     same metadata, and the whole object is the study's identity (``study.py``).
     """
 
-    space: str = option("bert-tiny", "a preset or a TOML file: Ξ and T (default bert-tiny)")
+    source: str | None = option(None, "a pretrained checkpoint to extract from: T, its weights and tokenizer (a "
+                                      "directory, or all-MiniLM-L6-v2)", flag="from", metavar="MODEL")
+    init: str = option("auto", "candidates start from T's weights sliced to their shape (inherit) or fresh "
+                               "(scratch); auto: inherit with --from", choices=("auto", "inherit", "scratch"))
+    space: str | None = option(None, "a preset or a TOML file: Ξ and T (default bert-tiny; with --from, a grid "
+                                     "below T)")
+    seq_len: int | None = option(None, "L: tokens per training sequence and for the counts (default: the space's)",
+                                 check="positive")
     data: str | None = option(None, "text file or folder, JSONL, or a saved HF dataset (default: embedded tweets)")
     task: str = option("mlm", "what ê is measured on (default mlm)", choices=_names("tasks", "TASKS"))
     epsilon: int = option(3, "ε: architectures per interval; 1 = exhaustive (default 3)", check="positive")
@@ -149,6 +176,13 @@ class ExtractConfig:
                               f"{BUDGETLESS[self.strategy]} candidates")
         if self.address and self.executor != "ray":
             raise ConfigError("address is only for --executor ray")
+        if self.init == "inherit" and not self.source:
+            raise ConfigError("init inherit needs a pretrained T: --from MODEL")
+
+    @property
+    def inherits(self) -> bool:
+        """Whether candidates start from T's weights (``init``, resolved)."""
+        return self.init == "inherit" or (self.init == "auto" and bool(self.source))
 
     def resolved_device(self) -> str:
         import torch
@@ -227,7 +261,7 @@ def _check_values(cfg: ExtractConfig) -> None:
         if problem:
             raise ConfigError(problem)
         if t in seen:
-            raise ConfigError(f"theta lr={t.lr!r},momentum={t.momentum!r},batch_size={t.batch_size} is given twice; "
+            raise ConfigError(f"theta {t.key()} is given twice; "
                               f"each θ in Θ must differ")
         seen.add(t)
 

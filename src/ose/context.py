@@ -7,10 +7,10 @@ which never read the user's files. Evaluating one candidate is ``evaluate.py``.
 
 from __future__ import annotations
 
-import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from . import pretrained
 from .config import ExtractConfig
 from .data import prepare
 from .errors import ConfigError
@@ -28,23 +28,52 @@ class Context:
     data_identity: dict
     teacher: object = None
     latency: dict | None = None   # --speed latency: measured seconds by arch key, and "T"
+    inherited: Inherited | None = None  # --init inherit: T's weights and what each part is worth
 
     @property
     def family(self):
         return self.space.family
 
 
-def make_context(cfg: ExtractConfig, space: SearchSpace) -> Context:
+@dataclass
+class Inherited:
+    """T's weights, and the importance of its parts on a calibration batch: what slicing needs."""
+
+    state: dict
+    importance: object
+    has_mlm_head: bool
+
+
+CALIBRATION_ROWS = 64  # one batch of the training data, for the importance of T's parts
+
+
+def make_context(cfg: ExtractConfig, space: SearchSpace, source=None) -> Context:
+    """The shared context; ``source`` (``pretrained.Source``) when extracting from a checkpoint."""
     if cfg.task not in space.family.tasks:
         raise ConfigError(f"family {space.family.name} cannot train task {cfg.task} "
                           f"(its tasks: {', '.join(space.family.tasks)})")
     cfg = cfg.resolved()
+    if source is not None and cfg.tokenizer is None:  # T reads its own token ids
+        cfg = replace(cfg, tokenizer=source.path)
     task = get_task(cfg.task)
     data, tok, identity = prepare(cfg, task, space.settings)
+    if source is not None and tok.get_vocab_size() != space.settings.vocab_size:
+        raise ConfigError(f"tokenizer {cfg.tokenizer}: {tok.get_vocab_size():,} tokens, but T ({source.spec}) has a "
+                          f"vocabulary of {space.settings.vocab_size:,}; use the checkpoint's own tokenizer")
     _check_batch_size(max(t.batch_size for t in cfg.theta), data)
     teacher = load_teacher(cfg.teacher, task, space.settings.vocab_size, data, cfg.device, tok) if cfg.teacher else None
     latency = latency_table(cfg, space) if cfg.speed == "latency" else None
-    return Context(cfg, space, task, data, tok, identity, teacher, latency)
+    inherited = inherit(space, source, data, cfg.seed) if cfg.inherits else None
+    return Context(cfg, space, task, data, tok, identity, teacher, latency, inherited)
+
+
+def inherit(space: SearchSpace, source, data, seed: int) -> Inherited:
+    """Load T once, in the driver; measure its parts on one seeded batch of the training data."""
+    import torch
+
+    model, state = space.family.load_pretrained(source.path, source.weights)
+    calibration = next(data.train_batches(CALIBRATION_ROWS, torch.Generator().manual_seed(seed)))
+    return Inherited(state, space.family.importance(model, calibration), source.has_mlm_head)
 
 
 def _check_batch_size(batch_size: int, data) -> None:
@@ -101,25 +130,10 @@ def load_teacher(path: str, task, vocab_size: int, data, device: str, tokenizer)
 
 def _teacher_part(path: str, auto):
     try:
-        with _no_progress_bar():
+        with pretrained.quiet_loading():
             return auto.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError) as e:
         raise ConfigError(f"teacher {path}: cannot load ({str(e).splitlines()[0]})") from None
-
-
-@contextlib.contextmanager
-def _no_progress_bar():
-    """transformers draws a "Loading weights" bar on stderr, which would turn a teacher's
-    one-line error (a broken weights file) into several lines."""
-    from transformers.utils import logging as hf_logging
-
-    enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if enabled:
-            hf_logging.enable_progress_bar()
 
 
 def _teacher_vocab(path: Path) -> dict[str, int]:

@@ -229,5 +229,16 @@ def prepare(cfg: ExtractConfig, task, settings):
     data = task.data(tok, train, heldout, settings, eval_size, cfg.seed)
     identity = {"source": cfg.data or EMBEDDED, "examples": len(examples), "fingerprint": fingerprint(examples),
                 "tokenizer": cfg.tokenizer or f"wordpiece-{settings.vocab_size}",
-                "tokenizer_vocab": tok.get_vocab_size()}
+                "tokenizer_vocab": tok.get_vocab_size(), **heldout_facts(data)}
     return data, tok, identity
+
+
+def heldout_facts(data) -> dict:
+    """The size of B in targets, and the error of always answering B's most common target: what
+    tells a real difference in ê from sampling noise or chance."""
+    from collections import Counter
+
+    labels = [t for chunk in data.chunks(256) for t in chunk.labels.tolist()]
+    most = max(Counter(labels).values()) if labels else 0
+    return {"heldout_targets": len(labels), "majority_error": 1 - most / len(labels) if labels else None}
+

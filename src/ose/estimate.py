@@ -97,7 +97,7 @@ def _step_seconds(ctx, xi: dict, theta, threads: int) -> float | None:
     with torch.random.fork_rng(devices=[]):
         try:
             train(build_model(ctx, xi, ctx.cfg.seed), ctx.family, ctx.task, ctx.data, theta, ctx.cfg, ctx.teacher,
-                  tick)
+                  tick, around_start=ctx.inherited is not None)
         except _Enough:
             pass
         except Exception:  # noqa: BLE001  (a candidate that fails here fails in its real run too)

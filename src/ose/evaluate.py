@@ -21,8 +21,13 @@ from .train import CandidateFailed, train
 
 
 def build_model(ctx: Context, xi: dict, seed: int):
-    torch.manual_seed(seed)  # the same fresh initialisation stream for every candidate
-    return ctx.family.build(xi, ctx.space.settings, task=ctx.task.name, num_labels=ctx.data.num_labels or None)
+    """ξ's model: T's weights sliced to its shape (``--init inherit``), or a fresh one."""
+    torch.manual_seed(seed)  # the same initialisation stream for every candidate (and every fresh head)
+    num_labels = ctx.data.num_labels or None
+    if ctx.inherited is None:
+        return ctx.family.build(xi, ctx.space.settings, task=ctx.task.name, num_labels=num_labels)
+    inherited = ctx.inherited
+    return ctx.family.slice(inherited.state, inherited.importance, xi, ctx.space.settings, ctx.task.name, num_labels)
 
 
 def evaluate(ctx: Context, xi: dict, theta: Theta, progress=None) -> dict:
@@ -37,7 +42,8 @@ def evaluate(ctx: Context, xi: dict, theta: Theta, progress=None) -> dict:
     try:
         evaluation_fault(arch_key(xi))
         model = build_model(ctx, xi, ctx.cfg.seed)
-        result = train(model, ctx.family, ctx.task, ctx.data, theta, ctx.cfg, ctx.teacher, progress)
+        result = train(model, ctx.family, ctx.task, ctx.data, theta, ctx.cfg, ctx.teacher, progress,
+                       around_start=ctx.inherited is not None)
     except CandidateFailed as e:
         return record.failed(str(e), time.perf_counter() - start).as_dict()
     except (torch.OutOfMemoryError, MemoryError) as e:

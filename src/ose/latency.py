@@ -329,3 +329,21 @@ def summary(doc: dict) -> str:
     rho = "Spearman ρ(ops, latency) over Ξ: " + ", ".join(
         f"batch {b}: {r:.3f}" for b, r in correlations(doc).items())
     return "\n".join([head, text_table(rows(doc)), t_line, rho])
+
+
+def compare(models: dict, vocab_size: int, seq_len: int, batch_sizes: Sequence[int] = BATCH_SIZES,
+            repeats: int = REPEATS, warmup: int = WARMUP, threads: int = THREADS, rounds: int = 3) -> dict:
+    """Seconds per forward pass of each named model at each batch size, measured side by side:
+    ``rounds`` rounds, each timing every model in turn, and the median of the rounds kept, so a
+    machine whose speed drifts moves every model's readings alike."""
+    gen = torch.Generator().manual_seed(0)
+    inputs = {b: torch.randint(0, vocab_size, (b, seq_len), generator=gen) for b in batch_sizes}
+    readings = {name: {str(b): [] for b in batch_sizes} for name in models}
+    with _torch_threads(threads):
+        for model in models.values():  # discard each model's first, slow timings
+            _time(model.eval(), inputs[max(batch_sizes)], 1, warmup)
+        for _ in range(rounds):
+            for name, model in models.items():
+                for b in batch_sizes:
+                    readings[name][str(b)].append(_time(model, inputs[b], repeats, warmup))
+    return {name: {b: statistics.median(v) for b, v in per.items()} for name, per in readings.items()}

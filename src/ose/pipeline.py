@@ -9,6 +9,7 @@ Baseline strategies (exhaustive, random, TPE, NSGA-II) replace step 3 on the sam
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -76,10 +77,13 @@ def abnc_warning(space: SearchSpace, strategy: Strategy) -> str | None:
     return f"warning: {counts.abnc_line(abnc)}"
 
 
-def settings_document(cfg: ExtractConfig, ctx: Context, strategy: Strategy) -> dict:
+def settings_document(cfg: ExtractConfig, ctx: Context, strategy: Strategy, source=None) -> dict:
     from . import __version__
 
-    return {"config": cfg.as_dict(), "space": ctx.space.to_dict(), "data": ctx.data_identity,
+    origin = {"init": "inherit" if ctx.inherited else "scratch"}
+    if source is not None:
+        origin["source"] = source.identity()
+    return {"config": cfg.as_dict(), "space": ctx.space.to_dict(), "data": ctx.data_identity, **origin,
             "bound": {"space_size": len(strategy.candidates), "thetas": len(cfg.theta), "epsilon": cfg.epsilon,
                       "steps": cfg.steps, "candidates": strategy.budget, "strategy": strategy.name},
             "device": ctx.cfg.device, "precision": ctx.cfg.precision,
@@ -94,7 +98,7 @@ def maximum_point_document(space: SearchSpace) -> dict:
 
 
 def job_key(xi: dict, theta: Theta) -> str:
-    return f"{arch_key(xi)}|lr={theta.lr!r},momentum={theta.momentum!r},batch_size={theta.batch_size}"
+    return f"{arch_key(xi)}|{theta.key()}"
 
 
 def _check_out(out: Path) -> None:
@@ -111,11 +115,57 @@ def max_parallel(cfg: ExtractConfig, strategy: Strategy) -> int:
     return per_round * len(cfg.theta)
 
 
+DEFAULT_SPACE = "bert-tiny"
+# With inherited weights: a short fine-tune with SGD barely moves a fresh head (every candidate
+# then scores the majority share), AdamW separates them (docs/TRAINING.md); a larger B, since
+# a classification B of 4 × 32 examples has about ±4 points of noise.
+INHERIT_THETA = Theta(lr=5e-4, momentum=0.9, batch_size=32, optimizer="adamw")
+INHERIT_EVAL_BATCHES = 16
+
+
+def inherit_defaults(cfg: ExtractConfig) -> ExtractConfig:
+    """The defaults that differ when candidates start from T's weights (options left as given)."""
+    if not cfg.inherits:
+        return cfg
+    defaults = ExtractConfig()
+    changes = {}
+    if cfg.theta == defaults.theta:
+        changes["theta"] = [INHERIT_THETA]
+    if cfg.eval_batches == defaults.eval_batches:
+        changes["eval_batches"] = INHERIT_EVAL_BATCHES
+    return dataclasses.replace(cfg, **changes)
+
+
+def load(cfg: ExtractConfig):
+    """(configuration, search space, pretrained source or None): Ξ and T from the space file or
+    preset, or from ``--from``'s checkpoint (a space file then narrows its default grid)."""
+    from .pretrained import load_source, space_for
+
+    cfg = inherit_defaults(cfg)
+    overrides = {"seq_len": cfg.seq_len} if cfg.seq_len else {}
+    if cfg.source:
+        source = load_source(cfg.source)
+        return cfg, space_for(source, cfg.space, **overrides), source
+    if cfg.space is None:
+        cfg = dataclasses.replace(cfg, space=DEFAULT_SPACE)
+    space = load_space(cfg.space)
+    return cfg, space.with_settings(**overrides) if overrides else space, None
+
+
+def reference_job(ctx: Context, thetas: list[Theta]) -> tuple | None:
+    """T's own short run under the first θ, when candidates inherit its weights: how far from T
+    each candidate's ê is, and what T reaches in s steps."""
+    if ctx.inherited is None:
+        return None
+    xi, theta = dict(ctx.space.maximum_point), thetas[0]
+    return f"{outputs.REFERENCE}{job_key(xi, theta)}", xi, theta
+
+
 def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = False) -> ExtractResult:
     """Validate everything, then train; nothing is written before the inputs are known good."""
     cfg.validate()
     out = Path(cfg.out)
-    space = load_space(cfg.space)
+    cfg, space, source = load(cfg)
     strategy = plan(cfg, space)
     _check_out(out)
     # Workers start now and import torch while the data is prepared, unless latency may be
@@ -124,13 +174,17 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
     try:
         if cfg.speed != "latency":
             executor = make_executor(cfg, space, max_parallel(cfg, strategy), log)
-        ctx = make_context(cfg, space)
+        ctx = make_context(cfg, space, source)
         executor = executor or make_executor(cfg, space, max_parallel(cfg, strategy), log)
         # A static strategy's whole plan is known now; Θ is the outer loop, as in the paper.
         planned = None if strategy.adaptive else strategy.ask(strategy.budget)
+        reference = reference_job(ctx, cfg.theta)
         jobs = [job_key(c.xi, th) for th in cfg.theta for c in planned] if planned is not None else None
-        meta = {"settings": settings_document(cfg, ctx, strategy), "maximum_point": maximum_point_document(space),
-                "jobs": jobs, "total": strategy.budget * len(cfg.theta), "created_at": time.time()}
+        if jobs is not None and reference:
+            jobs.insert(0, reference[0])
+        meta = {"settings": settings_document(cfg, ctx, strategy, source),
+                "maximum_point": maximum_point_document(space), "jobs": jobs,
+                "total": strategy.budget * len(cfg.theta) + bool(reference), "created_at": time.time()}
         executor.start(ctx)
         store, lock = studies.open_study(out, meta, new_study, log)
     except BaseException:
@@ -153,8 +207,10 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
 
             if not (out / latency.LATENCY_FILE).exists():
                 latency.save(out / latency.LATENCY_FILE, ctx.latency["doc"])
-        runner = _Runner(executor, store, _progress(cfg, ctx, strategy, planned, executor, store, progress, log),
-                         cfg.steps, progress)
+        runner = _Runner(executor, store, _progress(cfg, ctx, strategy, planned, executor, store, progress, log,
+                                                    reference), cfg.steps, progress)
+        if reference:
+            runner([reference])
         drive(strategy, cfg.theta, runner, planned, cfg.ask_batch)
         runner.close()
         doc, files = outputs.write_report(out, store)
@@ -188,16 +244,18 @@ def drive(strategy: Strategy, thetas: list[Theta], run_jobs, planned: list[Candi
 
 
 def _progress(cfg: ExtractConfig, ctx: Context, strategy: Strategy, planned: list[Candidate] | None,
-              executor: Executor, store: Store, enabled: bool, log) -> SearchProgress:
+              executor: Executor, store: Store, enabled: bool, log, reference: tuple | None) -> SearchProgress:
     """The search's progress, with an up-front estimate from timed steps (see ``estimate``)."""
     stored = store.records()
-    total = strategy.budget * len(cfg.theta)
+    total = strategy.budget * len(cfg.theta) + bool(reference)
     if stored:
         log(f"resuming: {len(stored)} of {total} evaluations already stored")
     if planned is not None:
         jobs = [(job_key(c.xi, th), c.xi, th) for th in cfg.theta for c in planned]
     else:  # an adaptive strategy may ask any candidate: time the extremes of Ξ
         jobs = [(job_key(c.xi, th), c.xi, th) for th in cfg.theta for c in strategy.candidates]
+    if reference:
+        jobs.insert(0, reference)
     work = {key: estimate.work(ctx.space, xi, th) for key, xi, th in jobs}
     mean_work = sum(work.values()) / len(work)
     left = [job for job in jobs if job[0] not in {r["key"] for r in stored}]

@@ -369,6 +369,11 @@ def preset_names() -> list[str]:
 
 def load_space(spec: str | Path) -> SearchSpace:
     """Load a preset by name (``bert-paper``, ``bert-tiny``) or a TOML file by path."""
+    return space_from_dict(*read_space(spec))
+
+
+def read_space(spec: str | Path) -> tuple[dict, str]:
+    """A preset's or a TOML file's parsed content, not yet checked, and where it came from."""
     spec = str(spec)
     if spec in preset_names():
         text = resources.files("ose.presets").joinpath(f"{spec}.toml").read_text()
@@ -382,4 +387,4 @@ def load_space(spec: str | Path) -> SearchSpace:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise SpaceError(f"{source}: invalid TOML: {e}") from None
-    return space_from_dict(raw, source)
+    return raw, source

@@ -136,13 +136,16 @@ def differences(stored: dict, meta: dict) -> str:
 
 
 def _added_at_default(key: str, a: dict, b: dict) -> bool:
-    """An option that a newer ose added, at its default, does not change a study made before it."""
+    """An option that a newer ose added, at its default, does not change a study made before it;
+    nor does a fact a newer ose records about the data or T (they follow from the options)."""
     from dataclasses import MISSING, fields
 
     from .config import ExtractConfig
 
-    if not key.startswith("config.") or (key in a) == (key in b):
+    if (key in a) == (key in b):
         return False
+    if not key.startswith("config."):
+        return key.startswith(("data.", "init", "source."))
     value = b[key] if key in b else a[key]
     default = {f.name: f.default for f in fields(ExtractConfig)}.get(key[len("config."):], MISSING)
     return default is not MISSING and value == default

@@ -1,10 +1,12 @@
 """The error surrogate ê: a short, bounded SGD run of one candidate, measured on B.
 
-Each candidate trains from a fresh, seeded initialisation with SGD under θ ∈ Θ (learning
-rate, momentum, batch size) for at most s steps, optionally ending early once the smoothed
-loss stops moving (tolerance). After every step the weights are clipped to [−c, c]: the
-FPTAS guarantee needs an L-smooth objective with bounded stochastic gradients (the ABⁿC
-condition 2), and keeping the weights in a compact set is how the paper obtains that for BERT.
+Each candidate trains from a fresh, seeded initialisation, or from T's weights sliced to its
+shape, with SGD (or AdamW) under θ ∈ Θ (learning rate, momentum, batch size) for at most s
+steps, optionally ending early once the smoothed loss stops moving (tolerance). After every
+step the weights are clipped to [−c, c] (from scratch) or to [w₀ − c, w₀ + c] around the
+inherited w₀: the FPTAS guarantee needs an L-smooth objective with bounded stochastic
+gradients (the ABⁿC condition 2), and keeping the weights in a compact set is how the paper
+obtains that for BERT.
 ê is the error rate on the fixed held-out batches B (1 − accuracy over masked tokens for MLM,
 over examples for classification) or, optionally, their cross-entropy.
 """
@@ -63,19 +65,54 @@ def heldout_error(model, family, task: Task, data: TaskData, cfg: ExtractConfig,
     return wrong / total, ce / total
 
 
+def _optimizer(params, theta: Theta):
+    if theta.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=theta.lr)
+    return torch.optim.SGD(params, lr=theta.lr, momentum=theta.momentum)
+
+
+class Bound:
+    """Weight clipping after every step, the compact set condition 2 of ABⁿC asks for.
+
+    From scratch the set is [−c, c]. Around inherited weights w₀ it is [w₀ − c, w₀ + c]:
+    clipping a pretrained network to [−1, 1] would wreck its LayerNorm gains and embeddings,
+    while a box around where it starts bounds the run just as well.
+    """
+
+    def __init__(self, params: list, c: float | None, around_start: bool):
+        self.params, self.c = params, c
+        self.low = self.high = None
+        if c and around_start:
+            with torch.no_grad():
+                self.low = [p.detach() - c for p in params]
+                self.high = [p.detach() + c for p in params]
+
+    @torch.no_grad()
+    def apply(self) -> None:
+        if not self.c:
+            return
+        if self.low is None:
+            torch._foreach_clamp_min_(self.params, -self.c)
+            torch._foreach_clamp_max_(self.params, self.c)
+        else:
+            torch._foreach_maximum_(self.params, self.low)
+            torch._foreach_minimum_(self.params, self.high)
+
+
 def train(model, family, task: Task, data: TaskData, theta: Theta, cfg: ExtractConfig, teacher=None,
-          progress=None) -> TrainResult:
+          progress=None, around_start: bool = False) -> TrainResult:
     """Train ``model`` for at most s steps under θ; return ê on B.
 
     ``cfg`` is the study's configuration with device and precision resolved (see
-    ``context.make_context``); the batch order is seeded by ``cfg.seed``.
+    ``context.make_context``); the batch order is seeded by ``cfg.seed``. ``around_start``
+    bounds the weights around where they start (inherited weights) rather than around 0.
     """
     start = time.perf_counter()
     model.to(cfg.device).train()
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=theta.lr, momentum=theta.momentum)
+    opt = _optimizer(params, theta)
     batches = data.train_batches(theta.batch_size, torch.Generator().manual_seed(cfg.seed))
-    clip = cfg.clip or None
+    bound = Bound(params, cfg.clip or None, around_start)
     ema, last_check, step = None, None, 0
     for step in range(1, cfg.steps + 1):
         batch = next(batches).to(cfg.device)
@@ -96,10 +133,7 @@ def train(model, family, task: Task, data: TaskData, theta: Theta, cfg: ExtractC
             if "overflow" not in str(e):
                 raise
             raise CandidateFailed(f"the SGD update overflowed at step {step} ({e}); lr {theta.lr:g} is too large")
-        if clip:
-            with torch.no_grad():
-                torch._foreach_clamp_min_(params, -clip)
-                torch._foreach_clamp_max_(params, clip)
+        bound.apply()
         value = loss.item()
         ema = value if ema is None else 0.9 * ema + 0.1 * value
         if progress is not None:

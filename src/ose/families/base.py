@@ -52,8 +52,28 @@ class Family(ABC):
     def logits(self, model, batch, task: str):
         """The outputs the task's loss and ê are taken on: (rows, classes)."""
 
-    def slice(self, source, xi: Mapping[str, int], s: Any):
-        """ξ's model with weights taken from ``source``, a larger model of this family."""
+    # --- a pretrained T (``--from``); a family that cannot inherit weights leaves these ---------
+
+    def from_hf_config(self, config: dict) -> tuple[dict[str, int], dict]:
+        """ξ of a checkpoint's ``config.json``, and the settings it fixes (vocabulary, positions...)."""
+        raise NotImplementedError(f"family {self.name} cannot read a checkpoint")
+
+    def default_grid(self, top: Mapping[str, int]) -> tuple[dict[str, tuple[int, ...]], list[str]]:
+        """A search grid below T = ``top``: candidate values per parameter, and constraints."""
+        raise NotImplementedError(f"family {self.name} has no default grid")
+
+    def load_pretrained(self, path: str, weights: str):
+        """(the checkpoint's model in eval mode, its tensors as ``slice`` reads them)."""
+        raise NotImplementedError(f"family {self.name} cannot read a checkpoint")
+
+    def importance(self, model, batch):
+        """What each part of the pretrained ``model`` is worth on a calibration ``batch``."""
+        raise NotImplementedError(f"family {self.name} cannot inherit weights")
+
+    def slice(self, state: dict, importance, xi: Mapping[str, int], s: Any, task: str,
+              num_labels: int | None = None):
+        """ξ's model for ``task`` with T's weights (``state``) cut to its shape by ``importance``;
+        parts T lacks (a new task head) start fresh."""
         raise NotImplementedError(f"family {self.name} cannot inherit weights")
 
     def __reduce__(self):  # by name: workers receive the space, and look the family up again

@@ -155,6 +155,49 @@ class Bert(Family):
             return BertForMaskedLM(cfg)
         return BertModel(cfg, add_pooling_layer=False)
 
+    def from_hf_config(self, config: dict) -> tuple[dict[str, int], dict]:
+        if config.get("model_type") != "bert":
+            raise ValueError(f"a {config.get('model_type') or 'untyped'} checkpoint, not BERT")
+        xi = {"D": config["num_hidden_layers"], "A": config["num_attention_heads"], "H": config["hidden_size"],
+              "I": config["intermediate_size"]}
+        settings = {"vocab_size": config["vocab_size"], "max_positions": config["max_position_embeddings"],
+                    "type_vocab_size": config.get("type_vocab_size", 2)}
+        return xi, settings
+
+    def default_grid(self, top: Mapping[str, int]) -> tuple[dict[str, tuple[int, ...]], list[str]]:
+        """Fractions of T in each dimension, every head kept whole (H/A = T's head size: exact slices)."""
+        head = top["H"] // top["A"]
+
+        def below(value: int, fractions, step: int = 1) -> tuple[int, ...]:
+            return tuple(sorted({max(step, round(value * f / step) * step) for f in fractions}))
+
+        H = below(top["H"], (1 / 3, 1 / 2, 2 / 3, 1), step=head)
+        return ({"D": below(top["D"], (1 / 6, 1 / 3, 1 / 2, 2 / 3, 1)), "A": tuple(h // head for h in H), "H": H,
+                 "I": below(top["I"], (1 / 8, 1 / 4, 1 / 2, 1))}, [f"H == {head} * A"])
+
+    def load_pretrained(self, path: str, weights: str):
+        from transformers import AutoModel
+
+        from ..pretrained import quiet_loading
+        from . import bert_weights
+
+        with quiet_loading():
+            model = AutoModel.from_pretrained(path, local_files_only=True).eval()
+        return model, bert_weights.base_state(bert_weights.read_tensors(weights))
+
+    def importance(self, model, batch):
+        from . import bert_weights
+
+        return bert_weights.importance(model, batch)
+
+    def slice(self, state: dict, importance, xi: Mapping[str, int], s: BertSettings, task: str,
+              num_labels: int | None = None):
+        from . import bert_weights
+
+        model = self.build(xi, s, task=task, num_labels=num_labels)
+        bert_weights.load_into(model, bert_weights.sliced_state(state, importance, dict(xi), s.max_positions))
+        return model
+
     def logits(self, model, batch, task: str):
         """MLM: vocabulary logits at masked positions only (the projection is most of the cost)."""
         if task == "mlm":

