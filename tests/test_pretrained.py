@@ -252,3 +252,24 @@ def test_an_unknown_model_name_and_a_study_less_distil_are_one_line(run_cli, tmp
     code, _, err = run_cli("distil", tmp_path / "empty")
     assert code == 2 and err.count("\n") == 1 and "no study here" in err
     assert list((tmp_path / "empty").iterdir()) == []
+
+
+def test_workers_receive_t_through_the_driver(extraction, bert_checkpoint, tmp_path):
+    """Worker processes get T's weights with the context, as they get the data: the same records."""
+    result, _ = extraction
+    there = ose.extract(source=str(bert_checkpoint), task="cls", seq_len=32, epsilon=8, steps=6, max_examples=2000,
+                        eval_batches=2, threads=1, out=str(tmp_path / "p"), executor="processes", workers=2,
+                        progress=False, log=lambda *a: None)
+
+    def table(r):
+        return [{k: v for k, v in e.items() if k != "seconds"} for e in r.evaluations]
+    assert table(there) == table(result)
+
+
+def test_a_distil_into_the_state_of_another_is_refused(extraction, distilled, run_cli):
+    _, out = extraction
+    _, model = distilled
+    before = {p: p.read_bytes() for p in model.rglob("*") if p.is_file()}
+    code, _, err = run_cli("distil", out, "--steps", "7", "--out", model, "--quiet")
+    assert code == 2 and err.count("\n") == 1 and "steps: 6 → 7" in err
+    assert {p: p.read_bytes() for p in model.rglob("*") if p.is_file()} == before

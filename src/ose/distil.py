@@ -78,20 +78,32 @@ def study_context(meta: dict, steps: int) -> Context:
 
 
 class Checkpoints:
-    """Each phase's state in one file, replaced atomically."""
+    """Each phase's state in one file, replaced atomically, tagged with what it is a run of."""
 
-    def __init__(self, folder: Path):
-        self.folder = folder
+    def __init__(self, folder: Path, run: dict):
+        self.folder, self.run = folder, run
 
     def load(self, phase: str) -> dict | None:
         path = self.folder / f"{phase}.pt"
-        return torch.load(path, weights_only=False) if path.is_file() else None
+        if not path.is_file():
+            return None
+        state = torch.load(path, weights_only=False)
+        if state.get("run") != self.run:
+            raise ConfigError(f"{self.folder} holds the state of another distillation "
+                              f"({_differs(state.get('run'), self.run)}); use another --out, or the same --steps")
+        return state
 
     def save(self, phase: str, state: dict) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         tmp = self.folder / f"{phase}.pt.tmp"
-        torch.save(state, tmp)
+        torch.save({**state, "run": self.run}, tmp)
         os.replace(tmp, self.folder / f"{phase}.pt")
+
+
+def _differs(old: dict | None, new: dict) -> str:
+    old = old or {}
+    keys = [k for k in new if old.get(k) != new[k]]
+    return ", ".join(f"{k}: {old.get(k)!r} → {new[k]!r}" for k in keys) or "unknown"
 
 
 def train_phase(phase: str, model, ctx: Context, theta: Theta, steps: int, checkpoints: Checkpoints,
@@ -149,13 +161,17 @@ def distil(run_dir: str | Path, steps: int = 100, out: str | Path | None = None,
         raise ConfigError(f"--steps must be a positive integer, got {steps}")
     meta, pick = load_study(run_dir)
     out = Path(out) if out else run_dir / "model"
+    from .study import check_writable
+
+    check_writable(out)
     ctx = study_context(meta, steps)
     torch.set_num_threads(ctx.cfg.threads)
     names = ctx.family.parameters
     xi = {k: pick[k] for k in names}
     theta = Theta(**{k: pick[k] for k in ("lr", "momentum", "batch_size")},
                   **({"optimizer": pick["optimizer"]} if "optimizer" in pick else {}))
-    checkpoints = Checkpoints(out / STATE_DIR)
+    checkpoints = Checkpoints(out / STATE_DIR, {"study_created_at": meta["created_at"], "architecture": xi,
+                                                "steps": steps, "theta": theta.as_dict()})
     bar = _bar(progress, steps, log)
     teacher, teacher_acc = None, None
     if ctx.inherited is not None:  # T is pretrained: fine-tuned, it teaches, and it is the yardstick

@@ -112,8 +112,15 @@ def _w_latency_row(doc: dict) -> dict | None:
 def _comparison(doc: dict, latency: dict | None) -> list[dict]:
     """Rows of the pick-against-T table: W, ê, p, effective size, i, and measured latency."""
     pick, t = doc["best"], doc["maximum_point"]
-    rows = [{"": "W", "ξ*": pick["w"], "T": 0.0, "ξ* / T": "T scores 0 by definition"},
-            {"": "ê", "ξ*": pick["error"], "T": None, "ξ* / T": "T is not trained"}]
+    ref = t.get("reference")
+    rows = [{"": "W", "ξ*": pick["w"], "T": 0.0, "ξ* / T": "T scores 0 by definition"}]
+    if ref and ref.get("status") == "ok":  # T trained too (--from): its own short-run ê beside the pick's
+        rows += [{"": "ê after the short run", "ξ*": pick["error"], "T": ref["error"],
+                  "ξ* / T": pick["error"] / ref["error"] if ref["error"] else None},
+                 {"": "held-out accuracy after the short run (1 − ê)", "ξ*": 1 - pick["error"], "T": 1 - ref["error"],
+                  "ξ* / T": (1 - pick["error"]) / (1 - ref["error"]) if ref["error"] < 1 else None}]
+    else:
+        rows.append({"": "ê", "ξ*": pick["error"], "T": None, "ξ* / T": "T is not trained"})
     for key, label in (("params", "p: parameters"), ("params_effective", "effective size: p of the layers B"),
                        ("ops", "i: operations per forward pass")):
         rows.append({"": label, "ξ*": pick[key], "T": t[key], "ξ* / T": pick[key] / t[key]})
@@ -141,7 +148,9 @@ def _pick_section(doc: dict, latency: dict | None) -> str:
              f"<p class='pick' id='partial'>{_e(partial)}</p>" if partial else "",
              f"<p class='pick' id='pick-arch'>ξ* = {_e(_arch(pick, names))}</p>",
              f"<p>Trained under θ* = {_e(theta)}; T = {_e(_arch(doc['maximum_point']['architecture'], names))}.</p>",
-             _why(doc, names), _table(_comparison(doc, latency), ["", "ξ*", "T", "ξ* / T"])]
+             _why(doc, names), _table(_comparison(doc, latency), ["", "ξ*", "T", "ξ* / T"]),
+             *(f"<p class='note' id='{cls}'>{_e(line)}</p>" for cls, line in
+               (("source", results.source_line(doc)), ("separation", results.separation(doc))) if line)]
     speed = _speedups(latency, pick) if latency else None
     if speed:
         text = ", ".join(f"{s:.3g}× at batch {b}" for b, s in speed.items())
