@@ -181,13 +181,24 @@ def test_fresh_tokenizer_trainings_number_tokens_alike(tweets):
     assert a.token_to_id("[MASK]") in enc.ids and a.decode(enc.ids) == "hello world"
 
 
-@pytest.mark.xfail(reason="tokenizers' WordPiece trainer breaks ties between equally frequent merges by "
-                          "token ids assigned in hash-map order, so the learned token set can change from "
-                          "run to run (8 distinct sets in 10 runs at vocab 1024 here)", strict=False)
-def test_fresh_tokenizer_trainings_learn_the_same_tokens(tweets):
-    texts = [e.text for e in tweets]
-    vocabs = {frozenset(D.train_wordpiece(texts, 1024).get_vocab()) for _ in range(3)}
-    assert len(vocabs) == 1
+def test_the_scratch_path_uses_the_shipped_tokenizer_of_the_embedded_corpus(monkeypatch, tmp_path):
+    """tokenizers' trainer numbers equally frequent symbols in hash-map order, so fresh trainings
+    on two machines can learn different token sets; the embedded corpus's tokenizers at the
+    presets' sizes ship with ose instead, the same bytes everywhere, and nothing trains."""
+    import gzip
+    from importlib import resources
+
+    from tokenizers import Tokenizer
+
+    monkeypatch.setattr(D, "train_wordpiece", lambda *a: pytest.fail("trained a tokenizer"))
+    for vocab in (4096, 30522):
+        data, tok, identity = prep("mlm", vocab, 32, 8, 0, max_examples=2000, eval_batches=1)
+        shipped = gzip.decompress(resources.files("ose.corpora").joinpath(f"wordpiece-{vocab}.json.gz").read_bytes())
+        assert tok.get_vocab() == Tokenizer.from_str(shipped.decode()).get_vocab()
+        assert tok.get_vocab_size() == vocab and identity["tokenizer"] == f"embedded-wordpiece-{vocab}"
+        assert [tok.token_to_id(s) for s in D.SPECIALS] == [0, 1, 2, 3, 4]
+    # Any other source, or a size ose ships none of, still trains one (on the training split).
+    assert D.shipped_tokenizer(512) is None
 
 
 def _save_tokenizer(tok, folder):

@@ -273,3 +273,15 @@ def test_a_distil_into_the_state_of_another_is_refused(extraction, distilled, ru
     code, _, err = run_cli("distil", out, "--steps", "7", "--out", model, "--quiet")
     assert code == 2 and err.count("\n") == 1 and "steps: 6 → 7" in err
     assert {p: p.read_bytes() for p in model.rglob("*") if p.is_file()} == before
+
+
+def test_teacher_from_distils_every_candidate_from_t_fine_tuned(extraction, bert_checkpoint, tmp_path, run_cli):
+    result, _ = extraction
+    taught = ose.extract(source=str(bert_checkpoint), task="cls", seq_len=32, epsilon=8, steps=6, max_examples=2000,
+                         eval_batches=2, threads=1, teacher="from", out=str(tmp_path / "t"), progress=False,
+                         log=lambda *a: None)
+    assert len(taught.evaluations) == len(result.evaluations)
+    assert all(r["status"] == "ok" for r in taught.evaluations)
+    assert [r["train_loss"] for r in taught.evaluations] != [r["train_loss"] for r in result.evaluations]
+    code, _, err = run_cli("extract", "--teacher", "from", "--out", tmp_path / "x", "--quiet")
+    assert code == 2 and err.count("\n") == 1 and "needs --from MODEL" in err

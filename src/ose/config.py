@@ -26,6 +26,7 @@ BUDGETLESS = {"fptas": "⌈|Ξ|/ε⌉", "exhaustive": "all |Ξ|"}
 
 
 OPTIMIZERS = ("sgd", "adamw")
+TEACHER_FROM = "from"  # --teacher from: T itself, fine-tuned on the task
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,8 @@ class ExtractConfig:
     text_field: str = option("text", "JSONL / dataset field holding the text")
     label_field: str = option("label", "JSONL / dataset field holding the label (cls)")
     max_examples: int | None = option(None, "use at most N examples, spread over the source", check="positive")
-    teacher: str | None = option(None, "a local HF checkpoint to distil from (saved with the study's tokenizer)")
+    teacher: str | None = option(None, "distil from a local HF checkpoint (saved with the study's tokenizer), or "
+                                       "'from': T of --from, fine-tuned on the task for s steps")
     kd_alpha: float = option(0.1, "distillation: weight α of the task loss", flag=False)
     kd_beta: float = option(0.5, "distillation: weight β of τ²·KL", flag=False)
     kd_temperature: float = option(2.0, "distillation: temperature τ", check="positive", flag=False)
@@ -178,6 +180,8 @@ class ExtractConfig:
             raise ConfigError("address is only for --executor ray")
         if self.init == "inherit" and not self.source:
             raise ConfigError("init inherit needs a pretrained T: --from MODEL")
+        if self.teacher == TEACHER_FROM and not self.inherits:
+            raise ConfigError("teacher 'from' is T of --from, fine-tuned: it needs --from MODEL with inherited weights")
 
     @property
     def inherits(self) -> bool:

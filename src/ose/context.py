@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import pretrained
-from .config import ExtractConfig
+from .config import TEACHER_FROM, ExtractConfig
 from .data import prepare
 from .errors import ConfigError
 from .space import SearchSpace, arch_key
@@ -61,10 +61,28 @@ def make_context(cfg: ExtractConfig, space: SearchSpace, source=None) -> Context
         raise ConfigError(f"tokenizer {cfg.tokenizer}: {tok.get_vocab_size():,} tokens, but T ({source.spec}) has a "
                           f"vocabulary of {space.settings.vocab_size:,}; use the checkpoint's own tokenizer")
     _check_batch_size(max(t.batch_size for t in cfg.theta), data)
-    teacher = load_teacher(cfg.teacher, task, space.settings.vocab_size, data, cfg.device, tok) if cfg.teacher else None
     latency = latency_table(cfg, space) if cfg.speed == "latency" else None
     inherited = inherit(space, source, data, cfg.seed) if cfg.inherits else None
-    return Context(cfg, space, task, data, tok, identity, teacher, latency, inherited)
+    ctx = Context(cfg, space, task, data, tok, identity, None, latency, inherited)
+    if cfg.teacher == TEACHER_FROM:
+        ctx.teacher = finetuned_t(ctx)
+    elif cfg.teacher:
+        ctx.teacher = load_teacher(cfg.teacher, task, space.settings.vocab_size, data, cfg.device, tok)
+    return ctx
+
+
+def finetuned_t(ctx: Context):
+    """``--teacher from``: T with the task's head, fine-tuned for s steps under the first θ, once,
+    in the driver; the teacher every candidate then learns from."""
+    from .evaluate import build_model
+    from .train import train
+
+    top = dict(ctx.space.maximum_point)
+    model = build_model(ctx, top, ctx.cfg.seed)
+    train(model, ctx.family, ctx.task, ctx.data, ctx.cfg.theta[0], ctx.cfg, around_start=True)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model.eval()
 
 
 def inherit(space: SearchSpace, source, data, seed: int) -> Inherited:

@@ -175,12 +175,33 @@ def train_wordpiece(texts: list[str], vocab_size: int):
     return tok
 
 
-def get_tokenizer(texts: list[str], vocab_size: int, user_dir: str | None):
-    """The user's tokenizer, or a WordPiece one trained on ``texts`` (cached by corpus and size)."""
+def shipped_tokenizer(vocab_size: int):
+    """The WordPiece tokenizer ose ships for the embedded corpus at this vocabulary size, or None.
+
+    ``tokenizers``' trainer numbers equally frequent symbols in hash-map order, so two fresh
+    machines can learn different token sets from the same text; a vocabulary trained once on
+    the whole corpus and shipped makes the scratch path the same everywhere.
+    """
+    from tokenizers import Tokenizer
+
+    name = f"wordpiece-{vocab_size}.json.gz"
+    path = resources.files("ose.corpora").joinpath(name)
+    if not path.is_file():
+        return None
+    with gzip.open(path.open("rb"), "rt") as f:
+        return Tokenizer.from_str(f.read())
+
+
+def get_tokenizer(texts: list[str], vocab_size: int, user_dir: str | None, embedded: bool = False):
+    """The user's tokenizer; for the embedded corpus the shipped one, where ose has one of this
+    size; else a WordPiece one trained on ``texts`` (cached by corpus and size)."""
     from tokenizers import Tokenizer
 
     if user_dir:
         return _load_user_tokenizer(user_dir, vocab_size)
+    shipped = shipped_tokenizer(vocab_size) if embedded else None
+    if shipped is not None:
+        return shipped
     key = hashlib.sha256(("\n".join(texts)).encode()).hexdigest()[:16]
     path = cache_dir() / "tokenizers" / f"wordpiece-{vocab_size}-{key}.json"
     if path.exists():
@@ -224,13 +245,19 @@ def prepare(cfg: ExtractConfig, task, settings):
     examples = read_examples(cfg)
     task.check_examples(examples, cfg.data or "embedded corpus", cfg.label_field)
     train, heldout = split(examples, cfg.heldout_fraction, cfg.seed)
-    tok = get_tokenizer([e.text for e in train], settings.vocab_size, cfg.tokenizer)
+    tok = get_tokenizer([e.text for e in train], settings.vocab_size, cfg.tokenizer, cfg.data in (None, EMBEDDED))
     eval_size = cfg.eval_batches * max(t.batch_size for t in cfg.theta)
     data = task.data(tok, train, heldout, settings, eval_size, cfg.seed)
     identity = {"source": cfg.data or EMBEDDED, "examples": len(examples), "fingerprint": fingerprint(examples),
-                "tokenizer": cfg.tokenizer or f"wordpiece-{settings.vocab_size}",
+                "tokenizer": cfg.tokenizer or _tokenizer_name(cfg, settings.vocab_size),
                 "tokenizer_vocab": tok.get_vocab_size(), **heldout_facts(data)}
     return data, tok, identity
+
+
+def _tokenizer_name(cfg, vocab_size: int) -> str:
+    if cfg.data in (None, EMBEDDED) and shipped_tokenizer(vocab_size) is not None:
+        return f"embedded-wordpiece-{vocab_size}"  # the shipped one, trained on the whole corpus
+    return f"wordpiece-{vocab_size}"
 
 
 def heldout_facts(data) -> dict:
