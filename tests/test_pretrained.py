@@ -142,13 +142,19 @@ def test_an_extraction_from_a_checkpoint_records_t_and_the_init(extraction, bert
     assert doc["progress"] == {"stored": n + 1, "total": n + 1}  # and T's own run
 
 
-def test_inherited_weights_train_differently_from_scratch(bert_checkpoint, tmp_path):
+def test_inherited_weights_train_differently_from_scratch(bert_checkpoint, tmp_path, run_cli):
     common = dict(source=str(bert_checkpoint), task="cls", seq_len=32, epsilon=30, steps=4, max_examples=2000,
                   eval_batches=2, threads=1, progress=False, log=lambda *a: None)
     inherit = ose.extract(out=str(tmp_path / "i"), **common)
     scratch = ose.extract(out=str(tmp_path / "s"), init="scratch", **common)
     assert json.loads((tmp_path / "s" / "results.json").read_text())["settings"]["init"] == "scratch"
     assert [r["loss"] for r in inherit.evaluations] != [r["loss"] for r in scratch.evaluations]
+    # ose report --compare: one figure of ê against p, by init mode, in the page
+    code, printed, _ = run_cli("report", tmp_path / "i", "--compare", tmp_path / "s")
+    assert code == 0 and "init_modes.png" in printed
+    assert "one colour per init mode" in (tmp_path / "i" / "report.html").read_text()
+    code, printed, _ = run_cli("report", tmp_path / "i", "--compare", tmp_path / "i")
+    assert code == 0 and "init_modes.png" not in printed
 
 
 @pytest.fixture(scope="module")

@@ -205,7 +205,7 @@ def cmd_report(args) -> int:
     from .report import outputs, results
 
     try:
-        doc, files = outputs.rebuild(_study_dir(args.out))
+        doc, files = outputs.rebuild(_study_dir(args.out), [_study_dir(c) for c in args.compare or []])
     except ValueError as e:
         raise UsageError(f"{args.out}: {e}") from None
     print(results.summary(doc))
@@ -338,6 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_extract(sub)
     r = sub.add_parser("report", help="rebuild every output of a study from its store, without training")
     r.add_argument("out", help="the study's output directory")
+    r.add_argument("--compare", nargs="+", metavar="DIR",
+                   help="other studies of the space (e.g. --init scratch): ê against p by init mode")
     r.set_defaults(func=cmd_report)
 
     st = sub.add_parser("status", help="progress of a study (read-only; works while it runs)")

@@ -168,6 +168,9 @@ CAPTIONS = {
     plots.PARETO_PARAMS: "ê against p for every finished evaluation, coloured by W. Ringed points are on the "
                          "Pareto front in (p, i, ê); the red star is the pick; the dotted line is T's p.",
     plots.PARETO_OPS: "ê against i (operation count), as above; the dotted line is T's i.",
+    plots.INIT_MODES: "ê against p for this study and the ones compared with it (ose report --compare), one "
+                      "colour per init mode: candidates that inherit T's weights, or start from scratch; black "
+                      "squares are T's own short run.",
     plots.LATENCY: "Measured forward-pass latency against the operation count i over Ξ, log-log, one panel per "
                    "batch size; ρ is Spearman's rank correlation between the two.",
 }
@@ -271,7 +274,7 @@ def render(doc: dict, pngs: list[Path], latency: dict | None = None) -> str:
             + "".join(sections) + "</body></html>\n")
 
 
-def write_html(out: Path, doc: dict, latency: dict | None = None) -> list[Path]:
+def write_html(out: Path, doc: dict, latency: dict | None = None, others: list[dict] = ()) -> list[Path]:
     """Write ``out``/report.html and its figures; return the paths written (report.html first).
 
     ``doc`` is a results document (``results.document``: settings, maximum_point, evaluations,
@@ -280,7 +283,7 @@ def write_html(out: Path, doc: dict, latency: dict | None = None) -> list[Path]:
     T. The PNGs are also left in ``out``; report.html embeds them and needs nothing else.
     """
     out = Path(out)
-    pngs = plots.write_plots(out, doc, latency)
+    pngs = plots.write_plots(out, doc, latency, others)
     path = out / REPORT_FILE
     results._atomic_write(path, render(doc, pngs, latency))
     return [path, *pngs]

@@ -52,7 +52,7 @@ def build_document(store: Store) -> dict:
     return doc
 
 
-def write_report(out: Path, store: Store) -> tuple[dict, list[Path]]:
+def write_report(out: Path, store: Store, others: list[dict] = ()) -> tuple[dict, list[Path]]:
     doc = build_document(store)
     pick = doc["best"]
     best_config = None
@@ -60,7 +60,7 @@ def write_report(out: Path, store: Store) -> tuple[dict, list[Path]]:
         space = space_from_dict(doc["settings"]["space"], source=str(Path(out) / STUDY_FILE))
         best_config = space.family.hf_config({k: pick[k] for k in space.family.parameters}, space.settings)
     files = results.write_outputs(Path(out), doc, best_config)
-    return doc, files + html.write_html(Path(out), doc, _latency(out))
+    return doc, files + html.write_html(Path(out), doc, _latency(out), others)
 
 
 def _latency(out: Path) -> dict | None:
@@ -74,10 +74,21 @@ def _latency(out: Path) -> dict | None:
         return None
 
 
-def rebuild(out: Path) -> tuple[dict, list[Path]]:
-    """``ose report``: every output from the store alone, without training."""
+def rebuild(out: Path, compare: list[Path] = ()) -> tuple[dict, list[Path]]:
+    """``ose report``: every output from the store alone, without training; ``compare``: other
+    studies of the same space whose evaluations join the figure by init mode."""
+    others = [read_document(other) for other in compare]
     store = open_store(out, readonly=True)
     try:
-        return write_report(out, store)
+        return write_report(out, store, others)
+    finally:
+        store.close()
+
+
+def read_document(out: Path) -> dict:
+    """The results document of the study in ``out``, read-only."""
+    store = open_store(out, readonly=True)
+    try:
+        return build_document(store)
     finally:
         store.close()

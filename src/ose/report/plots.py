@@ -116,8 +116,37 @@ def latency_plot(latency: dict, path: Path, pick: dict | None = None) -> Path:
     return _save(fig, path)
 
 
-def write_plots(out: Path, doc: dict, latency: dict | None = None) -> list[Path]:
-    """Write pareto_params.png, pareto_ops.png and (with ``latency``) latency.png into ``out``.
+INIT_MODES = "init_modes.png"
+INIT_COLOURS = {"inherit": "tab:orange", "scratch": "tab:blue"}
+
+
+def init_plot(docs: list[dict], path: Path) -> Path | None:
+    """ê against p for studies of one space that started their candidates differently (inherited
+    weights, scratch), one colour per init mode, with T's own short-run ê where a study has it.
+    None unless the studies hold both modes."""
+    modes = {d["settings"].get("init", "scratch") for d in docs}
+    if len(modes) < 2:
+        return None
+    fig = Figure(figsize=(7.5, 4.6), dpi=110, layout="constrained")
+    ax = fig.add_subplot()
+    for d in docs:
+        mode, done = d["settings"].get("init", "scratch"), _finite(d["evaluations"])
+        ax.scatter([r["params"] for r in done], [r["error"] for r in done], s=36, zorder=3,
+                   color=INIT_COLOURS.get(mode, "grey"), label=f"{mode}: {len(done)} evaluations")
+        ref = d["maximum_point"].get("reference")
+        if ref and ref.get("status") == "ok":
+            ax.scatter([d["maximum_point"]["params"]], [ref["error"]], marker="s", s=70, zorder=4, color="black",
+                       label=f"T's own run ({mode})")
+    ax.set_xscale("log")
+    ax.set(xlabel=AXIS["params"][1], ylabel=_metric(docs[0]), title="ê against p, by how the candidates started")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    return _save(fig, path)
+
+
+def write_plots(out: Path, doc: dict, latency: dict | None = None, others: list[dict] = ()) -> list[Path]:
+    """Write pareto_params.png, pareto_ops.png, (with ``latency``) latency.png and (with
+    ``others``, studies compared with this one, when they differ in init mode) init_modes.png.
 
     Returns the files written; a Pareto figure is skipped when no evaluation finished.
     """
@@ -126,4 +155,6 @@ def write_plots(out: Path, doc: dict, latency: dict | None = None) -> list[Path]
     paths = [pareto_plot(doc, "params", out / PARETO_PARAMS), pareto_plot(doc, "ops", out / PARETO_OPS)]
     if latency is not None:
         paths.append(latency_plot(latency, out / LATENCY, doc.get("best")))
+    if others:
+        paths.append(init_plot([doc, *others], out / INIT_MODES))
     return [p for p in paths if p is not None]
