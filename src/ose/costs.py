@@ -30,6 +30,10 @@ class Op:
     other: int = 0
     matmul: bool = False
 
+    def times(self, n: int) -> Op:
+        """The same operation n times (one per layer of n identical layers)."""
+        return Op(self.part, self.name, self.mults * n, self.adds * n, self.other * n, self.matmul)
+
 
 @dataclass(frozen=True)
 class Counts:

@@ -9,8 +9,9 @@ from __future__ import annotations
 from ..registry import Registry
 from .base import Family
 from .bert import Bert
+from .llama import Llama
 
-FAMILIES: Registry[Family] = Registry("family", {"bert": Bert()})
+FAMILIES: Registry[Family] = Registry("family", {"bert": Bert(), "llama": Llama()})
 
 
 def get_family(name: str) -> Family:

@@ -4,17 +4,9 @@ D encoder layers, A attention heads, H hidden size, I intermediate (feed-forward
 A = embeddings (word + position + token type, LayerNorm); B = the D encoder layers;
 C = the deployed head (pooler + classifier, the MLM head, or nothing).
 
-Operation conventions (one sequence of L tokens; see docs/COUNTING.md for the table):
-- linear n → m over r rows: r·n·m multiplications, r·n·m additions (r·(n−1)·m in the dot
-  products plus r·m bias additions); the multiplications are the matrix-product part.
-- LayerNorm over n features, per row: 2n mults (square, γ), 4n − 1 adds (mean sum, centre,
-  variance sum, β, plus the ε), n + 3 other (two means' divisions, one sqrt, n divisions).
-- softmax over n scores, per row: n − 1 max comparisons, n exps and n divisions (other),
-  n subtractions and n − 1 sum additions (adds).
-- GELU (exact, erf form 0.5·x·(1 + erf(x/√2))): 3 mults, 1 add, 1 other per element.
-- tanh: 1 other per element. Residual and embedding sums: 1 add per element.
-- attention scores: scaled by 1/√(H/A) (1 mult each) and masked (1 add each), as HF's eager
-  attention does; embedding lookups and dropout (off at inference) cost nothing.
+Operations are counted for one sequence of L tokens by the conventions of ``families/ops.py``
+(docs/COUNTING.md has the table); BERT's own: tanh is 1 other per element, the embedding sum
+1 add per element, embedding lookups and dropout (off at inference) cost nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +15,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from ..costs import Op
+from . import ops
 from .base import Family
 
 PARAMETERS = ("D", "A", "H", "I")
@@ -52,38 +45,20 @@ class BertSettings:
         return None
 
 
-# --- i(ξ): the operation conventions above, one helper per kind of layer ---------------------
-
-def _linear(part: str, name: str, rows: int, n: int, m: int) -> Op:
-    return Op(part, name, mults=rows * n * m, adds=rows * n * m, matmul=True)
-
-
-def _layernorm(part: str, name: str, rows: int, n: int) -> Op:
-    return Op(part, name, mults=rows * 2 * n, adds=rows * (4 * n - 1), other=rows * (n + 3))
-
-
-def _gelu(part: str, name: str, elements: int) -> Op:
-    return Op(part, name, mults=3 * elements, adds=elements, other=elements)
-
-
 def _layer_ops(xi: Mapping[str, int], L: int) -> list[Op]:
     """One encoder layer B_j."""
     A, H, I = xi["A"], xi["H"], xi["I"]
-    d = H // A
     return [
-        _linear("B", "attention.qkv", L, H, 3 * H),
-        Op("B", "attention.scores", mults=A * L * L * d, adds=A * L * L * (d - 1), matmul=True),
-        Op("B", "attention.scale_mask", mults=A * L * L, adds=A * L * L),
-        Op("B", "attention.softmax", adds=A * L * (2 * L - 1), other=A * L * (3 * L - 1)),
-        Op("B", "attention.context", mults=A * L * L * d, adds=A * L * (L - 1) * d, matmul=True),
-        _linear("B", "attention.output", L, H, H),
-        Op("B", "attention.residual", adds=L * H),
-        _layernorm("B", "attention.layernorm", L, H),
-        _linear("B", "ffn.intermediate", L, H, I),
-        _gelu("B", "ffn.gelu", L * I),
-        _linear("B", "ffn.output", L, I, H),
-        Op("B", "ffn.residual", adds=L * H),
-        _layernorm("B", "ffn.layernorm", L, H),
+        ops.linear("B", "attention.qkv", L, H, 3 * H),
+        *ops.attention("B", A, L, H // A),
+        ops.linear("B", "attention.output", L, H, H),
+        ops.residual("B", "attention.residual", L * H),
+        ops.layernorm("B", "attention.layernorm", L, H),
+        ops.linear("B", "ffn.intermediate", L, H, I),
+        ops.gelu("B", "ffn.gelu", L * I),
+        ops.linear("B", "ffn.output", L, I, H),
+        ops.residual("B", "ffn.residual", L * H),
+        ops.layernorm("B", "ffn.layernorm", L, H),
     ]
 
 
@@ -119,16 +94,15 @@ class Bert(Family):
     def operations(self, xi: Mapping[str, int], s: BertSettings) -> list[Op]:
         """Every operation of one forward pass over a sequence of ``s.seq_len`` tokens."""
         L, H, V = s.seq_len, xi["H"], s.vocab_size
-        ops = [Op("A", "embeddings.sum", adds=2 * L * H), _layernorm("A", "embeddings.layernorm", L, H)]
-        ops += [Op(o.part, o.name, o.mults * xi["D"], o.adds * xi["D"], o.other * xi["D"], o.matmul)
-                for o in _layer_ops(xi, L)]
+        out = [Op("A", "embeddings.sum", adds=2 * L * H), ops.layernorm("A", "embeddings.layernorm", L, H)]
+        out += [o.times(xi["D"]) for o in _layer_ops(xi, L)]
         if s.head == "classifier":  # pooler reads the first token only
-            ops += [_linear("C", "pooler.dense", 1, H, H), Op("C", "pooler.tanh", other=H),
-                    _linear("C", "classifier", 1, H, s.num_labels)]
+            out += [ops.linear("C", "pooler.dense", 1, H, H), Op("C", "pooler.tanh", other=H),
+                    ops.linear("C", "classifier", 1, H, s.num_labels)]
         elif s.head == "mlm":
-            ops += [_linear("C", "mlm.transform", L, H, H), _gelu("C", "mlm.gelu", L * H),
-                    _layernorm("C", "mlm.layernorm", L, H), _linear("C", "mlm.decoder", L, H, V)]
-        return ops
+            out += [ops.linear("C", "mlm.transform", L, H, H), ops.gelu("C", "mlm.gelu", L * H),
+                    ops.layernorm("C", "mlm.layernorm", L, H), ops.linear("C", "mlm.decoder", L, H, V)]
+        return out
 
     def hf_config(self, xi: Mapping[str, int], s: BertSettings, num_labels: int | None = None):
         """A ``transformers.BertConfig`` for ξ (dropout as in BERT)."""

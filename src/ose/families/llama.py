@@ -1,0 +1,127 @@
+"""Decoder language models, Llama-style: ξ = ⟨D, A, K, H, I⟩ → ``LlamaForCausalLM``, p(ξ), i(ξ).
+
+D decoder layers, A query heads, K key/value heads (grouped-query attention, A % K == 0), H
+hidden size, I intermediate (SwiGLU) size. RMSNorm, rotary positions, no biases; the LM head
+optionally tied to the input embeddings.
+A = the token embeddings; B = the D decoder layers; C = the final RMSNorm and (head ``lm``) the
+LM head, whose weights are A's when tied.
+
+Operations are counted for one forward pass over L tokens by ``families/ops.py``'s conventions
+(docs/COUNTING.md); Llama's own: rotary embedding is 2 mults and 1 add per element of q and k
+(x·cos + rotate(x)·sin, the rotation a free relabelling with a sign); the causal mask is the
+additive mask of every score; SwiGLU is SiLU(gate) × up, 1 mult per element beyond SiLU; the
+embedding lookup costs nothing. Grouped K/V heads are shared by A/K query heads each: the
+scores cost A·L·L·d whatever K is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+from ..costs import Op
+from . import ops
+from .base import Family
+
+PARAMETERS = ("D", "A", "K", "H", "I")
+HEADS = ("lm", "none")
+
+
+@dataclass(frozen=True)
+class LlamaSettings:
+    """Fixed settings the counts depend on (not searched)."""
+
+    vocab_size: int = 32000
+    max_positions: int = 2048
+    seq_len: int = 128
+    tie_embeddings: bool = False     # the LM head shares the input embeddings' weights
+    head: str = "lm"                 # lm (the vocabulary projection) or none
+    rope_theta: float = 10000.0
+    rms_norm_eps: float = 1e-5
+
+    def check(self) -> str | None:
+        for name in ("vocab_size", "max_positions", "seq_len"):
+            if getattr(self, name) < 1:
+                return f"{name} must be positive, got {getattr(self, name)}"
+        if self.head not in HEADS:
+            return f"head must be one of {', '.join(HEADS)}, got {self.head!r}"
+        if self.seq_len > self.max_positions:
+            return f"seq_len {self.seq_len} exceeds max_positions {self.max_positions}"
+        return None
+
+
+def _layer_ops(xi: Mapping[str, int], L: int) -> list[Op]:
+    """One decoder layer B_j."""
+    A, K, H, I = xi["A"], xi["K"], xi["H"], xi["I"]
+    d = H // A
+    return [
+        ops.rmsnorm("B", "input_norm", L, H),
+        ops.linear("B", "attention.q", L, H, H, bias=False),
+        ops.linear("B", "attention.kv", L, H, 2 * K * d, bias=False),
+        Op("B", "attention.rotary", mults=2 * L * (H + K * d), adds=L * (H + K * d)),
+        *ops.attention("B", A, L, d),
+        ops.linear("B", "attention.output", L, H, H, bias=False),
+        ops.residual("B", "attention.residual", L * H),
+        ops.rmsnorm("B", "post_attention_norm", L, H),
+        ops.linear("B", "mlp.gate_up", L, H, 2 * I, bias=False),
+        ops.silu("B", "mlp.silu", L * I),
+        Op("B", "mlp.gate_times_up", mults=L * I),
+        ops.linear("B", "mlp.down", L, I, H, bias=False),
+        ops.residual("B", "mlp.residual", L * H),
+    ]
+
+
+class Llama(Family):
+    """Llama-style decoders; task clm (next-token prediction)."""
+
+    name = "llama"
+    parameters = PARAMETERS
+    settings_type = LlamaSettings
+    tasks = ("clm",)
+
+    def check(self, xi: Mapping[str, int]) -> str | None:
+        for k in PARAMETERS:
+            if xi[k] < 1:
+                return f"{k} must be positive, got {xi[k]}"
+        if xi["H"] % xi["A"]:
+            return f"H={xi['H']} is not divisible by A={xi['A']}"
+        if xi["A"] % xi["K"]:
+            return f"A={xi['A']} is not divisible by K={xi['K']} (each key/value head serves A/K query heads)"
+        return None
+
+    def params(self, xi: Mapping[str, int], s: LlamaSettings) -> dict[str, int]:
+        D, K, H, I = xi["D"], xi["K"], xi["H"], xi["I"]
+        kv = K * (H // xi["A"])
+        layer = H * H + 2 * H * kv + H * H + 3 * H * I + 2 * H  # q, k and v, o, gate up down, two norms
+        head = 0 if s.head == "none" or s.tie_embeddings else s.vocab_size * H
+        return {"A": s.vocab_size * H, "B": D * layer, "C": H + head}  # the final norm, and the LM head
+
+    def operations(self, xi: Mapping[str, int], s: LlamaSettings) -> list[Op]:
+        L, H = s.seq_len, xi["H"]
+        out = [o.times(xi["D"]) for o in _layer_ops(xi, L)] + [ops.rmsnorm("C", "final_norm", L, H)]
+        if s.head == "lm":
+            out.append(ops.linear("C", "lm_head", L, H, s.vocab_size, bias=False))
+        return out
+
+    def hf_config(self, xi: Mapping[str, int], s: LlamaSettings, num_labels: int | None = None):
+        from transformers import LlamaConfig
+
+        return LlamaConfig(vocab_size=s.vocab_size, hidden_size=xi["H"], intermediate_size=xi["I"],
+                           num_hidden_layers=xi["D"], num_attention_heads=xi["A"], num_key_value_heads=xi["K"],
+                           max_position_embeddings=s.max_positions, tie_word_embeddings=s.tie_embeddings,
+                           rope_theta=s.rope_theta, rms_norm_eps=s.rms_norm_eps)
+
+    def build(self, xi: Mapping[str, int], s: LlamaSettings, task: str | None = None, num_labels: int | None = None,
+              attn: str | None = None):
+        from transformers import LlamaForCausalLM, LlamaModel
+
+        cfg = self.hf_config(xi, s)
+        if attn:
+            cfg._attn_implementation = attn
+        head = "lm" if task == "clm" else s.head
+        return LlamaForCausalLM(cfg) if head == "lm" else LlamaModel(cfg)
+
+    def logits(self, model, batch, task: str):
+        """Next-token logits at every position that has a next token (the projection once per position)."""
+        hidden = model.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
+        return model.lm_head(hidden[:, :-1][batch.masked[:, 1:]])
