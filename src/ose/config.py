@@ -120,7 +120,8 @@ class ExtractConfig:
     seq_len: int | None = option(None, "L: tokens per training sequence and for the counts (default: the space's)",
                                  check="positive")
     data: str | None = option(None, "text file or folder, JSONL, or a saved HF dataset (default: embedded tweets)")
-    task: str = option("mlm", "what ê is measured on (default mlm)", choices=_names("tasks", "TASKS"))
+    task: str | None = option(None, "what ê is measured on (default: the family's first, mlm for bert, clm for "
+                                    "llama)", choices=_names("tasks", "TASKS"))
     epsilon: int = option(3, "ε: architectures per interval; 1 = exhaustive (default 3)", check="positive")
     steps: int = option(100, "s: SGD steps per candidate (default 100)", check="positive")
     out: str = option("runs/ose", "output directory (default runs/ose)")
@@ -240,7 +241,7 @@ def choices_of(f: dataclasses.Field) -> tuple | None:
 def _check_field(f: dataclasses.Field, v) -> str | None:
     """A field's declared choices and range, from its metadata."""
     allowed = choices_of(f)
-    if allowed is not None and v not in allowed:
+    if allowed is not None and v is not None and v not in allowed:
         return f"{f.name} must be one of {', '.join(allowed)}, got {v!r}"
     check = f.metadata.get("check")
     if v is None or check is None:

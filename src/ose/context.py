@@ -49,6 +49,8 @@ CALIBRATION_ROWS = 64  # one batch of the training data, for the importance of T
 
 def make_context(cfg: ExtractConfig, space: SearchSpace, source=None) -> Context:
     """The shared context; ``source`` (``pretrained.Source``) when extracting from a checkpoint."""
+    if cfg.task is None:
+        cfg = replace(cfg, task=space.family.tasks[0])
     if cfg.task not in space.family.tasks:
         raise ConfigError(f"family {space.family.name} cannot train task {cfg.task} "
                           f"(its tasks: {', '.join(space.family.tasks)})")

@@ -143,13 +143,20 @@ def load(cfg: ExtractConfig):
 
     cfg = inherit_defaults(cfg)
     overrides = {"seq_len": cfg.seq_len} if cfg.seq_len else {}
-    if cfg.source:
-        source = load_source(cfg.source)
-        return cfg, space_for(source, cfg.space, **overrides), source
-    if cfg.space is None:
-        cfg = dataclasses.replace(cfg, space=DEFAULT_SPACE)
-    space = load_space(cfg.space)
-    return cfg, space.with_settings(**overrides) if overrides else space, None
+    source = load_source(cfg.source) if cfg.source else None
+    if source is not None:
+        space = space_for(source, cfg.space, **overrides)
+    else:
+        if cfg.space is None:
+            cfg = dataclasses.replace(cfg, space=DEFAULT_SPACE)
+        space = load_space(cfg.space)
+        space = space.with_settings(**overrides) if overrides else space
+    if cfg.task is None:  # the family's first task: what its models are for
+        cfg = dataclasses.replace(cfg, task=space.family.tasks[0])
+    if cfg.task not in space.family.tasks:
+        raise ConfigError(f"family {space.family.name} cannot train task {cfg.task} "
+                          f"(its tasks: {', '.join(space.family.tasks)})")
+    return cfg, space, source
 
 
 def reference_job(ctx: Context, thetas: list[Theta]) -> tuple | None:

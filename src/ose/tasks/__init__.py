@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from ..registry import Registry
 
-TASKS = Registry("task", {"mlm": "ose.tasks.mlm:MLM", "cls": "ose.tasks.cls:Classification"})
+TASKS = Registry("task", {"mlm": "ose.tasks.mlm:MLM", "cls": "ose.tasks.cls:Classification",
+                          "clm": "ose.tasks.clm:CausalLM"})
 
 
 def get_task(name: str):

@@ -50,6 +50,33 @@ class TaskData:
         """B in batches of at most ``size`` rows, each with its own targets."""
 
 
+class BlockData(TaskData):
+    """Texts concatenated and cut into blocks of L tokens, each starting with [CLS]; the targets
+    of a batch are positions marked in ``masked``, stored flat in row order."""
+
+    def blocks(self, tok, examples: list, seq_len: int) -> torch.Tensor:
+        sep, cls = tok.token_to_id("[SEP]"), tok.token_to_id("[CLS]")
+        stream = []
+        for enc in tok.encode_batch([e.text for e in examples], add_special_tokens=False):
+            stream.extend(enc.ids)
+            stream.append(sep)
+        body = seq_len - 1
+        n = len(stream) // body
+        if n == 0:
+            return torch.empty(0, seq_len, dtype=torch.long)
+        rows = torch.tensor(stream[: n * body], dtype=torch.long).view(n, body)
+        return torch.cat([torch.full((n, 1), cls, dtype=torch.long), rows], dim=1)
+
+    def chunks(self, size: int):
+        b = self.heldout
+        first = 0  # targets are stored flat, in row order: each chunk takes the next ones
+        for start in range(0, b.input_ids.shape[0], size):
+            rows = slice(start, start + size)
+            n = int(b.masked[rows].sum())
+            yield Batch(b.input_ids[rows], b.attention_mask[rows], b.labels[first: first + n], b.masked[rows])
+            first += n
+
+
 class Task(ABC):
     name: str
     teacher_class: str   # the transformers Auto class a teacher checkpoint loads with

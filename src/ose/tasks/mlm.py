@@ -6,10 +6,10 @@ import torch
 
 from ..data import SPECIALS
 from ..errors import DataError
-from .base import Batch, Task, TaskData
+from .base import Batch, BlockData, Task
 
 
-class MLMData(TaskData):
+class MLMData(BlockData):
     """15% of positions masked, 80% [MASK] / 10% random / 10% kept; texts are concatenated and
     cut into blocks of L tokens ([CLS] …)."""
 
@@ -17,26 +17,13 @@ class MLMData(TaskData):
         self.ids = {s: tok.token_to_id(s) for s in SPECIALS}
         self.vocab_size = vocab_size
         self.train_unit = f"blocks of {seq_len} tokens"
-        self.train = self._blocks(tok, train, seq_len)
-        held = self._blocks(tok, heldout, seq_len)
+        self.train = self.blocks(tok, train, seq_len)
+        held = self.blocks(tok, heldout, seq_len)
         if len(self.train) < 1 or len(held) < 1:
             raise DataError(f"too little text for blocks of {seq_len} tokens in train and held-out parts")
         g = torch.Generator().manual_seed(seed + 1)
         held = held[torch.randperm(len(held), generator=g)[:eval_size]]
         self.heldout = self.mask(held, g)
-
-    def _blocks(self, tok, examples: list, seq_len: int) -> torch.Tensor:
-        stream = []
-        for enc in tok.encode_batch([e.text for e in examples], add_special_tokens=False):
-            stream.extend(enc.ids)
-            stream.append(self.ids["[SEP]"])
-        body = seq_len - 1
-        n = len(stream) // body
-        if n == 0:
-            return torch.empty(0, seq_len, dtype=torch.long)
-        blocks = torch.tensor(stream[: n * body], dtype=torch.long).view(n, body)
-        cls = torch.full((n, 1), self.ids["[CLS]"], dtype=torch.long)
-        return torch.cat([cls, blocks], dim=1)
 
     def mask(self, blocks: torch.Tensor, g: torch.Generator) -> Batch:
         special = (blocks == self.ids["[CLS]"]) | (blocks == self.ids["[SEP]"]) | (blocks == self.ids["[PAD]"])
@@ -53,15 +40,6 @@ class MLMData(TaskData):
         while True:
             for idx in torch.randperm(len(self.train), generator=generator).split(batch_size):
                 yield self.mask(self.train[idx], generator)
-
-    def chunks(self, size: int):
-        b = self.heldout
-        first = 0  # targets are stored flat, in row order: each chunk takes the next ones
-        for start in range(0, b.input_ids.shape[0], size):
-            rows = slice(start, start + size)
-            n = int(b.masked[rows].sum())
-            yield Batch(b.input_ids[rows], b.attention_mask[rows], b.labels[first: first + n], b.masked[rows])
-            first += n
 
 
 class MLM(Task):
