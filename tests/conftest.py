@@ -53,3 +53,24 @@ def bert_checkpoint(tmp_path_factory):
     BertModel(config).save_pretrained(path)
     tokenizer_for_export(tok, 64).save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def llama_checkpoint(tmp_path_factory):
+    """A small Llama-style checkpoint (GQA: 4 query heads, 2 key/value heads; untied LM head):
+    random seeded weights and a 512-token WordPiece tokenizer trained on embedded tweets."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from ose.config import ExtractConfig
+    from ose.data import read_examples, train_wordpiece
+    from ose.export import tokenizer_for_export
+
+    path = tmp_path_factory.mktemp("checkpoint") / "tiny-llama"
+    tok = train_wordpiece([e.text for e in read_examples(ExtractConfig(max_examples=2000))], 512)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                         tie_word_embeddings=False)
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer_for_export(tok, 64).save_pretrained(path)
+    return path

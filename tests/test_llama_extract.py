@@ -103,3 +103,18 @@ def test_latency_times_the_decoders(run_cli, space, tmp_path):
                          "--batch-sizes", "1", "--quiet")
     doc = json.loads((tmp_path / "latency.json").read_text())
     assert code == 0 and len(doc["architectures"]) == 8 and doc["maximum_point"]["architecture"]["K"] == 2
+
+
+def test_a_boolean_setting_reads_true_and_false(run_cli, capsys):
+    params = {}
+    for value in ("true", "false"):
+        code, printed, _ = run_cli("count", "--family", "llama", "D=1", "A=2", "K=1", "H=32", "I=64",
+                                   "--vocab-size", "100", "--tie-embeddings", value, "--format", "json")
+        doc = json.loads(printed)
+        assert code == 0 and doc["settings"]["tie_embeddings"] is (value == "true")
+        params[value] = doc["params"]
+    assert params["false"] - params["true"] == 100 * 32  # the untied LM head
+    with pytest.raises(SystemExit) as stop:  # argparse's own one-line error
+        run_cli("count", "--family", "llama", "D=1", "A=2", "K=1", "H=32", "I=64", "--tie-embeddings", "maybe")
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1 and "expected true or false" in err

@@ -13,7 +13,8 @@ from safetensors.torch import load_file
 
 import ose
 from ose.families import get_family
-from ose.families.bert_weights import importance, top
+from ose.families.bert_weights import importance
+from ose.families.weights import top
 from ose.pretrained import load_source, space_for
 from ose.tasks.base import Batch
 
@@ -43,7 +44,7 @@ def _settings(checkpoint, **kw):
 
 def test_t_and_its_default_grid_come_from_the_checkpoint(bert_checkpoint):
     source = load_source(str(bert_checkpoint))
-    assert source.family == "bert" and source.xi == T and not source.has_mlm_head
+    assert source.family == "bert" and source.xi == T and not source.has_lm_head
     space = space_for(source)
     assert space.maximum_point == T and space.settings.vocab_size == source.config["vocab_size"]
     for xi in space.architectures():

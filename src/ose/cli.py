@@ -78,7 +78,15 @@ def _checkpoint_check(source, xi: dict, cost) -> dict:
     is_t = xi == source.xi
     return {"path": source.path, "weights": source.weights, "tensor_elements_embeddings_and_layers": held["body"],
             "tensor_elements_other": held["rest"], "counted_A_plus_B": counted,
-            "matches": held["body"] == counted if is_t else None, "mlm_head": source.has_mlm_head}
+            "matches": held["body"] == counted if is_t else None, "lm_head": source.has_lm_head}
+
+
+def _boolean(text: str) -> bool:
+    """``true``/``false`` (also yes/no, 1/0) for a boolean setting; bool("false") would be True."""
+    value = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}.get(text.lower())
+    if value is None:
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return value
 
 
 def _settings_fields() -> dict[str, type]:
@@ -148,8 +156,8 @@ def cmd_count(args) -> int:
         verdict = {True: "equal", False: "DIFFERENT", None: "(ξ is not T)"}[c["matches"]]
         print(f"# checkpoint {c['weights']}: {c['tensor_elements_embeddings_and_layers']:,} elements in embeddings "
               f"and layers; p(A) + p(B) = {c['counted_A_plus_B']:,}: {verdict}; "
-              f"{c['tensor_elements_other']:,} elements elsewhere (pooler, heads); MLM head: "
-              f"{'yes' if c['mlm_head'] else 'no'}")
+              f"{c['tensor_elements_other']:,} elements elsewhere (pooler, heads); LM head: "
+              f"{'yes' if c['lm_head'] else 'no'}")
     if vs:
         print(f"\n# ratios to {vs}")
         print(table.text_table([doc["ratios"]]))
@@ -382,7 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--vs", nargs="+", metavar="NAME=VALUE", help="a second architecture to compare against")
     c.add_argument("--family", default="bert", help="the architecture family (default bert)")
     for name, kind in _settings_fields().items():  # every family's settings, each checked against the family's
-        c.add_argument(f"--{name.replace('_', '-')}", type=kind, help=f"setting {name} (default: the family's)")
+        c.add_argument(f"--{name.replace('_', '-')}", type=_boolean if kind is bool else kind,
+                       help=f"setting {name} (default: the family's)")
     c.add_argument("--format", choices=["table", "json"], default="table")
     c.set_defaults(func=cmd_count)
     return p

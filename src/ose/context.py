@@ -41,7 +41,7 @@ class Inherited:
 
     state: dict
     importance: object
-    has_mlm_head: bool
+    has_lm_head: bool
 
 
 CALIBRATION_ROWS = 64  # one batch of the training data, for the importance of T's parts
@@ -93,7 +93,7 @@ def inherit(space: SearchSpace, source, data, seed: int) -> Inherited:
 
     model, state = space.family.load_pretrained(source.path, source.weights)
     calibration = next(data.train_batches(CALIBRATION_ROWS, torch.Generator().manual_seed(seed)))
-    return Inherited(state, space.family.importance(model, calibration), source.has_mlm_head)
+    return Inherited(state, space.family.importance(model, calibration), source.has_lm_head)
 
 
 def _check_batch_size(batch_size: int, data) -> None:

@@ -94,7 +94,7 @@ def model_card(f: dict) -> str:
               if source else f"trained from scratch; T = ⟨{top}⟩ is the search space's maximum point")
     teacher = ("distilled for {steps} steps from T fine-tuned on the task for the same {steps} steps"
                .format(steps=f["steps"]) if f["T_accuracy"] is not None else f"trained for {f['steps']} steps")
-    labels = ", ".join(f["labels"]) if f["labels"] else "none (masked-language model)"
+    labels = ", ".join(f["labels"]) if f["labels"] else "none (a language model)"
     return f"""---
 library_name: transformers
 tags: [ose, optimal-subarchitecture-extraction, {f['family']}]

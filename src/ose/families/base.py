@@ -22,6 +22,7 @@ class Family(ABC):
     settings_type: type           # frozen dataclass of fixed settings with check(); text tasks read
                                   # its vocab_size and seq_len
     tasks: tuple[str, ...]        # the tasks it can train for the error surrogate
+    checkpoint_body: tuple[str, ...] = ()  # name prefixes of a checkpoint's part A and B tensors
 
     @abstractmethod
     def check(self, xi: Mapping[str, int]) -> str | None:
@@ -57,6 +58,10 @@ class Family(ABC):
     def from_hf_config(self, config: dict) -> tuple[dict[str, int], dict]:
         """ξ of a checkpoint's ``config.json``, and the settings it fixes (vocabulary, positions...)."""
         raise NotImplementedError(f"family {self.name} cannot read a checkpoint")
+
+    def has_lm_head(self, tensor_names, config: dict) -> bool:
+        """Whether a checkpoint carries its language-model head (MLM or next-token)."""
+        return False
 
     def default_grid(self, top: Mapping[str, int]) -> tuple[dict[str, tuple[int, ...]], list[str]]:
         """A search grid below T = ``top``: candidate values per parameter, and constraints."""

@@ -69,6 +69,7 @@ class Bert(Family):
     parameters = PARAMETERS
     settings_type = BertSettings
     tasks = ("mlm", "cls")
+    checkpoint_body = ("embeddings.", "encoder.", "bert.embeddings.", "bert.encoder.")
 
     def check(self, xi: Mapping[str, int]) -> str | None:
         for k in PARAMETERS:
@@ -138,6 +139,9 @@ class Bert(Family):
                     "type_vocab_size": config.get("type_vocab_size", 2)}
         return xi, settings
 
+    def has_lm_head(self, tensor_names, config: dict) -> bool:
+        return any(n.startswith("cls.predictions") for n in tensor_names)
+
     def default_grid(self, top: Mapping[str, int]) -> tuple[dict[str, tuple[int, ...]], list[str]]:
         """Fractions of T in each dimension, every head kept whole (H/A = T's head size: exact slices)."""
         head = top["H"] // top["A"]
@@ -154,10 +158,11 @@ class Bert(Family):
 
         from ..pretrained import quiet_loading
         from . import bert_weights
+        from .weights import read_tensors
 
         with quiet_loading():
             model = AutoModel.from_pretrained(path, local_files_only=True).eval()
-        return model, bert_weights.base_state(bert_weights.read_tensors(weights))
+        return model, bert_weights.base_state(read_tensors(weights))
 
     def importance(self, model, batch):
         from . import bert_weights

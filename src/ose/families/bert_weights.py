@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .weights import block_influence, token_mean, top
+
 
 @dataclass
 class Importance:
@@ -35,12 +37,6 @@ class Importance:
     heads: torch.Tensor       # (D, A)
     head_dims: torch.Tensor   # (D, A, d)
     neurons: torch.Tensor     # (D, I)
-
-
-def _token_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean over the real (unpadded) tokens of (N, L, ...) → (...)."""
-    w = mask.reshape(*mask.shape, *([1] * (x.dim() - 2))).to(x.dtype)
-    return (x * w).sum((0, 1)) / w.sum()
 
 
 @torch.no_grad()
@@ -56,25 +52,23 @@ def importance(model, batch) -> Importance:
     hooks = []
 
     def on_norm(_, __, out):
-        channels.add_(_token_mean(out.abs().float(), mask))
+        channels.add_(token_mean(out.abs().float(), mask))
 
     def on_layer(i):
         def hook(_, args, out):
-            x, y = args[0].float(), (out[0] if isinstance(out, tuple) else out).float()
-            influence[i] = _token_mean(1 - torch.nn.functional.cosine_similarity(x, y, dim=-1, eps=1e-6)[..., None],
-                                       mask)[0]
+            influence[i] = block_influence(args[0], out[0] if isinstance(out, tuple) else out, mask)
         return hook
 
     def on_context(i):
         def hook(_, args):
             ctx = args[0].float().reshape(*args[0].shape[:2], A, d)
-            heads[i] = _token_mean(ctx.norm(dim=-1), mask)
-            dims[i] = _token_mean(ctx.abs(), mask)
+            heads[i] = token_mean(ctx.norm(dim=-1), mask)
+            dims[i] = token_mean(ctx.abs(), mask)
         return hook
 
     def on_ffn(i):
         def hook(_, args):
-            neurons[i] = _token_mean(args[0].abs().float(), mask)
+            neurons[i] = token_mean(args[0].abs().float(), mask)
         return hook
 
     hooks.append(base.embeddings.LayerNorm.register_forward_hook(on_norm))
@@ -93,21 +87,6 @@ def importance(model, batch) -> Importance:
             h.remove()
         model.train(was_training)
     return Importance(channels, torch.stack(influence), torch.stack(heads), torch.stack(dims), torch.stack(neurons))
-
-
-def top(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """Indices of the k highest scores (ties: the lower index), in ascending order."""
-    order = sorted(range(len(scores)), key=lambda i: (-float(scores[i]), i))
-    return torch.tensor(sorted(order[:k]), dtype=torch.long)
-
-
-def read_tensors(path: str) -> dict:
-    """Every tensor of a checkpoint's weights file (safetensors, or a PyTorch .bin)."""
-    if str(path).endswith(".safetensors"):
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def base_state(state: dict) -> dict:

@@ -78,6 +78,7 @@ class Llama(Family):
     parameters = PARAMETERS
     settings_type = LlamaSettings
     tasks = ("clm",)
+    checkpoint_body = ("model.embed_tokens.", "model.layers.", "embed_tokens.", "layers.")
 
     def check(self, xi: Mapping[str, int]) -> str | None:
         for k in PARAMETERS:
@@ -120,6 +121,59 @@ class Llama(Family):
             cfg._attn_implementation = attn
         head = "lm" if task == "clm" else s.head
         return LlamaForCausalLM(cfg) if head == "lm" else LlamaModel(cfg)
+
+    def from_hf_config(self, config: dict) -> tuple[dict[str, int], dict]:
+        if config.get("model_type") != "llama":
+            raise ValueError(f"a {config.get('model_type') or 'untyped'} checkpoint, not Llama")
+        A = config["num_attention_heads"]
+        xi = {"D": config["num_hidden_layers"], "A": A, "K": config.get("num_key_value_heads") or A,
+              "H": config["hidden_size"], "I": config["intermediate_size"]}
+        if config.get("head_dim") not in (None, xi["H"] // A):
+            raise ValueError(f"head_dim {config['head_dim']} is not hidden_size / num_attention_heads")
+        settings = {"vocab_size": config["vocab_size"], "max_positions": config["max_position_embeddings"],
+                    "tie_embeddings": bool(config.get("tie_word_embeddings", False)),
+                    "rope_theta": float(config.get("rope_theta", 10000.0)),
+                    "rms_norm_eps": float(config.get("rms_norm_eps", 1e-5))}
+        return xi, settings
+
+    def has_lm_head(self, tensor_names, config: dict) -> bool:
+        return "lm_head.weight" in tensor_names or bool(config.get("tie_word_embeddings"))
+
+    def default_grid(self, top: Mapping[str, int]) -> tuple[dict[str, tuple[int, ...]], list[str]]:
+        """Fractions of T, whole key/value groups with all their query heads, heads of T's size."""
+        d, g = top["H"] // top["A"], top["A"] // top["K"]
+
+        def below(value: int, fractions) -> tuple[int, ...]:
+            return tuple(sorted({max(1, round(value * f)) for f in fractions}))
+
+        K = below(top["K"], (1 / 3, 1 / 2, 2 / 3, 1))
+        return ({"D": below(top["D"], (1 / 6, 1 / 3, 1 / 2, 2 / 3, 1)), "A": tuple(k * g for k in K), "K": K,
+                 "H": tuple(k * g * d for k in K), "I": below(top["I"], (1 / 8, 1 / 4, 1 / 2, 1))},
+                [f"A == {g} * K", f"H == {d} * A"])
+
+    def load_pretrained(self, path: str, weights: str):
+        from transformers import AutoModelForCausalLM
+
+        from ..pretrained import quiet_loading
+        from . import llama_weights
+        from .weights import read_tensors
+
+        with quiet_loading():
+            model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True).eval()
+        return model, llama_weights.causal_state(read_tensors(weights))
+
+    def importance(self, model, batch):
+        from . import llama_weights
+
+        return llama_weights.importance(model, batch)
+
+    def slice(self, state: dict, importance, xi: Mapping[str, int], s: LlamaSettings, task: str,
+              num_labels: int | None = None):
+        from . import llama_weights
+
+        model = self.build(xi, s, task=task)
+        llama_weights.load_into(model, llama_weights.sliced_state(state, importance, dict(xi)))
+        return model
 
     def logits(self, model, batch, task: str):
         """Next-token logits at every position that has a next token (the projection once per position)."""

@@ -1,0 +1,122 @@
+"""Llama weights: what a pretrained T's parts are worth, and T's weights sliced to a candidate.
+
+The rule is BERT's (``bert_weights``), with grouped-query attention kept consistent: hidden
+channels by mean |activation| at every RMSNorm output, layers by block influence, FFN neurons
+by mean |SiLU(gate) · up|, and key/value groups by the summed context norms of their query
+heads. A candidate ⟨D, A, K, H, I⟩ keeps the D most influential layers and, in each, the K
+most important key/value groups with their query heads (the A/K most important of each
+group's), the I most important neurons, and the H most important channels, in T's order.
+Whole heads keep rotary positions exact; fewer channels is an approximation (RMSNorm then
+normalises over fewer). Keeping everything reproduces T.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .weights import block_influence, token_mean, top
+
+
+@dataclass
+class Importance:
+    channels: torch.Tensor    # (H,)
+    layers: torch.Tensor      # (D,)
+    heads: torch.Tensor       # (D, A) query heads
+    neurons: torch.Tensor     # (D, I)
+    group_size: int           # query heads per key/value head (A / K of T)
+
+
+@torch.no_grad()
+def importance(model, batch) -> Importance:
+    """One forward pass of ``model`` (a Llama with its LM head) over ``batch``, with hooks."""
+    base = model.model
+    cfg = base.config
+    D, A, d = len(base.layers), cfg.num_attention_heads, cfg.hidden_size // cfg.num_attention_heads
+    mask = batch.attention_mask
+    channels = torch.zeros(cfg.hidden_size)
+    influence, heads, neurons, hooks = [None] * D, [None] * D, [None] * D, []
+
+    def on_norm(_, __, out):
+        channels.add_(token_mean(out.abs().float(), mask))
+
+    def on_layer(i):
+        def hook(_, args, kwargs, out):
+            x = args[0] if args else kwargs["hidden_states"]
+            influence[i] = block_influence(x, out[0] if isinstance(out, tuple) else out, mask)
+        return hook
+
+    def on_context(i):
+        def hook(_, args):
+            heads[i] = token_mean(args[0].float().reshape(*args[0].shape[:2], A, d).norm(dim=-1), mask)
+        return hook
+
+    def on_ffn(i):
+        def hook(_, args):
+            neurons[i] = token_mean(args[0].abs().float(), mask)
+        return hook
+
+    hooks.append(base.norm.register_forward_hook(on_norm))
+    for i, layer in enumerate(base.layers):
+        hooks += [layer.register_forward_hook(on_layer(i), with_kwargs=True),
+                  layer.input_layernorm.register_forward_hook(on_norm),
+                  layer.post_attention_layernorm.register_forward_hook(on_norm),
+                  layer.self_attn.o_proj.register_forward_pre_hook(on_context(i)),
+                  layer.mlp.down_proj.register_forward_pre_hook(on_ffn(i))]
+    was_training = model.training
+    model.eval()
+    try:
+        base(input_ids=batch.input_ids, attention_mask=mask)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return Importance(channels, torch.stack(influence), torch.stack(heads), torch.stack(neurons),
+                      A // cfg.num_key_value_heads)
+
+
+def causal_state(state: dict) -> dict:
+    """A Llama checkpoint's tensors named as in ``LlamaForCausalLM`` (a bare ``LlamaModel``'s get ``model.``)."""
+    return {k if k.startswith("model.") or k.startswith("lm_head.") else f"model.{k}": v for k, v in state.items()}
+
+
+def sliced_state(state: dict, imp: Importance, xi: dict) -> dict:
+    """T's tensors (``causal_state`` names) cut to ξ = ⟨D, A, K, H, I⟩ by the rule above."""
+    g = imp.group_size
+    ch = top(imp.channels, xi["H"])
+    per_group = xi["A"] // xi["K"]
+    out = {"model.embed_tokens.weight": state["model.embed_tokens.weight"][:, ch],
+           "model.norm.weight": state["model.norm.weight"][ch]}
+    if "lm_head.weight" in state:
+        out["lm_head.weight"] = state["lm_head.weight"][:, ch]
+    head_dim = state["model.layers.0.self_attn.q_proj.weight"].shape[0] // imp.heads.shape[1]
+    for new, old in enumerate(top(imp.layers, xi["D"]).tolist()):
+        scores = imp.heads[old].reshape(-1, g)
+        groups = top(scores.sum(-1), xi["K"]).tolist()
+        queries = [k * g + int(h) for k in groups for h in top(scores[k], per_group).tolist()]
+        q_rows = torch.cat([torch.arange(h * head_dim, (h + 1) * head_dim) for h in queries])
+        kv_rows = torch.cat([torch.arange(k * head_dim, (k + 1) * head_dim) for k in groups])
+        neurons = top(imp.neurons[old], xi["I"])
+        src, dst = f"model.layers.{old}.", f"model.layers.{new}."
+        out[dst + "self_attn.q_proj.weight"] = state[src + "self_attn.q_proj.weight"][q_rows][:, ch]
+        out[dst + "self_attn.k_proj.weight"] = state[src + "self_attn.k_proj.weight"][kv_rows][:, ch]
+        out[dst + "self_attn.v_proj.weight"] = state[src + "self_attn.v_proj.weight"][kv_rows][:, ch]
+        out[dst + "self_attn.o_proj.weight"] = state[src + "self_attn.o_proj.weight"][ch][:, q_rows]
+        out[dst + "mlp.gate_proj.weight"] = state[src + "mlp.gate_proj.weight"][neurons][:, ch]
+        out[dst + "mlp.up_proj.weight"] = state[src + "mlp.up_proj.weight"][neurons][:, ch]
+        out[dst + "mlp.down_proj.weight"] = state[src + "mlp.down_proj.weight"][ch][:, neurons]
+        for norm in ("input_layernorm.weight", "post_attention_layernorm.weight"):
+            out[dst + norm] = state[src + norm][ch]
+    return {k: v.clone() for k, v in out.items()}
+
+
+def load_into(model, state: dict) -> None:
+    """Load a ``sliced_state`` into a freshly built ``LlamaForCausalLM`` (tied or not)."""
+    own = model.state_dict()
+    missing, unexpected = model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
+    assert not unexpected, unexpected
+    if model.config.tie_word_embeddings:
+        model.tie_weights()
+    missing = [k for k in missing if not (k == "lm_head.weight" and model.config.tie_word_embeddings)]
+    assert not missing, missing
