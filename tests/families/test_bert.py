@@ -5,6 +5,7 @@ import random
 
 import pytest
 import torch
+from counting import matmul_mults, meta_model, numel, traced_flops
 from torch.utils.flop_counter import FlopCounterMode
 
 from ose import load_space
@@ -13,36 +14,15 @@ from ose.families import get_family
 bert = get_family("bert")
 
 
-def _meta_model(xi, settings):
-    with torch.device("meta"):
-        return bert.build(xi, settings, attn="eager").eval()
-
-
-def _numel(model):
-    return sum(p.numel() for p in model.parameters())
-
-
-def _traced_flops(model, L):
-    ids = torch.zeros(1, L, dtype=torch.long, device="meta")
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        model(input_ids=ids)
-    return counter.get_total_flops()
-
-
-def _matmul_mults(xi, settings):
-    return sum(op.mults for op in bert.operations(xi, settings) if op.matmul)
-
-
 @pytest.mark.parametrize("preset", ["bert-tiny", "bert-paper"])
 def test_params_and_matmul_mults_equal_the_built_model_for_every_architecture(preset):
     space = load_space(preset)
     settings = dataclasses.replace(space.settings, seq_len=16)  # flops scale exactly in L; keep traces small
     for xi in space.architectures():
-        model = _meta_model(xi, settings)
-        assert _numel(model) == bert.cost(xi, settings).params, xi
+        model = meta_model(bert, xi, settings)
+        assert numel(model) == bert.cost(xi, settings).params, xi
         # FlopCounterMode counts 2 FLOPs per multiply-add of a matrix product.
-        assert _traced_flops(model, settings.seq_len) == 2 * _matmul_mults(xi, settings), xi
+        assert traced_flops(model, settings.seq_len) == 2 * matmul_mults(bert, xi, settings), xi
 
 
 @pytest.mark.parametrize("head", ["classifier", "mlm", "none"])
@@ -54,20 +34,20 @@ def test_random_off_grid_architectures_and_settings(head):
         s = bert.settings_type(vocab_size=rng.randint(5, 3000), max_positions=rng.randint(40, 200),
                               type_vocab_size=rng.randint(1, 4), seq_len=rng.randint(1, 40), head=head,
                               num_labels=rng.randint(1, 9))
-        model = _meta_model(xi, s)
+        model = meta_model(bert, xi, s)
         cost = bert.cost(xi, s)
-        assert _numel(model) == cost.params, (xi, s)
-        assert _traced_flops(model, s.seq_len) == 2 * _matmul_mults(xi, s), (xi, s)
+        assert numel(model) == cost.params, (xi, s)
+        assert traced_flops(model, s.seq_len) == 2 * matmul_mults(bert, xi, s), (xi, s)
 
 
 def test_parts_split_embeddings_encoder_and_head():
     s = bert.settings_type()
     xi = {"D": 4, "A": 8, "H": 1024, "I": 768}
-    model = _meta_model(xi, s)
+    model = meta_model(bert, xi, s)
     p = bert.params(xi, s)
-    assert p["A"] == _numel(model.bert.embeddings)
-    assert p["B"] == _numel(model.bert.encoder)
-    assert p["C"] == _numel(model.bert.pooler) + _numel(model.classifier)
+    assert p["A"] == numel(model.bert.embeddings)
+    assert p["B"] == numel(model.bert.encoder)
+    assert p["C"] == numel(model.bert.pooler) + numel(model.classifier)
 
 
 def test_real_forward_pass_counts_the_same_as_meta():
@@ -77,7 +57,7 @@ def test_real_forward_pass_counts_the_same_as_meta():
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
         model(input_ids=torch.randint(0, 100, (1, 8)))
-    assert counter.get_total_flops() == 2 * _matmul_mults(xi, s)
+    assert counter.get_total_flops() == 2 * matmul_mults(bert, xi, s)
 
 
 def test_operation_kinds_grow_with_the_architecture():

@@ -4,34 +4,12 @@ import dataclasses
 import random
 
 import pytest
-import torch
-from torch.utils.flop_counter import FlopCounterMode
+from counting import matmul_mults, meta_model, numel, traced_flops
 
 from ose import load_space
 from ose.families import get_family
 
 llama = get_family("llama")
-
-
-def _meta_model(xi, settings):
-    with torch.device("meta"):
-        return llama.build(xi, settings, attn="eager").eval()
-
-
-def _numel(model):
-    return sum(p.numel() for p in model.parameters())  # a tied head is one tensor, counted once
-
-
-def _traced_flops(model, L):
-    ids = torch.zeros(1, L, dtype=torch.long, device="meta")
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        model(input_ids=ids)
-    return counter.get_total_flops()
-
-
-def _matmul_mults(xi, settings):
-    return sum(op.mults for op in llama.operations(xi, settings) if op.matmul)
 
 
 @pytest.mark.parametrize("tied", [True, False])
@@ -40,9 +18,9 @@ def test_params_and_matmul_mults_equal_the_built_model_for_every_architecture(pr
     space = load_space(preset)
     settings = dataclasses.replace(space.settings, seq_len=8, tie_embeddings=tied)  # flops scale in L
     for xi in space.architectures():
-        model = _meta_model(xi, settings)
-        assert _numel(model) == llama.cost(xi, settings).params, xi
-        assert _traced_flops(model, settings.seq_len) == 2 * _matmul_mults(xi, settings), xi
+        model = meta_model(llama, xi, settings)
+        assert numel(model) == llama.cost(xi, settings).params, xi
+        assert traced_flops(model, settings.seq_len) == 2 * matmul_mults(llama, xi, settings), xi
 
 
 @pytest.mark.parametrize("head", ["lm", "none"])
@@ -54,21 +32,21 @@ def test_random_off_grid_architectures_with_grouped_key_value_heads(head):
         xi = {"D": rng.randint(1, 4), "A": A, "K": K, "H": A * 2 * rng.randint(1, 12), "I": rng.randint(1, 200)}
         s = llama.settings_type(vocab_size=rng.randint(5, 3000), max_positions=64, seq_len=rng.randint(1, 40),
                                 tie_embeddings=rng.random() < 0.5, head=head)
-        model = _meta_model(xi, s)
-        assert _numel(model) == llama.cost(xi, s).params, (xi, s)
-        assert _traced_flops(model, s.seq_len) == 2 * _matmul_mults(xi, s), (xi, s)
+        model = meta_model(llama, xi, s)
+        assert numel(model) == llama.cost(xi, s).params, (xi, s)
+        assert traced_flops(model, s.seq_len) == 2 * matmul_mults(llama, xi, s), (xi, s)
 
 
 def test_parts_split_embeddings_layers_and_head():
     s = llama.settings_type(vocab_size=1000, tie_embeddings=False)
     xi = {"D": 2, "A": 4, "K": 2, "H": 64, "I": 96}
-    model = _meta_model(xi, s)
+    model = meta_model(llama, xi, s)
     p = llama.params(xi, s)
-    assert p["A"] == _numel(model.model.embed_tokens)
-    assert p["B"] == _numel(model.model.layers)
-    assert p["C"] == _numel(model.model.norm) + _numel(model.lm_head)
+    assert p["A"] == numel(model.model.embed_tokens)
+    assert p["B"] == numel(model.model.layers)
+    assert p["C"] == numel(model.model.norm) + numel(model.lm_head)
     tied = llama.params(xi, dataclasses.replace(s, tie_embeddings=True))
-    assert tied["C"] == _numel(model.model.norm) and tied["A"] == p["A"]
+    assert tied["C"] == numel(model.model.norm) and tied["A"] == p["A"]
 
 
 def test_smollm_135m_counts_its_published_size():

@@ -16,6 +16,29 @@ from typing import Any, Mapping
 from ..costs import Cost, Op
 
 
+def check_settings(s: Any, positive: tuple[str, ...], heads: tuple[str, ...]) -> str | None:
+    """The checks every family's settings share: counts that must be positive, a known head, and
+    a sequence length within the positions."""
+    for name in positive:
+        if getattr(s, name) < 1:
+            return f"{name} must be positive, got {getattr(s, name)}"
+    if s.head not in heads:
+        return f"head must be one of {', '.join(heads)}, got {s.head!r}"
+    if s.seq_len > s.max_positions:
+        return f"seq_len {s.seq_len} exceeds max_positions {s.max_positions}"
+    return None
+
+
+def check_heads(xi: Mapping[str, int], parameters: tuple[str, ...]) -> str | None:
+    """The checks every transformer family shares: positive parameters, H a whole number of heads."""
+    for k in parameters:
+        if xi[k] < 1:
+            return f"{k} must be positive, got {xi[k]}"
+    if xi["H"] % xi["A"]:
+        return f"H={xi['H']} is not divisible by A={xi['A']}"
+    return None
+
+
 class Family(ABC):
     name: str
     parameters: tuple[str, ...]   # the architectural parameters ξ assigns, in order
@@ -67,19 +90,42 @@ class Family(ABC):
         """A search grid below T = ``top``: candidate values per parameter, and constraints."""
         raise NotImplementedError(f"family {self.name} has no default grid")
 
+    # A family that inherits weights names its module (``families/<name>_weights.py``: importance,
+    # normalize, sliced_state, load_into) and the transformers Auto class a checkpoint loads with.
+    weights_module: str | None = None
+    pretrained_class: str = "AutoModel"
+
+    def _weights(self):
+        if self.weights_module is None:
+            raise NotImplementedError(f"family {self.name} cannot inherit weights")
+        import importlib
+
+        return importlib.import_module(f"{__package__}.{self.weights_module}")
+
     def load_pretrained(self, path: str, weights: str):
         """(the checkpoint's model in eval mode, its tensors as ``slice`` reads them)."""
-        raise NotImplementedError(f"family {self.name} cannot read a checkpoint")
+        import transformers
+
+        from ..pretrained import quiet_loading
+        from .weights import read_tensors
+
+        module = self._weights()
+        with quiet_loading():
+            model = getattr(transformers, self.pretrained_class).from_pretrained(path, local_files_only=True)
+        return model.eval(), module.normalize(read_tensors(weights))
 
     def importance(self, model, batch):
         """What each part of the pretrained ``model`` is worth on a calibration ``batch``."""
-        raise NotImplementedError(f"family {self.name} cannot inherit weights")
+        return self._weights().importance(model, batch)
 
     def slice(self, state: dict, importance, xi: Mapping[str, int], s: Any, task: str,
               num_labels: int | None = None):
         """ξ's model for ``task`` with T's weights (``state``) cut to its shape by ``importance``;
         parts T lacks (a new task head) start fresh."""
-        raise NotImplementedError(f"family {self.name} cannot inherit weights")
+        module = self._weights()
+        model = self.build(xi, s, task=task, num_labels=num_labels)
+        module.load_into(model, module.sliced_state(state, importance, dict(xi), s))
+        return model
 
     def __reduce__(self):  # by name: workers receive the space, and look the family up again
         from . import get_family

@@ -16,7 +16,7 @@ from typing import Mapping
 
 from ..costs import Op
 from . import ops
-from .base import Family
+from .base import Family, check_heads, check_settings
 
 PARAMETERS = ("D", "A", "H", "I")
 HEADS = ("classifier", "mlm", "none")
@@ -35,14 +35,8 @@ class BertSettings:
     num_labels: int = 2
 
     def check(self) -> str | None:
-        for name in ("vocab_size", "max_positions", "type_vocab_size", "seq_len", "num_labels"):
-            if getattr(self, name) < 1:
-                return f"{name} must be positive, got {getattr(self, name)}"
-        if self.head not in HEADS:
-            return f"head must be one of {', '.join(HEADS)}, got {self.head!r}"
-        if self.seq_len > self.max_positions:
-            return f"seq_len {self.seq_len} exceeds max_positions {self.max_positions}"
-        return None
+        return check_settings(self, ("vocab_size", "max_positions", "type_vocab_size", "seq_len", "num_labels"),
+                              HEADS)
 
 
 def _layer_ops(xi: Mapping[str, int], L: int) -> list[Op]:
@@ -70,14 +64,10 @@ class Bert(Family):
     settings_type = BertSettings
     tasks = ("mlm", "cls")
     checkpoint_body = ("embeddings.", "encoder.", "bert.embeddings.", "bert.encoder.")
+    weights_module = "bert_weights"
 
     def check(self, xi: Mapping[str, int]) -> str | None:
-        for k in PARAMETERS:
-            if xi[k] < 1:
-                return f"{k} must be positive, got {xi[k]}"
-        if xi["H"] % xi["A"]:
-            return f"H={xi['H']} is not divisible by A={xi['A']}"
-        return None
+        return check_heads(xi, PARAMETERS)
 
     def params(self, xi: Mapping[str, int], s: BertSettings) -> dict[str, int]:
         D, H, I = xi["D"], xi["H"], xi["I"]
@@ -144,38 +134,12 @@ class Bert(Family):
 
     def default_grid(self, top: Mapping[str, int]) -> tuple[dict[str, tuple[int, ...]], list[str]]:
         """Fractions of T in each dimension, every head kept whole (H/A = T's head size: exact slices)."""
+        from .weights import DEPTHS, FFN, WIDTHS, fractions_of
+
         head = top["H"] // top["A"]
-
-        def below(value: int, fractions, step: int = 1) -> tuple[int, ...]:
-            return tuple(sorted({max(step, round(value * f / step) * step) for f in fractions}))
-
-        H = below(top["H"], (1 / 3, 1 / 2, 2 / 3, 1), step=head)
-        return ({"D": below(top["D"], (1 / 6, 1 / 3, 1 / 2, 2 / 3, 1)), "A": tuple(h // head for h in H), "H": H,
-                 "I": below(top["I"], (1 / 8, 1 / 4, 1 / 2, 1))}, [f"H == {head} * A"])
-
-    def load_pretrained(self, path: str, weights: str):
-        from transformers import AutoModel
-
-        from ..pretrained import quiet_loading
-        from . import bert_weights
-        from .weights import read_tensors
-
-        with quiet_loading():
-            model = AutoModel.from_pretrained(path, local_files_only=True).eval()
-        return model, bert_weights.base_state(read_tensors(weights))
-
-    def importance(self, model, batch):
-        from . import bert_weights
-
-        return bert_weights.importance(model, batch)
-
-    def slice(self, state: dict, importance, xi: Mapping[str, int], s: BertSettings, task: str,
-              num_labels: int | None = None):
-        from . import bert_weights
-
-        model = self.build(xi, s, task=task, num_labels=num_labels)
-        bert_weights.load_into(model, bert_weights.sliced_state(state, importance, dict(xi), s.max_positions))
-        return model
+        H = fractions_of(top["H"], WIDTHS, step=head)
+        return ({"D": fractions_of(top["D"], DEPTHS), "A": tuple(h // head for h in H), "H": H,
+                 "I": fractions_of(top["I"], FFN)}, [f"H == {head} * A"])
 
     def logits(self, model, batch, task: str):
         """MLM: vocabulary logits at masked positions only (the projection is most of the cost)."""

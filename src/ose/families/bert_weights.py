@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .weights import block_influence, token_mean, top
+from .weights import block_influence, run_hooked, token_mean, top
 
 
 @dataclass
@@ -78,24 +78,17 @@ def importance(model, batch) -> Importance:
                   layer.output.LayerNorm.register_forward_hook(on_norm),
                   layer.attention.output.dense.register_forward_pre_hook(on_context(i)),
                   layer.output.dense.register_forward_pre_hook(on_ffn(i))]
-    was_training = model.training
-    model.eval()
-    try:
-        base(input_ids=batch.input_ids, attention_mask=mask)
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
+    run_hooked(model, base, hooks, batch)
     return Importance(channels, torch.stack(influence), torch.stack(heads), torch.stack(dims), torch.stack(neurons))
 
 
-def base_state(state: dict) -> dict:
+def normalize(state: dict) -> dict:
     """A BERT checkpoint's tensors named as in ``BertModel`` (no ``bert.`` prefix), heads kept apart."""
     return {k[len("bert."):] if k.startswith("bert.") else k: v for k, v in state.items()}
 
 
-def sliced_state(state: dict, imp: Importance, xi: dict, max_positions: int) -> dict:
-    """T's tensors (``base_state`` names) cut to ξ = ⟨D, A, H, I⟩ by the rule above."""
+def sliced_state(state: dict, imp: Importance, xi: dict, settings) -> dict:
+    """T's tensors (``normalize`` names) cut to ξ = ⟨D, A, H, I⟩ by the rule above."""
     D_T, A_T = imp.heads.shape
     d_T = imp.head_dims.shape[-1]
     ch = top(imp.channels, xi["H"])
@@ -103,7 +96,7 @@ def sliced_state(state: dict, imp: Importance, xi: dict, max_positions: int) -> 
     out = {}
     e = "embeddings."
     out[e + "word_embeddings.weight"] = state[e + "word_embeddings.weight"][:, ch]
-    out[e + "position_embeddings.weight"] = state[e + "position_embeddings.weight"][:max_positions, ch]
+    out[e + "position_embeddings.weight"] = state[e + "position_embeddings.weight"][:settings.max_positions, ch]
     out[e + "token_type_embeddings.weight"] = state[e + "token_type_embeddings.weight"][:, ch]
     for p in ("weight", "bias"):
         out[e + "LayerNorm." + p] = state[e + "LayerNorm." + p][ch]

@@ -21,7 +21,7 @@ from typing import Mapping
 
 from ..costs import Op
 from . import ops
-from .base import Family
+from .base import Family, check_heads, check_settings
 
 PARAMETERS = ("D", "A", "K", "H", "I")
 HEADS = ("lm", "none")
@@ -40,14 +40,7 @@ class LlamaSettings:
     rms_norm_eps: float = 1e-5
 
     def check(self) -> str | None:
-        for name in ("vocab_size", "max_positions", "seq_len"):
-            if getattr(self, name) < 1:
-                return f"{name} must be positive, got {getattr(self, name)}"
-        if self.head not in HEADS:
-            return f"head must be one of {', '.join(HEADS)}, got {self.head!r}"
-        if self.seq_len > self.max_positions:
-            return f"seq_len {self.seq_len} exceeds max_positions {self.max_positions}"
-        return None
+        return check_settings(self, ("vocab_size", "max_positions", "seq_len"), HEADS)
 
 
 def _layer_ops(xi: Mapping[str, int], L: int) -> list[Op]:
@@ -79,13 +72,13 @@ class Llama(Family):
     settings_type = LlamaSettings
     tasks = ("clm",)
     checkpoint_body = ("model.embed_tokens.", "model.layers.", "embed_tokens.", "layers.")
+    weights_module = "llama_weights"
+    pretrained_class = "AutoModelForCausalLM"
 
     def check(self, xi: Mapping[str, int]) -> str | None:
-        for k in PARAMETERS:
-            if xi[k] < 1:
-                return f"{k} must be positive, got {xi[k]}"
-        if xi["H"] % xi["A"]:
-            return f"H={xi['H']} is not divisible by A={xi['A']}"
+        problem = check_heads(xi, PARAMETERS)
+        if problem:
+            return problem
         if xi["A"] % xi["K"]:
             return f"A={xi['A']} is not divisible by K={xi['K']} (each key/value head serves A/K query heads)"
         return None
@@ -141,39 +134,13 @@ class Llama(Family):
 
     def default_grid(self, top: Mapping[str, int]) -> tuple[dict[str, tuple[int, ...]], list[str]]:
         """Fractions of T, whole key/value groups with all their query heads, heads of T's size."""
+        from .weights import DEPTHS, FFN, WIDTHS, fractions_of
+
         d, g = top["H"] // top["A"], top["A"] // top["K"]
-
-        def below(value: int, fractions) -> tuple[int, ...]:
-            return tuple(sorted({max(1, round(value * f)) for f in fractions}))
-
-        K = below(top["K"], (1 / 3, 1 / 2, 2 / 3, 1))
-        return ({"D": below(top["D"], (1 / 6, 1 / 3, 1 / 2, 2 / 3, 1)), "A": tuple(k * g for k in K), "K": K,
-                 "H": tuple(k * g * d for k in K), "I": below(top["I"], (1 / 8, 1 / 4, 1 / 2, 1))},
+        K = fractions_of(top["K"], WIDTHS)
+        return ({"D": fractions_of(top["D"], DEPTHS), "A": tuple(k * g for k in K), "K": K,
+                 "H": tuple(k * g * d for k in K), "I": fractions_of(top["I"], FFN)},
                 [f"A == {g} * K", f"H == {d} * A"])
-
-    def load_pretrained(self, path: str, weights: str):
-        from transformers import AutoModelForCausalLM
-
-        from ..pretrained import quiet_loading
-        from . import llama_weights
-        from .weights import read_tensors
-
-        with quiet_loading():
-            model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True).eval()
-        return model, llama_weights.causal_state(read_tensors(weights))
-
-    def importance(self, model, batch):
-        from . import llama_weights
-
-        return llama_weights.importance(model, batch)
-
-    def slice(self, state: dict, importance, xi: Mapping[str, int], s: LlamaSettings, task: str,
-              num_labels: int | None = None):
-        from . import llama_weights
-
-        model = self.build(xi, s, task=task)
-        llama_weights.load_into(model, llama_weights.sliced_state(state, importance, dict(xi)))
-        return model
 
     def logits(self, model, batch, task: str):
         """Next-token logits at every position that has a next token (the projection once per position)."""

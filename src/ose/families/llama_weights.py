@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .weights import block_influence, token_mean, top
+from .weights import block_influence, run_hooked, token_mean, top
 
 
 @dataclass
@@ -64,25 +64,18 @@ def importance(model, batch) -> Importance:
                   layer.post_attention_layernorm.register_forward_hook(on_norm),
                   layer.self_attn.o_proj.register_forward_pre_hook(on_context(i)),
                   layer.mlp.down_proj.register_forward_pre_hook(on_ffn(i))]
-    was_training = model.training
-    model.eval()
-    try:
-        base(input_ids=batch.input_ids, attention_mask=mask)
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
+    run_hooked(model, base, hooks, batch)
     return Importance(channels, torch.stack(influence), torch.stack(heads), torch.stack(neurons),
                       A // cfg.num_key_value_heads)
 
 
-def causal_state(state: dict) -> dict:
+def normalize(state: dict) -> dict:
     """A Llama checkpoint's tensors named as in ``LlamaForCausalLM`` (a bare ``LlamaModel``'s get ``model.``)."""
     return {k if k.startswith("model.") or k.startswith("lm_head.") else f"model.{k}": v for k, v in state.items()}
 
 
-def sliced_state(state: dict, imp: Importance, xi: dict) -> dict:
-    """T's tensors (``causal_state`` names) cut to ξ = ⟨D, A, K, H, I⟩ by the rule above."""
+def sliced_state(state: dict, imp: Importance, xi: dict, settings=None) -> dict:
+    """T's tensors (``normalize`` names) cut to ξ = ⟨D, A, K, H, I⟩ by the rule above."""
     g = imp.group_size
     ch = top(imp.channels, xi["H"])
     per_group = xi["A"] // xi["K"]
@@ -111,7 +104,7 @@ def sliced_state(state: dict, imp: Importance, xi: dict) -> dict:
     return {k: v.clone() for k, v in out.items()}
 
 
-def load_into(model, state: dict) -> None:
+def load_into(model, state: dict) -> list[str]:
     """Load a ``sliced_state`` into a freshly built ``LlamaForCausalLM`` (tied or not)."""
     own = model.state_dict()
     missing, unexpected = model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
@@ -120,3 +113,4 @@ def load_into(model, state: dict) -> None:
         model.tie_weights()
     missing = [k for k in missing if not (k == "lm_head.weight" and model.config.tie_word_embeddings)]
     assert not missing, missing
+    return missing

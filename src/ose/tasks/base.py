@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..errors import DataError
+
 
 @dataclass
 class Batch:
@@ -53,6 +55,17 @@ class TaskData:
 class BlockData(TaskData):
     """Texts concatenated and cut into blocks of L tokens, each starting with [CLS]; the targets
     of a batch are positions marked in ``masked``, stored flat in row order."""
+
+    def split_blocks(self, tok, train: list, heldout: list, seq_len: int, eval_size: int, seed: int):
+        """Training blocks (kept as ``self.train``), and ``eval_size`` held-out blocks drawn with a
+        generator seeded by ``seed``, returned with it (it draws B's masks next, where a task has any)."""
+        self.train_unit = f"blocks of {seq_len} tokens"
+        self.train = self.blocks(tok, train, seq_len)
+        held = self.blocks(tok, heldout, seq_len)
+        if len(self.train) < 1 or len(held) < 1:
+            raise DataError(f"too little text for blocks of {seq_len} tokens in train and held-out parts")
+        g = torch.Generator().manual_seed(seed + 1)
+        return held[torch.randperm(len(held), generator=g)[:eval_size]], g
 
     def blocks(self, tok, examples: list, seq_len: int) -> torch.Tensor:
         sep, cls = tok.token_to_id("[SEP]"), tok.token_to_id("[CLS]")

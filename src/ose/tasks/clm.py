@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import DataError
 from .base import Batch, BlockData, Task
 
 
@@ -17,13 +16,8 @@ class CLMData(BlockData):
     """Blocks of L tokens; every position after the first is a target (the next token of the one before)."""
 
     def __init__(self, tok, train: list, heldout: list, seq_len: int, eval_size: int, seed: int):
-        self.train_unit = f"blocks of {seq_len} tokens"
-        self.train = self.blocks(tok, train, seq_len)
-        held = self.blocks(tok, heldout, seq_len)
-        if len(self.train) < 1 or len(held) < 1:
-            raise DataError(f"too little text for blocks of {seq_len} tokens in train and held-out parts")
-        g = torch.Generator().manual_seed(seed + 1)
-        self.heldout = self.batch(held[torch.randperm(len(held), generator=g)[:eval_size]])
+        held, _ = self.split_blocks(tok, train, heldout, seq_len, eval_size, seed)
+        self.heldout = self.batch(held)
 
     @staticmethod
     def batch(blocks: torch.Tensor) -> Batch:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 
 from ..data import SPECIALS
-from ..errors import DataError
 from .base import Batch, BlockData, Task
 
 
@@ -16,13 +15,7 @@ class MLMData(BlockData):
     def __init__(self, tok, train: list, heldout: list, seq_len: int, eval_size: int, seed: int, vocab_size: int):
         self.ids = {s: tok.token_to_id(s) for s in SPECIALS}
         self.vocab_size = vocab_size
-        self.train_unit = f"blocks of {seq_len} tokens"
-        self.train = self.blocks(tok, train, seq_len)
-        held = self.blocks(tok, heldout, seq_len)
-        if len(self.train) < 1 or len(held) < 1:
-            raise DataError(f"too little text for blocks of {seq_len} tokens in train and held-out parts")
-        g = torch.Generator().manual_seed(seed + 1)
-        held = held[torch.randperm(len(held), generator=g)[:eval_size]]
+        held, g = self.split_blocks(tok, train, heldout, seq_len, eval_size, seed)
         self.heldout = self.mask(held, g)
 
     def mask(self, blocks: torch.Tensor, g: torch.Generator) -> Batch:
