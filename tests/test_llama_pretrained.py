@@ -72,3 +72,8 @@ def test_a_checkpoint_of_another_family_than_the_space_is_one_line(run_cli, bert
                      '[maximum_point]\nD = 1\nA = 2\nK = 1\nH = 32\nI = 64\n')
     code, _, err = run_cli("space", space, "--from", bert_checkpoint)
     assert code == 2 and err.count("\n") == 1 and "family llama, but --from" in err and "is bert" in err
+
+
+def test_a_llama_checkpoint_under_a_bert_space_is_one_line(run_cli, llama_checkpoint):
+    code, _, err = run_cli("space", "bert-tiny", "--from", llama_checkpoint)
+    assert code == 2 and err.count("\n") == 1 and "family bert, but --from" in err and "is llama" in err
