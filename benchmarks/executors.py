@@ -35,8 +35,8 @@ def timed(executor: str, args, out: str, threads: int | None = None) -> tuple[fl
     return time.perf_counter() - t, res.evaluations
 
 
-def pick(table: list[dict]) -> dict:
-    return {k: max(table, key=lambda r: r["w"])[k] for k in "DAHI"}
+def pick(table: list[dict], names: tuple[str, ...]) -> dict:
+    return {k: max(table, key=lambda r: r["w"])[k] for k in names}
 
 
 def main() -> None:
@@ -49,6 +49,7 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     cores = len(os.sched_getaffinity(0))
+    names = ose.load_space(args.space).family.parameters
     ose.extract(space=args.space, epsilon=len(ose.load_space(args.space).architectures()), steps=1,
                 out=tempfile.mkdtemp(), progress=False, log=lambda *a: None)  # warm the tokenizer cache
     runs = {"local": ("local", None), "processes": ("processes", None), "ray": ("ray", None)}
@@ -64,7 +65,7 @@ def main() -> None:
         # Workers run with fewer torch threads than local, so floating-point sums may round
         # differently; report the largest difference in ê (0.0 = identical).
         diff = max(abs(a["error"] - b["error"]) for a, b in zip(tables[name], tables["local"]))
-        same = f"max |Δê| vs local {diff:.2g}, {'same' if pick(tables[name]) == pick(tables['local']) else 'DIFFERENT'} pick"
+        same = f"max |Δê| vs local {diff:.2g}, {'same' if pick(tables[name], names) == pick(tables['local'], names) else 'DIFFERENT'} pick"
         line = f"{name:10s} {t:7.1f} s   speed-up over local {times['local'] / t:5.2f}x   ({same})"
         busy = sum(r["seconds"] for r in tables[name])
         if runs[name][0] != "local":

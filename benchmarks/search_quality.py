@@ -1,7 +1,7 @@
 """How close each search strategy gets to the optimum W*, and for how much training compute.
 
-    python benchmarks/search_quality.py [--space bert-tiny] [--steps 30] [--factor 10] [--seeds 5]
-                                         [--epsilon 3] [--runs benchmarks/runs] [--workers 2]
+    python benchmarks/search_quality.py [--space bert-tiny] [--task TASK] [--steps 30] [--factor 10]
+                                         [--seeds 5] [--epsilon 3] [--runs benchmarks/runs] [--workers 2]
 
 1. Ground truth: every ξ ∈ Ξ trained for k × s steps (``ose groundtruth``); its ê gives the
    "true" W of every architecture, and W* = max true W.
@@ -34,11 +34,11 @@ STRATEGIES = ("fptas", "exhaustive", "random", "nsga2", "tpe")
 
 
 def study(args, out: Path, seed: int, steps: int) -> dict:
-    res = ose.extract(space=args.space, strategy="exhaustive", epsilon=1, steps=steps, seed=seed, out=str(out),
-                      theta=[args.theta], executor="processes" if args.workers > 1 else "local",
+    res = ose.extract(space=args.space, task=args.task, strategy="exhaustive", epsilon=1, steps=steps, seed=seed,
+                      out=str(out), theta=[args.theta], executor="processes" if args.workers > 1 else "local",
                       workers=args.workers if args.workers > 1 else None, progress=args.progress,
                       log=lambda *a: None)
-    return {job_key({k: r[k] for k in "DAHI"}, Theta(**args.theta)): r for r in res.evaluations}
+    return {job_key({k: r[k] for k in args.names}, Theta(**args.theta)): r for r in res.evaluations}
 
 
 def replay(name: str, args, table: dict, seed: int):
@@ -59,6 +59,7 @@ def replay(name: str, args, table: dict, seed: int):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--space", default="bert-tiny")
+    ap.add_argument("--task", help="the error surrogate's task (default: the family's first, mlm or clm)")
     ap.add_argument("--steps", type=int, default=30, help="s")
     ap.add_argument("--factor", type=int, default=10, help="k: ground truth trains k × s steps")
     ap.add_argument("--seeds", type=int, default=5)
@@ -70,7 +71,9 @@ def main() -> None:
     args = ap.parse_args()
     default = ExtractConfig().theta[0]
     args.theta = {"lr": default.lr, "momentum": default.momentum, "batch_size": args.batch_size}
-    runs = Path(args.runs) / f"{args.space}-s{args.steps}-b{args.batch_size}"
+    family = ose.load_space(args.space).family
+    args.names, args.task = family.parameters, args.task or family.tasks[0]
+    runs = Path(args.runs) / f"{args.space}-{args.task}-s{args.steps}-b{args.batch_size}"
     truth = study(args, runs / f"groundtruth-k{args.factor}", 0, args.factor * args.steps)
     true_w = {k.split("|")[0]: float(r["w"]) for k, r in truth.items() if r["status"] == "ok"}
     w_star = max(true_w.values())
@@ -83,11 +86,11 @@ def main() -> None:
         table = study(args, runs / f"table-seed{seed}", seed, args.steps)
         for name in STRATEGIES:
             pick, trainings = replay(name, args, table, seed)
-            key = ",".join(f"{k}={pick[k]}" for k in "DAHI")
+            key = ",".join(f"{k}={pick[k]}" for k in args.names)
             scores[name].append(true_w[key] / w_star)
             spent[name].append(trainings / n_space)
             picks[name].append(key)
-    print(f"{args.space}: |Ξ| = {n_space}, s = {args.steps}, ground truth k × s = {args.factor * args.steps} steps, "
+    print(f"{args.space} ({args.task}): |Ξ| = {n_space}, s = {args.steps}, ground truth k × s = {args.factor * args.steps} steps, "
           f"ε = {args.epsilon}, θ = {args.theta}, seeds = {args.seeds}")
     print(f"W* = {w_star:.4f} at {optimum}")
     print(f"{'strategy':10s} {'median W(pick)/W*':>18s} {'min':>6s} {'compute/exhaustive':>19s}  picks")
