@@ -74,3 +74,38 @@ def llama_checkpoint(tmp_path_factory):
     LlamaForCausalLM(config).save_pretrained(path)
     tokenizer_for_export(tok, 64).save_pretrained(path)
     return path
+
+
+def byte_level_bpe(vocab_size: int = 512):
+    """A byte-level BPE tokenizer as small decoders ship one (SmolLM's kind): no [CLS] or [MASK],
+    one special token, <|endoftext|>, that begins and ends texts. Trained on embedded tweets."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from ose.config import ExtractConfig
+    from ose.data import read_examples
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"], show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator([e.text for e in read_examples(ExtractConfig(max_examples=2000))], trainer)
+    return tok
+
+
+@pytest.fixture(scope="session")
+def decoder_checkpoint(tmp_path_factory):
+    """A SmolLM-like checkpoint as transformers 5 saves it: byte-level BPE with <|endoftext|> as bos
+    and eos, tied embeddings, rope θ = 500,000 (in ``rope_parameters``); random seeded weights."""
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    path = tmp_path_factory.mktemp("checkpoint") / "smol-llama"
+    tok = byte_level_bpe()
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                         tie_word_embeddings=True, rope_theta=500000.0, bos_token_id=0, eos_token_id=0)
+    LlamaForCausalLM(config).save_pretrained(path)
+    PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+                            model_max_length=64).save_pretrained(path)
+    return path

@@ -224,13 +224,35 @@ def test_user_tokenizer_larger_than_the_space_vocabulary_does_not_fit(tmp_path, 
     assert "512" in str(e.value) and "\n" not in str(e.value)
 
 
-def test_user_tokenizer_without_mask_token_does_not_fit(tmp_path):
+def test_a_tokenizer_fits_a_task_by_the_special_tokens_it_needs(tmp_path, tweets):
+    """No [MASK]: fit for classification, a one-line error for MLM naming what is missing."""
+    tok = D.train_wordpiece([e.text for e in tweets], 300)
+    vocab = {k: v for k, v in tok.get_vocab().items() if k != "[MASK]"}
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    nomask = Tokenizer(models.WordLevel({k: i for i, k in enumerate(sorted(vocab, key=vocab.get))}, unk_token="[UNK]"))
+    nomask.pre_tokenizer = pre_tokenizers.Whitespace()
+    folder = _save_tokenizer(nomask, tmp_path / "nomask")
+    data, _, _ = prep("cls", 512, 32, 8, 0, max_examples=2000, eval_batches=1, tokenizer=folder)
+    assert data.heldout.input_ids[0, 0] == nomask.token_to_id("[CLS]")
+    with pytest.raises(DataError, match=r"does not fit task mlm: it names no \[MASK\] or mask token") as e:
+        prep("mlm", 512, 32, 8, 0, max_examples=2000, eval_batches=1, tokenizer=folder)
+    assert "\n" not in str(e.value)
+
+
+def test_specials_of_a_decoder_tokenizer_come_from_its_config(tmp_path):
+    """A byte-level BPE as decoders ship it: no [CLS]; bos and eos named in tokenizer_config.json."""
     from tokenizers import Tokenizer, models
 
-    vocab = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "hello": 4}
-    folder = _save_tokenizer(Tokenizer(models.WordLevel(vocab, unk_token="[UNK]")), tmp_path / "nomask")
-    with pytest.raises(DataError, match=r"does not fit.*\[MASK\]"):
-        get_tokenizer([], 512, folder)
+    tok = Tokenizer(models.WordLevel({"<|endoftext|>": 0, "<unk>": 1, "<s>": 2, "</s>": 3, "hi": 4}, unk_token="<unk>"))
+    folder = _save_tokenizer(tok, tmp_path / "bpe")
+    assert D.read_specials(tok, folder) == D.Specials(begin=None, end=None, pad=None, mask=None)
+    (tmp_path / "bpe" / "tokenizer_config.json").write_text(json.dumps({"bos_token": "<|endoftext|>",
+                                                                        "eos_token": {"content": "<|endoftext|>"}}))
+    assert D.read_specials(tok, folder) == D.Specials(begin="<|endoftext|>", end="<|endoftext|>", pad=None, mask=None)
+    (tmp_path / "bpe" / "special_tokens_map.json").write_text(json.dumps({"bos_token": "<s>", "pad_token": "<none>"}))
+    (tmp_path / "bpe" / "tokenizer_config.json").write_text(json.dumps({"eos_token": "</s>"}))
+    assert D.read_specials(tok, folder) == D.Specials(begin="<s>", end="</s>", pad=None, mask=None)
 
 
 def test_user_tokenizer_that_is_not_a_tokenizer(tmp_path):

@@ -61,7 +61,9 @@ def test_extract_from_a_llama_checkpoint_and_distil_a_generating_model(llama_che
     model = AutoModelForCausalLM.from_pretrained(done.out)
     tok = AutoTokenizer.from_pretrained(done.out)
     ids = tok("the cat sat", return_tensors="pt")["input_ids"]
-    out = model.generate(ids, max_new_tokens=5, do_sample=False, pad_token_id=tok.pad_token_id)
+    assert ids[0, 0] == tok.convert_tokens_to_ids("[CLS]") and tok.convert_tokens_to_ids("[SEP]") not in ids[0]
+    assert model.config.eos_token_id == tok.convert_tokens_to_ids("[SEP]")
+    out = model.generate(ids, max_new_tokens=5, do_sample=False, min_new_tokens=5)
     assert out.shape[1] == ids.shape[1] + 5
     assert done.teacher_accuracy is not None and "a language model" in (done.out / "README.md").read_text()
 
@@ -77,3 +79,77 @@ def test_a_checkpoint_of_another_family_than_the_space_is_one_line(run_cli, bert
 def test_a_llama_checkpoint_under_a_bert_space_is_one_line(run_cli, llama_checkpoint):
     code, _, err = run_cli("space", "bert-tiny", "--from", llama_checkpoint)
     assert code == 2 and err.count("\n") == 1 and "family bert, but --from" in err and "is llama" in err
+
+
+def test_a_decoder_with_its_own_bpe_tokenizer_and_rope_theta(decoder_checkpoint, tmp_path):
+    """No [CLS]: blocks begin and texts end with the bos/eos the checkpoint names; θ read from
+    rope_parameters; the export prompts with bos alone and generation knows its end token."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ose.distil import distil
+
+    source = load_source(str(decoder_checkpoint))
+    assert source.settings["rope_theta"] == 500000.0 and source.settings["tie_embeddings"] is True
+    model, state = LLAMA.load_pretrained(source.path, source.weights)
+    ids = torch.randint(1, model.config.vocab_size, (2, 16), generator=torch.Generator().manual_seed(0))
+    imp = LLAMA.importance(model, Batch(ids, torch.ones_like(ids), None))
+    own = {"D": 2, "A": 4, "K": 2, "H": 64, "I": 128}
+    sliced = LLAMA.slice(state, imp, own, space_for(source, seq_len=16).settings, "clm").eval()
+    with torch.no_grad():
+        assert (sliced(input_ids=ids).logits - model(input_ids=ids).logits).abs().max().item() <= 1e-5
+
+    ose.extract(source=str(decoder_checkpoint), seq_len=32, epsilon=8, steps=3, max_examples=1500, eval_batches=1,
+                threads=1, out=str(tmp_path / "run"), progress=False, log=lambda *a: None)
+    done = distil(tmp_path / "run", steps=2, log=lambda *a: None)
+    tok = AutoTokenizer.from_pretrained(done.out)
+    prompt = tok("the cat sat", return_tensors="pt")["input_ids"]
+    assert prompt[0, 0].item() == 0 and (prompt[0, 1:] != 0).all()  # <|endoftext|> begins it, nothing ends it
+    student = AutoModelForCausalLM.from_pretrained(done.out)
+    assert student.config.eos_token_id == 0 == student.generation_config.eos_token_id
+    assert tok.get_vocab() == AutoTokenizer.from_pretrained(decoder_checkpoint).get_vocab()
+    out = student.generate(prompt, max_new_tokens=4, do_sample=False)
+    assert out.shape[1] <= prompt.shape[1] + 4
+    assert "text-generation" not in (done.out / "README.md").read_text()
+    assert "model.generate" in (done.out / "README.md").read_text()
+
+
+def test_a_bare_llama_model_trains_a_fresh_lm_head(llama_checkpoint, tmp_path):
+    """A LlamaModel saved without its untied head: candidates inherit the body, the head starts fresh."""
+    from transformers import LlamaModel
+
+    bare = tmp_path / "bare"
+    LlamaModel.from_pretrained(llama_checkpoint).save_pretrained(bare)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (bare / name).write_bytes((llama_checkpoint / name).read_bytes())
+    lines = []
+    result = ose.extract(source=str(bare), seq_len=32, epsilon=16, steps=2, max_examples=1500, eval_batches=1,
+                         threads=1, out=str(tmp_path / "run"), progress=False, log=lines.append)
+    assert any("has no LM head" in line for line in lines)
+    assert all(r["status"] == "ok" for r in result.evaluations)
+
+
+@pytest.mark.parametrize("change, says", [
+    ({"attention_bias": True}, "attention_bias True"),
+    ({"hidden_act": "gelu"}, "hidden_act 'gelu'"),
+    ({"rope_parameters": {"rope_type": "llama3", "rope_theta": 5e5, "factor": 8.0}}, "rope type 'llama3'"),
+    ({"num_attention_heads": "4"}, "num_attention_heads must be a positive whole number"),
+    ({"num_key_value_heads": 0}, "num_key_value_heads must be a positive whole number"),
+])
+def test_a_checkpoint_ose_cannot_rebuild_is_one_line(llama_checkpoint, tmp_path, run_cli, change, says):
+    copy = tmp_path / "odd"
+    copy.mkdir()
+    for f in llama_checkpoint.iterdir():
+        (copy / f.name).write_bytes(f.read_bytes())
+    config = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**config, **change}))
+    code, _, err = run_cli("space", "--from", copy)
+    assert code == 2 and err.count("\n") == 1 and says in err
+
+
+def test_a_space_whose_heads_t_cannot_give_is_refused_before_training(llama_checkpoint, tmp_path, run_cli):
+    space = tmp_path / "groups.toml"
+    space.write_text('family = "llama"\n[parameters]\nD = [1]\nA = [4]\nK = [1, 2]\nH = [64]\nI = [64]\n'
+                     '[maximum_point]\nD = 1\nA = 4\nK = 2\nH = 64\nI = 64\n')
+    code, _, err = run_cli("extract", "--from", llama_checkpoint, "--space", space, "--out", tmp_path / "run")
+    assert code == 2 and err.count("\n") == 1 and "1 of 2 architectures cannot inherit" in err
+    assert "A/K=4" in err and not (tmp_path / "run").exists()

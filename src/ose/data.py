@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from .config import ExtractConfig
 
 EMBEDDED = "embedded:tweets"
-SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # ose's WordPiece, in id order
+ROLE_NAMES = {"begin": "[CLS] or bos", "end": "[SEP] or eos", "pad": "[PAD] or pad", "mask": "[MASK] or mask"}
 TEXT_SUFFIXES = (".txt", ".text", ".md")
 SNIFF_BYTES = 64 * 1024           # how much of a file decides whether it is text
 MAX_NON_TEXT = 0.1                # above this share of non-text bytes, a file is binary
@@ -214,6 +215,48 @@ def get_tokenizer(texts: list[str], vocab_size: int, user_dir: str | None, embed
     return tok
 
 
+@dataclass(frozen=True)
+class Specials:
+    """The special tokens inputs are built with, by role, as one tokenizer spells them.
+
+    ose's WordPiece has all four ([CLS] … [SEP], [PAD], [MASK]); a decoder's byte-level BPE
+    names a begin and an end token in its ``tokenizer_config.json`` (often the same one, as
+    SmolLM's ``<|endoftext|>``), and no mask. Texts are joined with ``end``; a block or an
+    example starts with ``begin``.
+    """
+
+    begin: str | None = "[CLS]"
+    end: str | None = "[SEP]"
+    pad: str | None = "[PAD]"
+    mask: str | None = "[MASK]"
+
+    def id(self, tok, role: str) -> int:
+        return tok.token_to_id(getattr(self, role))
+
+    def missing(self, roles: tuple[str, ...]) -> list[str]:
+        return [r for r in roles if getattr(self, r) is None]
+
+
+def read_specials(tok, user_dir: str | None) -> Specials:
+    """The roles of ``tok``'s special tokens: WordPiece's names where it has them, else what the
+    tokenizer's directory declares (``bos_token``, ``eos_token``, ``pad_token``, ``mask_token``)."""
+    have = lambda name: name if isinstance(name, str) and tok.token_to_id(name) is not None else None  # noqa: E731
+    if have("[CLS]") and have("[SEP]"):
+        return Specials(pad=have("[PAD]"), mask=have("[MASK]"))
+    declared = {}
+    if user_dir:
+        folder = Path(user_dir) if Path(user_dir).is_dir() else Path(user_dir).parent
+        for name in ("special_tokens_map.json", "tokenizer_config.json"):  # the later one wins, as in transformers
+            try:
+                declared.update(json.loads((folder / name).read_text()))
+            except (OSError, ValueError):
+                continue
+    role = {k: have(v.get("content") if isinstance(v, dict) else v) for k, v in declared.items()
+            if k in ("bos_token", "eos_token", "pad_token", "mask_token")}
+    begin, end = role.get("bos_token"), role.get("eos_token")
+    return Specials(begin=begin or end, end=end or begin, pad=role.get("pad_token"), mask=role.get("mask_token"))
+
+
 def _load_user_tokenizer(user_dir: str, vocab_size: int):
     from tokenizers import Tokenizer
 
@@ -225,9 +268,6 @@ def _load_user_tokenizer(user_dir: str, vocab_size: int):
         tok = Tokenizer.from_file(str(file))
     except Exception as e:  # tokenizers raises plain Exceptions on malformed files
         raise DataError(f"{file}: not a tokenizer ({str(e).splitlines()[0]})") from None
-    missing = [s for s in SPECIALS if s != "[UNK]" and tok.token_to_id(s) is None]
-    if missing:
-        raise DataError(f"{user_dir}: tokenizer does not fit: no {', '.join(missing)} token")
     if tok.get_vocab_size() > vocab_size:
         raise DataError(f"{user_dir}: tokenizer does not fit: its {tok.get_vocab_size()} tokens exceed the "
                         f"space's vocab_size {vocab_size}")
@@ -246,8 +286,13 @@ def prepare(cfg: ExtractConfig, task, settings):
     task.check_examples(examples, cfg.data or "embedded corpus", cfg.label_field)
     train, heldout = split(examples, cfg.heldout_fraction, cfg.seed)
     tok = get_tokenizer([e.text for e in train], settings.vocab_size, cfg.tokenizer, cfg.data in (None, EMBEDDED))
+    specials = read_specials(tok, cfg.tokenizer)
+    missing = specials.missing(task.needs)
+    if missing:
+        raise DataError(f"{cfg.tokenizer}: tokenizer does not fit task {task.name}: it names no "
+                        f"{', '.join(ROLE_NAMES[r] for r in missing)} token")
     eval_size = cfg.eval_batches * max(t.batch_size for t in cfg.theta)
-    data = task.data(tok, train, heldout, settings, eval_size, cfg.seed)
+    data = task.data(tok, specials, train, heldout, settings, eval_size, cfg.seed)
     identity = {"source": cfg.data or EMBEDDED, "examples": len(examples), "fingerprint": fingerprint(examples),
                 "tokenizer": cfg.tokenizer or _tokenizer_name(cfg, settings.vocab_size),
                 "tokenizer_vocab": tok.get_vocab_size(), **heldout_facts(data)}

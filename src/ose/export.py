@@ -1,10 +1,11 @@
 """The pick as a Hugging Face model directory: weights, tokenizer, labels and a model card.
 
 ``transformers.AutoModelForSequenceClassification.from_pretrained(DIR)`` (or
-``AutoModelForMaskedLM``) and ``AutoTokenizer.from_pretrained(DIR)`` load it offline, and
-``pipeline("text-classification", model=DIR)`` answers with the data's label names. The
-tokenizer is the one the model trained with, with the ``[CLS] … [SEP]`` template its inputs
-had, so that it encodes text the way training did.
+``AutoModelForMaskedLM``, ``AutoModelForCausalLM``) and ``AutoTokenizer.from_pretrained(DIR)``
+load it offline; ``pipeline("text-classification", model=DIR)`` answers with the data's label
+names, and a decoder's ``generate`` stops at its end token. The tokenizer is the one the model
+trained with, with the template its inputs had (``[CLS] … [SEP]``; a decoder's begin token
+alone), so that it encodes text the way training did.
 """
 
 from __future__ import annotations
@@ -16,19 +17,42 @@ CARD = "README.md"
 FACTS = "ose.json"
 
 
-def tokenizer_for_export(tok, max_length: int):
-    """The training tokenizer as a ``transformers`` fast tokenizer that adds [CLS] and [SEP]."""
+def tokenizer_for_export(tok, max_length: int, specials=None, generates: bool = False):
+    """The training tokenizer as a ``transformers`` fast tokenizer whose template is the one training
+    used: the begin token alone before a prompt a decoder continues (its blocks began so; an end
+    token would tell it the text is over); begin … end for an encoder's inputs, unless the
+    tokenizer brings its own post-processor (a checkpoint's)."""
     from tokenizers import Tokenizer
     from tokenizers.processors import TemplateProcessing
     from transformers import PreTrainedTokenizerFast
 
+    from .data import Specials
+
+    s = specials or Specials()
     tok = Tokenizer.from_str(tok.to_str())  # a copy: the study's own tokenizer stays as it is
-    if tok.post_processor is None:
-        cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
-        tok.post_processor = TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-                                                special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-                                   sep_token="[SEP]", mask_token="[MASK]", model_max_length=max_length)
+    if generates:
+        tok.post_processor = TemplateProcessing(single=f"{s.begin} $A", pair=f"{s.begin} $A $B:1",
+                                                special_tokens=[(s.begin, tok.token_to_id(s.begin))])
+    elif tok.post_processor is None:
+        marks = [(s.begin, tok.token_to_id(s.begin)), (s.end, tok.token_to_id(s.end))]
+        tok.post_processor = TemplateProcessing(single=f"{s.begin} $A {s.end}",
+                                                pair=f"{s.begin} $A {s.end} $B:1 {s.end}:1", special_tokens=marks)
+    # Only tokens the vocabulary has: naming another would add it, and the vocabulary would outgrow the model's.
+    roles = {"bos_token": s.begin, "eos_token": s.end, "pad_token": s.pad, "mask_token": s.mask, "unk_token": "[UNK]"}
+    if not generates:
+        roles.update(cls_token=s.begin, sep_token=s.end)
+    named = {k: v for k, v in roles.items() if v is not None and tok.token_to_id(v) is not None}
+    return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=max_length, **named)
+
+
+def token_ids_for_generation(model, tokenizer) -> None:
+    """The begin, end and padding ids a decoder's ``generate`` reads, in its config and generation
+    config: transformers' Llama defaults (1, 2) are other tokens of this vocabulary."""
+    ids = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
+           "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id}
+    for config in (model.config, model.generation_config):
+        for key, value in ids.items():
+            setattr(config, key, value)
 
 
 def export(model, ctx, out: Path, card: dict) -> Path:
@@ -38,11 +62,15 @@ def export(model, ctx, out: Path, card: dict) -> Path:
     if names:
         model.config.id2label = dict(enumerate(names))
         model.config.label2id = {name: i for i, name in enumerate(names)}
+    tokenizer = tokenizer_for_export(ctx.tokenizer, ctx.space.settings.seq_len, ctx.data.specials,
+                                     ctx.task.generates)
+    if ctx.task.generates:
+        token_ids_for_generation(model, tokenizer)
     from .pretrained import quiet_loading
 
     with quiet_loading():  # no "Writing model shards" bar
         model.save_pretrained(out)
-    tokenizer_for_export(ctx.tokenizer, ctx.space.settings.seq_len).save_pretrained(out)
+    tokenizer.save_pretrained(out)
     (out / FACTS).write_text(json.dumps(card, indent=2))
     (out / CARD).write_text(model_card(card))
     return out
@@ -121,7 +149,19 @@ Training: θ = {json.dumps(f['theta'])}; distillation α = {f['distillation']['a
 β = {f['distillation']['beta']}, τ = {f['distillation']['temperature']}. Made with ose {f['ose_version']}.
 
 ```python
-from transformers import pipeline
-classify = pipeline("text-classification", model="PATH/TO/THIS/DIRECTORY")
+{USAGE.get(f['task'], USAGE['cls'])}
 ```
 """
+
+
+USAGE = {
+    "cls": 'from transformers import pipeline\n'
+           'classify = pipeline("text-classification", model="PATH/TO/THIS/DIRECTORY")',
+    "mlm": 'from transformers import pipeline\n'
+           'fill = pipeline("fill-mask", model="PATH/TO/THIS/DIRECTORY")',
+    "clm": 'from transformers import AutoModelForCausalLM, AutoTokenizer\n'
+           'model = AutoModelForCausalLM.from_pretrained("PATH/TO/THIS/DIRECTORY")\n'
+           'tokenizer = AutoTokenizer.from_pretrained("PATH/TO/THIS/DIRECTORY")\n'
+           'ids = tokenizer("the weather today", return_tensors="pt").input_ids\n'
+           'print(tokenizer.decode(model.generate(ids, max_new_tokens=20)[0]))',
+}

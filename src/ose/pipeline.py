@@ -139,7 +139,7 @@ def inherit_defaults(cfg: ExtractConfig) -> ExtractConfig:
 def load(cfg: ExtractConfig):
     """(configuration, search space, pretrained source or None): Ξ and T from the space file or
     preset, or from ``--from``'s checkpoint (a space file then narrows its default grid)."""
-    from .pretrained import load_source, space_for
+    from .pretrained import check_inheritable, load_source, space_for
 
     cfg = inherit_defaults(cfg)
     overrides = {"seq_len": cfg.seq_len} if cfg.seq_len else {}
@@ -156,6 +156,8 @@ def load(cfg: ExtractConfig):
     if cfg.task not in space.family.tasks:
         raise ConfigError(f"family {space.family.name} cannot train task {cfg.task} "
                           f"(its tasks: {', '.join(space.family.tasks)})")
+    if source is not None and cfg.inherits:
+        check_inheritable(space)
     return cfg, space, source
 
 
@@ -209,6 +211,8 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
             + ("inherit its weights, sliced to their shape" if ctx.inherited else "start from scratch"))
         if ctx.inherited and cfg.task == "mlm" and not source.has_lm_head:
             log(f"note: {source.spec} has no MLM head; each candidate's starts fresh, tied to its sliced embeddings")
+        if ctx.inherited and cfg.task == "clm" and not source.has_lm_head:
+            log(f"note: {source.spec} has no LM head; each candidate's starts fresh")
     if strategy.adaptive and cfg.ask_batch * len(cfg.theta) < executor.n:
         log(f"note: {strategy.name} asks {cfg.ask_batch} candidate(s) per round, so at most "
             f"{cfg.ask_batch * len(cfg.theta)} of {executor.n} workers train at once; --ask-batch {executor.n} "

@@ -158,6 +158,17 @@ def space_for(source: Source, space_file: str | None = None, **settings):
     return space_from_dict({**raw, "maximum_point": dict(source.xi), "settings": own}, source=where)
 
 
+def check_inheritable(space) -> None:
+    """Refuse, before any training, a space with candidates that T's weights cannot be cut to."""
+    archs = space.architectures()
+    bad = [(xi, why) for xi in archs if (why := space.family.inheritable(xi, space.maximum_point))]
+    if bad:
+        xi, why = bad[0]
+        shown = ", ".join(f"{k}={v}" for k, v in xi.items())
+        raise SpaceError(f"{space.source}: {len(bad)} of {len(archs)} architectures cannot inherit T's weights "
+                         f"(e.g. {shown}: {why}); narrow the space, or use --init scratch")
+
+
 @contextlib.contextmanager
 def quiet_loading():
     """transformers draws "Loading weights" and "Writing model shards" bars on stderr, which would

@@ -303,13 +303,17 @@ def _settings(family: Family, raw: Any, fail):
     if not isinstance(raw, dict):
         fail("settings", "expected a table")
     fields = {f.name: f for f in dataclasses.fields(family.settings_type)}
+    values = {}
     for k, v in raw.items():
         if k not in fields:
             fail(f"settings.{k}", f"unknown key (known: {', '.join(fields)})")
         want = type(getattr(family.settings_type(), k))
+        if want is float and type(v) is int:  # TOML reads rope_theta = 500000 as an integer
+            v = float(v)
         if type(v) is not want:
             fail(f"settings.{k}", f"expected {want.__name__}, got {v!r}")
-    return family.settings_type(**raw)
+        values[k] = v
+    return family.settings_type(**values)
 
 
 def space_from_dict(raw: dict, source: str = "<memory>") -> SearchSpace:

@@ -59,3 +59,16 @@ def test_unbuildable_architectures_are_reported():
     assert "not divisible by K=3" in llama.check({"D": 1, "A": 4, "K": 3, "H": 16, "I": 4})
     assert "H=18 is not divisible by A=4" in llama.check({"D": 1, "A": 4, "K": 2, "H": 18, "I": 4})
     assert llama.check({"D": 1, "A": 4, "K": 2, "H": 16, "I": 4}) is None
+    assert "head size H/A=3 is odd" in llama.check({"D": 1, "A": 2, "K": 1, "H": 6, "I": 4})
+
+
+def test_a_space_file_may_write_rope_theta_as_an_integer(tmp_path):
+    from ose.space import SpaceError
+
+    text = ('family = "llama"\n[parameters]\nD = [1]\nA = [2]\nK = [1]\nH = [64]\nI = [64]\n'
+            '[maximum_point]\nD = 1\nA = 2\nK = 1\nH = 64\nI = 64\n[settings]\nrope_theta = {}\n')
+    (tmp_path / "s.toml").write_text(text.format(500000))
+    assert load_space(str(tmp_path / "s.toml")).settings.rope_theta == 500000.0
+    (tmp_path / "s.toml").write_text(text.format(0))
+    with pytest.raises(SpaceError, match="rope_theta must be positive"):
+        load_space(str(tmp_path / "s.toml"))

@@ -39,6 +39,14 @@ def check_heads(xi: Mapping[str, int], parameters: tuple[str, ...]) -> str | Non
     return None
 
 
+def config_count(config: dict, key: str) -> int:
+    """A count from a checkpoint's config.json; ValueError (one line for the user) if it is not one."""
+    value = config.get(key)
+    if type(value) is not int or value < 1:
+        raise ValueError(f"{key} must be a positive whole number, got {value!r}")
+    return value
+
+
 class Family(ABC):
     name: str
     parameters: tuple[str, ...]   # the architectural parameters ξ assigns, in order
@@ -81,6 +89,10 @@ class Family(ABC):
     def from_hf_config(self, config: dict) -> tuple[dict[str, int], dict]:
         """ξ of a checkpoint's ``config.json``, and the settings it fixes (vocabulary, positions...)."""
         raise NotImplementedError(f"family {self.name} cannot read a checkpoint")
+
+    def inheritable(self, xi: Mapping[str, int], top: Mapping[str, int]) -> str | None:
+        """Why ξ cannot be cut from T = ``top``'s weights, beyond being no larger than T, or None."""
+        return None
 
     def has_lm_head(self, tensor_names, config: dict) -> bool:
         """Whether a checkpoint carries its language-model head (MLM or next-token)."""

@@ -16,7 +16,7 @@ from typing import Mapping
 
 from ..costs import Op
 from . import ops
-from .base import Family, check_heads, check_settings
+from .base import Family, check_heads, check_settings, config_count
 
 PARAMETERS = ("D", "A", "H", "I")
 HEADS = ("classifier", "mlm", "none")
@@ -123,11 +123,18 @@ class Bert(Family):
     def from_hf_config(self, config: dict) -> tuple[dict[str, int], dict]:
         if config.get("model_type") != "bert":
             raise ValueError(f"a {config.get('model_type') or 'untyped'} checkpoint, not BERT")
-        xi = {"D": config["num_hidden_layers"], "A": config["num_attention_heads"], "H": config["hidden_size"],
-              "I": config["intermediate_size"]}
-        settings = {"vocab_size": config["vocab_size"], "max_positions": config["max_position_embeddings"],
-                    "type_vocab_size": config.get("type_vocab_size", 2)}
+        xi = {k: config_count(config, key) for k, key in (("D", "num_hidden_layers"), ("A", "num_attention_heads"),
+                                                            ("H", "hidden_size"), ("I", "intermediate_size"))}
+        settings = {"vocab_size": config_count(config, "vocab_size"),
+                    "max_positions": config_count(config, "max_position_embeddings"),
+                    "type_vocab_size": config_count(config, "type_vocab_size") if "type_vocab_size" in config else 2}
         return xi, settings
+
+    def inheritable(self, xi: Mapping[str, int], top: Mapping[str, int]) -> str | None:
+        """Slicing keeps the most important dimensions of T's heads (``bert_weights``): no more than T has."""
+        if xi["H"] // xi["A"] > top["H"] // top["A"]:
+            return f"head size H/A={xi['H'] // xi['A']} exceeds T's {top['H'] // top['A']}"
+        return None
 
     def has_lm_head(self, tensor_names, config: dict) -> bool:
         return any(n.startswith("cls.predictions") for n in tensor_names)

@@ -21,7 +21,7 @@ from typing import Mapping
 
 from ..costs import Op
 from . import ops
-from .base import Family, check_heads, check_settings
+from .base import Family, check_heads, check_settings, config_count
 
 PARAMETERS = ("D", "A", "K", "H", "I")
 HEADS = ("lm", "none")
@@ -40,7 +40,12 @@ class LlamaSettings:
     rms_norm_eps: float = 1e-5
 
     def check(self) -> str | None:
-        return check_settings(self, ("vocab_size", "max_positions", "seq_len"), HEADS)
+        problem = check_settings(self, ("vocab_size", "max_positions", "seq_len"), HEADS)
+        if problem is None and not self.rope_theta > 0:
+            return f"rope_theta must be positive, got {self.rope_theta}"
+        if problem is None and not self.rms_norm_eps >= 0:
+            return f"rms_norm_eps must not be negative, got {self.rms_norm_eps}"
+        return problem
 
 
 def _layer_ops(xi: Mapping[str, int], L: int) -> list[Op]:
@@ -81,6 +86,17 @@ class Llama(Family):
             return problem
         if xi["A"] % xi["K"]:
             return f"A={xi['A']} is not divisible by K={xi['K']} (each key/value head serves A/K query heads)"
+        if (xi["H"] // xi["A"]) % 2:
+            return f"head size H/A={xi['H'] // xi['A']} is odd; rotary positions rotate pairs of channels"
+        return None
+
+    def inheritable(self, xi: Mapping[str, int], top: Mapping[str, int]) -> str | None:
+        """Slicing keeps whole heads of T's size and whole key/value groups (``llama_weights``)."""
+        d, g = top["H"] // top["A"], top["A"] // top["K"]
+        if xi["H"] // xi["A"] != d:
+            return f"head size H/A={xi['H'] // xi['A']} is not T's {d}"
+        if xi["A"] // xi["K"] > g or xi["K"] > top["K"]:
+            return f"A/K={xi['A'] // xi['K']} query heads per key/value head with K={xi['K']}; T has {g} with K={top['K']}"
         return None
 
     def params(self, xi: Mapping[str, int], s: LlamaSettings) -> dict[str, int]:
@@ -118,15 +134,26 @@ class Llama(Family):
     def from_hf_config(self, config: dict) -> tuple[dict[str, int], dict]:
         if config.get("model_type") != "llama":
             raise ValueError(f"a {config.get('model_type') or 'untyped'} checkpoint, not Llama")
-        A = config["num_attention_heads"]
-        xi = {"D": config["num_hidden_layers"], "A": A, "K": config.get("num_key_value_heads") or A,
-              "H": config["hidden_size"], "I": config["intermediate_size"]}
-        if config.get("head_dim") not in (None, xi["H"] // A):
+        xi = {k: config_count(config, key) for k, key in (("D", "num_hidden_layers"), ("A", "num_attention_heads"),
+                                                         ("H", "hidden_size"), ("I", "intermediate_size"))}
+        xi["K"] = config_count(config, "num_key_value_heads") if config.get("num_key_value_heads") is not None else xi["A"]
+        xi = {k: xi[k] for k in PARAMETERS}
+        if config.get("head_dim") not in (None, xi["H"] // xi["A"]):
             raise ValueError(f"head_dim {config['head_dim']} is not hidden_size / num_attention_heads")
-        settings = {"vocab_size": config["vocab_size"], "max_positions": config["max_position_embeddings"],
+        # What this family does not build would be dropped silently by slicing: refuse it instead.
+        for key, plain in (("hidden_act", "silu"), ("attention_bias", False), ("mlp_bias", False)):
+            if config.get(key, plain) != plain:
+                raise ValueError(f"{key} {config[key]!r}: ose's Llama family builds {key} {plain!r} only")
+        rope = config.get("rope_parameters") or config.get("rope_scaling") or {}
+        if rope.get("rope_type", rope.get("type", "default")) != "default":
+            raise ValueError(f"rope type {rope.get('rope_type', rope.get('type'))!r}: ose's Llama family builds "
+                             f"plain rotary positions only")
+        settings = {"vocab_size": config_count(config, "vocab_size"),
+                    "max_positions": config_count(config, "max_position_embeddings"),
                     "tie_embeddings": bool(config.get("tie_word_embeddings", False)),
-                    "rope_theta": float(config.get("rope_theta", 10000.0)),
-                    "rms_norm_eps": float(config.get("rms_norm_eps", 1e-5))}
+                    # transformers 5 writes θ into rope_parameters, earlier releases at the top
+                    "rope_theta": float(rope.get("rope_theta", config.get("rope_theta", 10000.0))),
+                    "rms_norm_eps": float(config.get("rms_norm_eps", 1e-6))}  # transformers' default
         return xi, settings
 
     def has_lm_head(self, tensor_names, config: dict) -> bool:

@@ -37,6 +37,7 @@ class TaskData:
     heldout: Batch             # B
     num_labels: int = 0        # classes of a classification head (0: none)
     label_names: list[str] = []
+    specials: object = None    # ose.data.Specials: the tokens its inputs were built with
     train_unit: str            # what one training item is, for messages: "examples", "blocks of L tokens"
 
     def train_size(self) -> int:
@@ -53,13 +54,15 @@ class TaskData:
 
 
 class BlockData(TaskData):
-    """Texts concatenated and cut into blocks of L tokens, each starting with [CLS]; the targets
-    of a batch are positions marked in ``masked``, stored flat in row order."""
+    """Texts joined by the end token, cut into blocks of L tokens, each starting with the begin
+    token ([CLS] for ose's WordPiece); the targets of a batch are positions marked in
+    ``masked``, stored flat in row order."""
 
-    def split_blocks(self, tok, train: list, heldout: list, seq_len: int, eval_size: int, seed: int):
+    def split_blocks(self, tok, specials, train: list, heldout: list, seq_len: int, eval_size: int, seed: int):
         """Training blocks (kept as ``self.train``), and ``eval_size`` held-out blocks drawn with a
         generator seeded by ``seed``, returned with it (it draws B's masks next, where a task has any)."""
         self.train_unit = f"blocks of {seq_len} tokens"
+        self.specials = specials
         self.train = self.blocks(tok, train, seq_len)
         held = self.blocks(tok, heldout, seq_len)
         if len(self.train) < 1 or len(held) < 1:
@@ -68,7 +71,7 @@ class BlockData(TaskData):
         return held[torch.randperm(len(held), generator=g)[:eval_size]], g
 
     def blocks(self, tok, examples: list, seq_len: int) -> torch.Tensor:
-        sep, cls = tok.token_to_id("[SEP]"), tok.token_to_id("[CLS]")
+        sep, cls = self.specials.id(tok, "end"), self.specials.id(tok, "begin")
         stream = []
         for enc in tok.encode_batch([e.text for e in examples], add_special_tokens=False):
             stream.extend(enc.ids)
@@ -93,12 +96,14 @@ class BlockData(TaskData):
 class Task(ABC):
     name: str
     teacher_class: str   # the transformers Auto class a teacher checkpoint loads with
+    needs: tuple[str, ...] = ("begin", "end")  # the roles of ose.data.Specials its inputs are built with
+    generates: bool = False  # a language model that continues text (its export's template adds no end token)
 
     def check_examples(self, examples: list, source: str, label_field: str) -> None:
         """Refuse examples this task cannot learn from (one-line DataError)."""
 
     @abstractmethod
-    def data(self, tok, train: list, heldout: list, settings, eval_size: int, seed: int) -> TaskData:
+    def data(self, tok, specials, train: list, heldout: list, settings, eval_size: int, seed: int) -> TaskData:
         """Encode the split examples: training items and the held-out batches B."""
 
     def loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:

@@ -15,8 +15,8 @@ from .base import Batch, BlockData, Task
 class CLMData(BlockData):
     """Blocks of L tokens; every position after the first is a target (the next token of the one before)."""
 
-    def __init__(self, tok, train: list, heldout: list, seq_len: int, eval_size: int, seed: int):
-        held, _ = self.split_blocks(tok, train, heldout, seq_len, eval_size, seed)
+    def __init__(self, tok, specials, train: list, heldout: list, seq_len: int, eval_size: int, seed: int):
+        held, _ = self.split_blocks(tok, specials, train, heldout, seq_len, eval_size, seed)
         self.heldout = self.batch(held)
 
     @staticmethod
@@ -34,9 +34,11 @@ class CLMData(BlockData):
 class CausalLM(Task):
     name = "clm"
     teacher_class = "AutoModelForCausalLM"
+    needs = ("begin",)  # texts are joined with the end token, the begin one where a tokenizer has only that
+    generates = True
 
-    def data(self, tok, train, heldout, settings, eval_size, seed) -> CLMData:
-        return CLMData(tok, train, heldout, settings.seq_len, eval_size, seed)
+    def data(self, tok, specials, train, heldout, settings, eval_size, seed) -> CLMData:
+        return CLMData(tok, specials, train, heldout, settings.seq_len, eval_size, seed)
 
     def teacher_logits(self, teacher, batch: Batch) -> torch.Tensor:
         out = teacher(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits

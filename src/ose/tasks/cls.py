@@ -11,19 +11,20 @@ from .base import Batch, Task, TaskData
 class ClassificationData(TaskData):
     """[CLS] text [SEP], truncated to L tokens, padded to the longest in the batch."""
 
-    def __init__(self, tok, train: list, heldout: list, seq_len: int, eval_size: int, seed: int,
+    def __init__(self, tok, specials, train: list, heldout: list, seq_len: int, eval_size: int, seed: int,
                  label_names: list[str]):
+        self.specials = specials
         self.label_names = label_names
         self.num_labels = len(label_names)
         self.train_unit = "examples"
-        self.pad = tok.token_to_id("[PAD]")
+        self.pad = specials.id(tok, "pad")
         self.train = self._encode(tok, train, seq_len)
         g = torch.Generator().manual_seed(seed + 1)
         order = torch.randperm(len(heldout), generator=g)[:eval_size].tolist()
         self.heldout = self.collate([self._encode(tok, [heldout[i]], seq_len)[0] for i in order])
 
     def _encode(self, tok, examples: list, seq_len: int):
-        cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+        cls, sep = self.specials.id(tok, "begin"), self.specials.id(tok, "end")
         index = {name: i for i, name in enumerate(self.label_names)}
         encoded = tok.encode_batch([e.text for e in examples], add_special_tokens=False)
         return [([cls, *enc.ids[: seq_len - 2], sep], index[e.label]) for enc, e in zip(encoded, examples)]
@@ -50,6 +51,7 @@ class ClassificationData(TaskData):
 class Classification(Task):
     name = "cls"
     teacher_class = "AutoModelForSequenceClassification"
+    needs = ("begin", "end", "pad")
 
     def check_examples(self, examples: list, source: str, label_field: str) -> None:
         unlabelled = sum(e.label is None for e in examples)
@@ -60,9 +62,9 @@ class Classification(Task):
         if len(names) < 2:
             raise DataError(f"{source}: classification needs at least 2 labels, found {names}")
 
-    def data(self, tok, train, heldout, settings, eval_size, seed) -> ClassificationData:
+    def data(self, tok, specials, train, heldout, settings, eval_size, seed) -> ClassificationData:
         labels = sorted({e.label for e in train + heldout})
-        return ClassificationData(tok, train, heldout, settings.seq_len, eval_size, seed, labels)
+        return ClassificationData(tok, specials, train, heldout, settings.seq_len, eval_size, seed, labels)
 
     def check_teacher(self, config, data, vocab_size: int) -> str | None:
         if config.num_labels != data.num_labels:

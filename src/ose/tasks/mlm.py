@@ -10,21 +10,22 @@ from .base import Batch, BlockData, Task
 
 class MLMData(BlockData):
     """15% of positions masked, 80% [MASK] / 10% random / 10% kept; texts are concatenated and
-    cut into blocks of L tokens ([CLS] …)."""
+    cut into blocks of L tokens ([CLS] …). Random replacements are drawn above ose's WordPiece specials."""
 
-    def __init__(self, tok, train: list, heldout: list, seq_len: int, eval_size: int, seed: int, vocab_size: int):
-        self.ids = {s: tok.token_to_id(s) for s in SPECIALS}
+    def __init__(self, tok, specials, train: list, heldout: list, seq_len: int, eval_size: int, seed: int,
+                 vocab_size: int):
+        self.ids = {role: specials.id(tok, role) for role in MLM.needs}
         self.vocab_size = vocab_size
-        held, g = self.split_blocks(tok, train, heldout, seq_len, eval_size, seed)
+        held, g = self.split_blocks(tok, specials, train, heldout, seq_len, eval_size, seed)
         self.heldout = self.mask(held, g)
 
     def mask(self, blocks: torch.Tensor, g: torch.Generator) -> Batch:
-        special = (blocks == self.ids["[CLS]"]) | (blocks == self.ids["[SEP]"]) | (blocks == self.ids["[PAD]"])
+        special = (blocks == self.ids["begin"]) | (blocks == self.ids["end"]) | (blocks == self.ids["pad"])
         masked = (torch.rand(blocks.shape, generator=g) < 0.15) & ~special
         masked[:, 1] |= ~masked.any(dim=1)  # at least one target per block
         inputs = blocks.clone()
         roll = torch.rand(blocks.shape, generator=g)
-        inputs[masked & (roll < 0.8)] = self.ids["[MASK]"]
+        inputs[masked & (roll < 0.8)] = self.ids["mask"]
         rand = masked & (roll >= 0.8) & (roll < 0.9)
         inputs[rand] = torch.randint(len(SPECIALS), self.vocab_size, (int(rand.sum()),), generator=g)
         return Batch(inputs, torch.ones_like(inputs), blocks[masked], masked)
@@ -38,9 +39,10 @@ class MLMData(BlockData):
 class MLM(Task):
     name = "mlm"
     teacher_class = "AutoModelForMaskedLM"
+    needs = ("begin", "end", "pad", "mask")
 
-    def data(self, tok, train, heldout, settings, eval_size, seed) -> MLMData:
-        return MLMData(tok, train, heldout, settings.seq_len, eval_size, seed, tok.get_vocab_size())
+    def data(self, tok, specials, train, heldout, settings, eval_size, seed) -> MLMData:
+        return MLMData(tok, specials, train, heldout, settings.seq_len, eval_size, seed, tok.get_vocab_size())
 
     def teacher_logits(self, teacher, batch: Batch) -> torch.Tensor:
         return super().teacher_logits(teacher, batch)[batch.masked]
