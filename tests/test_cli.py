@@ -107,6 +107,8 @@ def test_an_unknown_sort_is_one_line_and_exit_2(run_cli, capsys, command):
     (("count", "D=4", "A=8", "H=1024", "I=768", "--seq-len", "0"), "seq_len must be positive"),
     (("count", "D=0", "A=8", "H=1024", "I=768"), "D must be positive"),
     (("space", "no-such-space"), "not a preset"),
+    (("count", "D=1", "A=2", "K=1", "H=64", "I=8"), "(--family llama has K)"),
+    (("count", "D=1", "D=2", "A=2", "H=64", "I=8"), "D is given twice"),
     (("count", "--family", "llama", "D=1", "A=1", "K=1", "H=3", "I=8"), "head size H/A=3 is odd"),
     (("count", "--family", "llama", "D=1", "A=2", "K=1", "H=64", "I=8", "--rope-theta", "0"),
      "rope_theta must be positive"),

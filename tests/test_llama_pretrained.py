@@ -153,3 +153,15 @@ def test_a_space_whose_heads_t_cannot_give_is_refused_before_training(llama_chec
     code, _, err = run_cli("extract", "--from", llama_checkpoint, "--space", space, "--out", tmp_path / "run")
     assert code == 2 and err.count("\n") == 1 and "1 of 2 architectures cannot inherit" in err
     assert "A/K=4" in err and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("top", [T, {"D": 6, "A": 4, "K": 1, "H": 64, "I": 128}, {"D": 30, "A": 9, "K": 3, "H": 576, "I": 1536}])
+def test_the_default_grid_narrows_width_and_every_candidate_can_inherit(top):
+    """Multi-query T (K = 1) too: its width is cut in query heads, not in (its one) group."""
+    parameters, constraints = LLAMA.default_grid(top)
+    assert len(parameters["A"]) > 1 and max(parameters["A"]) == top["A"]
+    from ose.space import space_from_dict
+
+    space = space_from_dict({"family": "llama", "parameters": {k: list(v) for k, v in parameters.items()},
+                             "constraints": constraints, "maximum_point": top})
+    assert space.architectures() and all(LLAMA.inheritable(xi, top) is None for xi in space.architectures())

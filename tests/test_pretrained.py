@@ -233,6 +233,11 @@ def _broken(tmp_path, checkpoint, name, change):
     ("no-config", lambda d: (d / "config.json").unlink(), "has no config.json"),
     ("no-weights", lambda d: (d / "model.safetensors").unlink(), "has no weights"),
     ("gpt2", lambda d: (d / "config.json").write_text(json.dumps({"model_type": "gpt2"})), "a gpt2 checkpoint"),
+    ("truncated", lambda d: (d / "model.safetensors").write_bytes(b"\x01\x02"), "not a readable weights file"),
+    ("bad-header", lambda d: (d / "model.safetensors").write_bytes((9).to_bytes(8, "little") + b"{not json"),
+     "not a readable weights file"),
+    ("heads", lambda d: (d / "config.json").write_text(json.dumps(
+        {**json.loads((d / "config.json").read_text()), "num_attention_heads": 0})), "num_attention_heads must be"),
 ])
 def test_a_bad_checkpoint_is_one_line(run_cli, bert_checkpoint, tmp_path, name, change, message):
     bad = _broken(tmp_path, bert_checkpoint, name, change)

@@ -12,7 +12,7 @@ import sys
 import typing
 
 from .errors import ExecutorError, OseError
-from .families import get_family
+from .families import FAMILIES, get_family
 from .report import counts, table
 from .space import load_space, preset_names
 
@@ -35,7 +35,11 @@ def _arch(tokens: list[str], family: str = "bert") -> dict[str, int]:
     for tok in tokens:
         key, sep, value = tok.partition("=")
         if not sep or key not in names:
-            raise UsageError(f"expected NAME=VALUE with NAME in {', '.join(names)}, got {tok!r}")
+            elsewhere = [f.name for f in map(get_family, FAMILIES.names()) if key in f.parameters and f.name != family]
+            hint = f" (--family {elsewhere[0]} has {key})" if sep and elsewhere else ""
+            raise UsageError(f"expected NAME=VALUE with NAME in {', '.join(names)}, got {tok!r}{hint}")
+        if key in xi:
+            raise UsageError(f"{key} is given twice ({key}={xi[key]} and {tok})")
         try:
             xi[key] = int(value)
         except ValueError:

@@ -92,7 +92,11 @@ def load_source(spec: str) -> Source:
         xi, settings = family.from_hf_config(config)
     except (KeyError, ValueError) as e:
         raise ConfigError(f"--from {spec}: config.json does not describe a {family.name} model ({e})") from None
-    names = tensor_shapes(weights)
+    try:
+        names = tensor_shapes(weights)
+    except Exception as e:  # a truncated or foreign file: struct, JSON, pickle and torch errors alike
+        detail = (str(e).splitlines() or [type(e).__name__])[0]
+        raise ConfigError(f"--from {spec}: {Path(weights).name} is not a readable weights file ({detail})") from None
     return Source(spec, str(path), family.name, xi, settings, config, str(weights),
                   has_lm_head=family.has_lm_head(names, config))
 

@@ -160,10 +160,15 @@ class Llama(Family):
         return "lm_head.weight" in tensor_names or bool(config.get("tie_word_embeddings"))
 
     def default_grid(self, top: Mapping[str, int]) -> tuple[dict[str, tuple[int, ...]], list[str]]:
-        """Fractions of T, whole key/value groups with all their query heads, heads of T's size."""
+        """Fractions of T, whole key/value groups with all their query heads, heads of T's size; with
+        a single key/value head (multi-query attention), fractions of its query heads instead."""
         from .weights import DEPTHS, FFN, WIDTHS, fractions_of
 
         d, g = top["H"] // top["A"], top["A"] // top["K"]
+        if top["K"] == 1:
+            A = fractions_of(top["A"], WIDTHS)
+            return ({"D": fractions_of(top["D"], DEPTHS), "A": A, "K": (1,), "H": tuple(a * d for a in A),
+                     "I": fractions_of(top["I"], FFN)}, [f"H == {d} * A"])
         K = fractions_of(top["K"], WIDTHS)
         return ({"D": fractions_of(top["D"], DEPTHS), "A": tuple(k * g for k in K), "K": K,
                  "H": tuple(k * g * d for k in K), "I": fractions_of(top["I"], FFN)},
