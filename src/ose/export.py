@@ -38,9 +38,8 @@ def tokenizer_for_export(tok, max_length: int, specials=None, generates: bool = 
         tok.post_processor = TemplateProcessing(single=f"{s.begin} $A {s.end}",
                                                 pair=f"{s.begin} $A {s.end} $B:1 {s.end}:1", special_tokens=marks)
     # Only tokens the vocabulary has: naming another would add it, and the vocabulary would outgrow the model's.
-    roles = {"bos_token": s.begin, "eos_token": s.end, "pad_token": s.pad, "mask_token": s.mask, "unk_token": "[UNK]"}
-    if not generates:
-        roles.update(cls_token=s.begin, sep_token=s.end)
+    roles = {"pad_token": s.pad, "mask_token": s.mask, "unk_token": "[UNK]",
+             **({"bos_token": s.begin, "eos_token": s.end} if generates else {"cls_token": s.begin, "sep_token": s.end})}
     named = {k: v for k, v in roles.items() if v is not None and tok.token_to_id(v) is not None}
     return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=max_length, **named)
 
