@@ -49,8 +49,9 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     cores = len(os.sched_getaffinity(0))
-    names = ose.load_space(args.space).family.parameters
-    ose.extract(space=args.space, epsilon=len(ose.load_space(args.space).architectures()), steps=1,
+    space = ose.load_space(args.space)
+    names = space.family.parameters
+    ose.extract(space=args.space, epsilon=len(space.architectures()), steps=1,
                 out=tempfile.mkdtemp(), progress=False, log=lambda *a: None)  # warm the tokenizer cache
     runs = {"local": ("local", None), "processes": ("processes", None), "ray": ("ray", None)}
     if args.same_threads:

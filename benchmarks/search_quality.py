@@ -71,8 +71,8 @@ def main() -> None:
     args = ap.parse_args()
     default = ExtractConfig().theta[0]
     args.theta = {"lr": default.lr, "momentum": default.momentum, "batch_size": args.batch_size}
-    family = ose.load_space(args.space).family
-    args.names, args.task = family.parameters, args.task or family.tasks[0]
+    space = ose.load_space(args.space)
+    args.names, args.task = space.family.parameters, args.task or space.family.tasks[0]
     runs = Path(args.runs) / f"{args.space}-{args.task}-s{args.steps}-b{args.batch_size}"
     truth = study(args, runs / f"groundtruth-k{args.factor}", 0, args.factor * args.steps)
     true_w = {k.split("|")[0]: float(r["w"]) for k, r in truth.items() if r["status"] == "ok"}
@@ -81,7 +81,7 @@ def main() -> None:
     scores = {n: [] for n in STRATEGIES}
     spent = {n: [] for n in STRATEGIES}
     picks = {n: [] for n in STRATEGIES}
-    n_space = len(ose.load_space(args.space).architectures())
+    n_space = len(space.architectures())
     for seed in range(args.seeds):
         table = study(args, runs / f"table-seed{seed}", seed, args.steps)
         for name in STRATEGIES:

@@ -240,7 +240,9 @@ class Specials:
 def read_specials(tok, user_dir: str | None) -> Specials:
     """The roles of ``tok``'s special tokens: WordPiece's names where it has them, else what the
     tokenizer's directory declares (``bos_token``, ``eos_token``, ``pad_token``, ``mask_token``)."""
-    have = lambda name: name if isinstance(name, str) and tok.token_to_id(name) is not None else None  # noqa: E731
+    def have(name):
+        return name if isinstance(name, str) and tok.token_to_id(name) is not None else None
+
     if have("[CLS]") and have("[SEP]"):
         return Specials(pad=have("[PAD]"), mask=have("[MASK]"))
     declared = {}

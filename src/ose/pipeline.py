@@ -209,10 +209,10 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
     if source is not None:
         log(f"T from {source.spec} ({source.path}); candidates "
             + ("inherit its weights, sliced to their shape" if ctx.inherited else "start from scratch"))
-        if ctx.inherited and cfg.task == "mlm" and not source.has_lm_head:
-            log(f"note: {source.spec} has no MLM head; each candidate's starts fresh, tied to its sliced embeddings")
-        if ctx.inherited and cfg.task == "clm" and not source.has_lm_head:
-            log(f"note: {source.spec} has no LM head; each candidate's starts fresh")
+        fresh_head = {"mlm": "MLM head; each candidate's starts fresh, tied to its sliced embeddings",
+                      "clm": "LM head; each candidate's starts fresh"}.get(cfg.task)
+        if ctx.inherited and fresh_head and not source.has_lm_head:
+            log(f"note: {source.spec} has no {fresh_head}")
     if strategy.adaptive and cfg.ask_batch * len(cfg.theta) < executor.n:
         log(f"note: {strategy.name} asks {cfg.ask_batch} candidate(s) per round, so at most "
             f"{cfg.ask_batch * len(cfg.theta)} of {executor.n} workers train at once; --ask-batch {executor.n} "

@@ -39,6 +39,10 @@ def check_heads(xi: Mapping[str, int], parameters: tuple[str, ...]) -> str | Non
     return None
 
 
+# ξ's counts as transformers' configs of both families name them.
+HF_COUNTS = {"D": "num_hidden_layers", "A": "num_attention_heads", "H": "hidden_size", "I": "intermediate_size"}
+
+
 def config_count(config: dict, key: str) -> int:
     """A count from a checkpoint's config.json; ValueError (one line for the user) if it is not one."""
     value = config.get(key)

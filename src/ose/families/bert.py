@@ -16,7 +16,7 @@ from typing import Mapping
 
 from ..costs import Op
 from . import ops
-from .base import Family, check_heads, check_settings, config_count
+from .base import HF_COUNTS, Family, check_heads, check_settings, config_count
 
 PARAMETERS = ("D", "A", "H", "I")
 HEADS = ("classifier", "mlm", "none")
@@ -123,8 +123,7 @@ class Bert(Family):
     def from_hf_config(self, config: dict) -> tuple[dict[str, int], dict]:
         if config.get("model_type") != "bert":
             raise ValueError(f"a {config.get('model_type') or 'untyped'} checkpoint, not BERT")
-        xi = {k: config_count(config, key) for k, key in (("D", "num_hidden_layers"), ("A", "num_attention_heads"),
-                                                            ("H", "hidden_size"), ("I", "intermediate_size"))}
+        xi = {k: config_count(config, HF_COUNTS[k]) for k in PARAMETERS}
         settings = {"vocab_size": config_count(config, "vocab_size"),
                     "max_positions": config_count(config, "max_position_embeddings"),
                     "type_vocab_size": config_count(config, "type_vocab_size") if "type_vocab_size" in config else 2}

@@ -21,7 +21,7 @@ from typing import Mapping
 
 from ..costs import Op
 from . import ops
-from .base import Family, check_heads, check_settings, config_count
+from .base import HF_COUNTS, Family, check_heads, check_settings, config_count
 
 PARAMETERS = ("D", "A", "K", "H", "I")
 HEADS = ("lm", "none")
@@ -134,10 +134,9 @@ class Llama(Family):
     def from_hf_config(self, config: dict) -> tuple[dict[str, int], dict]:
         if config.get("model_type") != "llama":
             raise ValueError(f"a {config.get('model_type') or 'untyped'} checkpoint, not Llama")
-        xi = {k: config_count(config, key) for k, key in (("D", "num_hidden_layers"), ("A", "num_attention_heads"),
-                                                         ("H", "hidden_size"), ("I", "intermediate_size"))}
-        xi["K"] = config_count(config, "num_key_value_heads") if config.get("num_key_value_heads") is not None else xi["A"]
-        xi = {k: xi[k] for k in PARAMETERS}
+        keys = {**HF_COUNTS, "K": "num_key_value_heads" if config.get("num_key_value_heads") is not None
+                else "num_attention_heads"}  # no key/value count: one per query head
+        xi = {k: config_count(config, keys[k]) for k in PARAMETERS}
         if config.get("head_dim") not in (None, xi["H"] // xi["A"]):
             raise ValueError(f"head_dim {config['head_dim']} is not hidden_size / num_attention_heads")
         # What this family does not build would be dropped silently by slicing: refuse it instead.
