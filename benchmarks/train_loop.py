@@ -38,7 +38,7 @@ def build(args, seed: int):
     settings = bert.settings_type(vocab_size=args.vocab, max_positions=args.seq_len, seq_len=args.seq_len,
                                   head="mlm")
     torch.manual_seed(seed)
-    return bert.build({"D": args.D, "A": args.A, "H": args.H, "I": args.I}, settings, task="mlm")
+    return bert.build({"D": args.D, "A": args.A, "H": args.H, "I": args.I}, settings, head="masked-lm")
 
 
 def run_ose(args, data, theta, seed: int) -> tuple[list[float], float, float]:
@@ -69,7 +69,7 @@ def run_minimal(args, batches, theta, seed: int, mode: str = "masked", bf16: boo
         with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
             if mode == "masked":
                 hidden = model.bert(input_ids=b.input_ids, attention_mask=b.attention_mask).last_hidden_state
-                loss = F.cross_entropy(model.cls(hidden[b.masked]).float(), b.labels)
+                loss = F.cross_entropy(model.cls(hidden[b.positions]).float(), b.labels)
             else:
                 loss = model(input_ids=b.input_ids, attention_mask=b.attention_mask, labels=b.full_labels).loss
         opt.zero_grad(set_to_none=True)
@@ -123,8 +123,8 @@ def main() -> None:
     batches = [next(gen) for _ in range(args.steps)]
     for b in batches:
         b.full_labels = torch.full_like(b.input_ids, -100)
-        b.full_labels[b.masked] = b.labels
-    masked = sum(int(b.masked.sum()) for b in batches) / (args.steps * args.batch * args.seq_len)
+        b.full_labels[b.positions] = b.labels
+    masked = sum(int(b.positions.sum()) for b in batches) / (args.steps * args.batch * args.seq_len)
     print(f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
           f"{args.threads} thread(s)")
     print(f"model D={args.D} A={args.A} H={args.H} I={args.I}, vocab {args.vocab}, L={args.seq_len}, "

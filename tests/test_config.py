@@ -74,7 +74,7 @@ def test_heldout_batches_do_not_depend_on_the_order_of_theta(tmp_path, tiny_spac
     a = make_context(load_config(None, {**common, "theta": [small, large]}), space).data.heldout
     b = make_context(load_config(None, {**common, "theta": [large, small]}), space).data.heldout
     assert a.input_ids.shape[0] == 2 * 16  # eval_batches × Θ's largest batch size
-    for name in ("input_ids", "attention_mask", "labels", "masked"):
+    for name in ("input_ids", "attention_mask", "labels", "positions"):
         assert torch.equal(getattr(a, name), getattr(b, name)), name
 
 

@@ -294,22 +294,22 @@ def test_mlm_masks_about_15_percent_of_ordinary_positions(mlm):
     for s in ("[CLS]", "[SEP]", "[PAD]"):
         special |= blocks == tok.token_to_id(s)
     # No special position is a target, unless a block needed its forced target at position 1.
-    forced = batch.masked & special
+    forced = batch.positions & special
     assert forced[:, [i for i in range(32) if i != 1]].sum() == 0
-    rate = (batch.masked & ~special).sum().item() / (~special).sum().item()
+    rate = (batch.positions & ~special).sum().item() / (~special).sum().item()
     assert 0.14 < rate < 0.16, rate
     # The targets are the original tokens at the masked positions.
-    assert torch.equal(batch.labels, blocks[batch.masked])
+    assert torch.equal(batch.labels, blocks[batch.positions])
     # 80% of targets become [MASK], 10% a random token, 10% stay; unmasked positions are untouched.
     mask_id = tok.token_to_id("[MASK]")
     inputs = batch.input_ids
-    assert torch.equal(inputs[~batch.masked], blocks[~batch.masked])
-    share = (inputs[batch.masked] == mask_id).float().mean().item()
+    assert torch.equal(inputs[~batch.positions], blocks[~batch.positions])
+    share = (inputs[batch.positions] == mask_id).float().mean().item()
     assert 0.77 < share < 0.83, share
-    kept = (inputs[batch.masked] == blocks[batch.masked]).float().mean().item()
+    kept = (inputs[batch.positions] == blocks[batch.positions]).float().mean().item()
     assert 0.08 < kept < 0.13, kept
     assert int(inputs.max()) < tok.get_vocab_size()
-    assert batch.masked.any(dim=1).all()  # at least one target per block
+    assert batch.positions.any(dim=1).all()  # at least one target per block
 
 
 def test_heldout_batches_are_fixed_by_the_seed(mlm, mlm_cache, monkeypatch):
@@ -317,7 +317,7 @@ def test_heldout_batches_are_fixed_by_the_seed(mlm, mlm_cache, monkeypatch):
     data, _, identity = mlm
     again, _, identity2 = prep("mlm", 512, 32, 32, 0, max_examples=2000, eval_batches=2)
     assert identity == identity2
-    for name in ("input_ids", "attention_mask", "labels", "masked"):
+    for name in ("input_ids", "attention_mask", "labels", "positions"):
         assert torch.equal(getattr(data.heldout, name), getattr(again.heldout, name)), name
     other, _, _ = prep("mlm", 512, 32, 32, 1, max_examples=2000, eval_batches=2)
     assert not torch.equal(other.heldout.input_ids, data.heldout.input_ids)
@@ -328,7 +328,7 @@ def test_training_batches_follow_the_generator(mlm):
     a = next(data.train_batches(8, torch.Generator().manual_seed(5)))
     b = next(data.train_batches(8, torch.Generator().manual_seed(5)))
     assert torch.equal(a.input_ids, b.input_ids) and torch.equal(a.labels, b.labels)
-    assert a.input_ids.shape == (8, 32) and a.labels.numel() == int(a.masked.sum())
+    assert a.input_ids.shape == (8, 32) and a.labels.numel() == int(a.positions.sum())
 
 
 # --- classification -----------------------------------------------------------------------
@@ -338,7 +338,7 @@ def test_classification_on_the_embedded_corpus(tmp_path):
     assert data.label_names == sorted(LABELS) and data.num_labels == 3
     held = data.heldout
     assert held.input_ids.shape[0] == 16 and held.input_ids.shape[1] <= 32
-    assert held.masked is None and 0 <= int(held.labels.min()) and int(held.labels.max()) < 3
+    assert held.positions is None and 0 <= int(held.labels.min()) and int(held.labels.max()) < 3
     assert (held.input_ids[:, 0] == tok.token_to_id("[CLS]")).all()
     assert torch.equal(held.attention_mask, (held.input_ids != tok.token_to_id("[PAD]")).long())
     assert identity["examples"] == 2000

@@ -99,7 +99,7 @@ def study(space_file, tmp_path_factory):
                                  "threads": 1, "out": str(tmp_path_factory.mktemp("ctx"))})
         space = load_space(cfg.space)
         ctx = make_context(cfg, space)
-    jobs = [(c.key, c.xi, cfg.theta[0]) for c in space.candidates()[:3]]
+    jobs = [(c.key, c.xi, ctx.cfg.theta[0]) for c in space.candidates()[:3]]
     return cfg, space, ctx, jobs
 
 
@@ -234,7 +234,7 @@ def test_unreachable_ray_address_fails_fast(space_file, tmp_path, run_cli):
 
 def test_jobs_go_out_longest_first(space_file):
     space = load_space(str(space_file))
-    theta = load_config(None, {}).theta[0]
+    theta = load_config(None, {}).with_defaults().theta[0]
     jobs = [(str(i), c.xi, theta) for i, c in enumerate(space.candidates())]
     ops = [space.cost(xi).ops for _, xi, _ in longest_first(jobs, space)]
     assert ops == sorted(ops, reverse=True) and len(ops) == len(jobs)
@@ -256,7 +256,7 @@ def test_workers_evaluate_the_drivers_data_without_reading_any_file(space_file, 
     ctx = make_context(cfg, space)
     data.unlink()
     shutil.rmtree(tmp_path / "cache")
-    jobs = [(str(i), c.xi, cfg.theta[0]) for i, c in enumerate(space.candidates()[:3])]
+    jobs = [(str(i), c.xi, ctx.cfg.theta[0]) for i, c in enumerate(space.candidates()[:3])]
     ex = make_executor(cfg, space, max_parallel=len(jobs))
     try:
         ex.start(ctx)

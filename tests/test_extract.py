@@ -308,12 +308,13 @@ def test_the_plan_cuts_xi_in_the_configured_order():
 
 def test_a_space_whose_embeddings_outweigh_its_layers_is_warned_about_before_training(root, tiny_space, capsys):
     # Vocabulary 512, H = 16: A holds (512 + 64 + 2)·16 + 2·16 = 9,280 parameters, a layer B
-    # 4(16² + 16) + 2·16 + (16·32 + 32) + (32·16 + 16) + 2·16 = 2,224, and C (pooler and
-    # classifier) 306, so B never outweighs A + C in parameters at D = 1 or 2; in operations it does.
+    # 4(16² + 16) + 2·16 + (16·32 + 32) + (32·16 + 16) + 2·16 = 2,224, and C (pooler and the
+    # classifier over the tweets' 3 labels, as the task builds it) 323, so B never outweighs A + C
+    # in parameters at D = 1 or 2; in operations it does.
     space = root / "thin.toml"
     space.write_text(tiny_space(H=(16,), I=(32,)))
-    code = main(["extract", "--space", str(space), "--epsilon", "2", "--steps", "1", "--sort", "total",
-                 "--max-examples", "2000", "--eval-batches", "1", "--threads", "1", "--out", str(root / "thin")])
+    code = main(["extract", "--space", str(space), "--task", "cls", "--epsilon", "2", "--steps", "1", "--sort",
+                 "total", "--max-examples", "2000", "--eval-batches", "1", "--threads", "1", "--out", str(root / "thin")])
     lines = capsys.readouterr().out.splitlines()
     assert code == 0
     warning = ("warning: ABⁿC: part B costs more than A + C for 0 of 2 architectures in parameters, 2 of 2 in "

@@ -49,7 +49,7 @@ def files(tmp_path_factory, tiny_space):
     bert = get_family("bert")
     for name, vocab in (("teacher-no-tokenizer", 512), ("teacher-other-vocab", 512), ("teacher-256", 256)):
         settings = bert.settings_type(vocab_size=vocab, max_positions=64, seq_len=32, head="mlm")
-        bert.build({"D": 1, "A": 2, "H": 32, "I": 64}, settings, task="mlm").save_pretrained(d / name)
+        bert.build({"D": 1, "A": 2, "H": 32, "I": 64}, settings, head="masked-lm").save_pretrained(d / name)
     other = {s: i for i, s in enumerate(SPECIALS)} | {f"word{i}": i for i in range(len(SPECIALS), 512)}
     Tokenizer(models.WordLevel(other, unk_token="[UNK]")).save(str(d / "teacher-other-vocab" / "tokenizer.json"))
     nomask = d / "nomask"

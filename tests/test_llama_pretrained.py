@@ -38,10 +38,10 @@ def test_slicing_t_to_its_own_shape_reproduces_its_logits(llama_checkpoint):
     ids = torch.randint(5, model.config.vocab_size, (3, 20), generator=torch.Generator().manual_seed(0))
     imp = LLAMA.importance(model, Batch(ids, torch.ones_like(ids), None))
     settings = space_for(source, seq_len=20).settings
-    sliced = LLAMA.slice(state, imp, T, settings, "clm").eval()
+    sliced = LLAMA.inherited_model(state, imp, T, settings, "causal-lm").eval()
     with torch.no_grad():
         assert (sliced(input_ids=ids).logits - model(input_ids=ids).logits).abs().max().item() <= 1e-5
-    small = LLAMA.slice(state, imp, {"D": 2, "A": 2, "K": 1, "H": 32, "I": 64}, settings, "clm")
+    small = LLAMA.inherited_model(state, imp, {"D": 2, "A": 2, "K": 1, "H": 32, "I": 64}, settings, "causal-lm")
     assert small.config.num_key_value_heads == 1
     assert small(input_ids=ids).logits.shape == (3, 20, model.config.vocab_size)
 
@@ -94,7 +94,7 @@ def test_a_decoder_with_its_own_bpe_tokenizer_and_rope_theta(decoder_checkpoint,
     ids = torch.randint(1, model.config.vocab_size, (2, 16), generator=torch.Generator().manual_seed(0))
     imp = LLAMA.importance(model, Batch(ids, torch.ones_like(ids), None))
     own = {"D": 2, "A": 4, "K": 2, "H": 64, "I": 128}
-    sliced = LLAMA.slice(state, imp, own, space_for(source, seq_len=16).settings, "clm").eval()
+    sliced = LLAMA.inherited_model(state, imp, own, space_for(source, seq_len=16).settings, "causal-lm").eval()
     with torch.no_grad():
         assert (sliced(input_ids=ids).logits - model(input_ids=ids).logits).abs().max().item() <= 1e-5
 
@@ -124,7 +124,7 @@ def test_a_bare_llama_model_trains_a_fresh_lm_head(llama_checkpoint, tmp_path):
     lines = []
     result = ose.extract(source=str(bare), seq_len=32, epsilon=16, steps=2, max_examples=1500, eval_batches=1,
                          threads=1, out=str(tmp_path / "run"), progress=False, log=lines.append)
-    assert any("has no LM head" in line for line in lines)
+    assert any("has no causal-lm head" in line for line in lines)
     assert all(r["status"] == "ok" for r in result.evaluations)
 
 

@@ -1,6 +1,7 @@
 """Extracting from a pretrained T (--from): T and its grid from the checkpoint, sliced weights,
 the extraction, and the distilled, exported model. A small BERT checkpoint is built locally."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -14,7 +15,7 @@ from safetensors.torch import load_file
 import ose
 from ose.families import get_family
 from ose.families.bert_weights import importance
-from ose.families.weights import top
+from ose.families.weights import top_k
 from ose.pretrained import load_source, space_for
 from ose.tasks.base import Batch
 
@@ -44,7 +45,7 @@ def _settings(checkpoint, **kw):
 
 def test_t_and_its_default_grid_come_from_the_checkpoint(bert_checkpoint):
     source = load_source(str(bert_checkpoint))
-    assert source.family == "bert" and source.xi == T and not source.has_lm_head
+    assert source.family == "bert" and source.xi == T and not source.heads
     space = space_for(source)
     assert space.maximum_point == T and space.settings.vocab_size == source.config["vocab_size"]
     for xi in space.architectures():
@@ -56,7 +57,7 @@ def test_slicing_t_to_its_own_shape_reproduces_t(t_model, bert_checkpoint):
     model, state = t_model
     batch = _batch(model.config.vocab_size)
     imp = importance(model, batch)
-    sliced = BERT.slice(state, imp, T, _settings(bert_checkpoint), "cls", 3).eval()
+    sliced = BERT.inherited_model(state, imp, T, _settings(bert_checkpoint), "sequence-classification", 3).eval()
     with torch.no_grad():
         want = model(input_ids=batch.input_ids).last_hidden_state
         got = sliced.base_model(input_ids=batch.input_ids).last_hidden_state
@@ -67,8 +68,8 @@ def test_a_depth_only_slice_equals_running_ts_kept_layers(t_model, bert_checkpoi
     model, state = t_model
     batch = _batch(model.config.vocab_size, seed=1)
     imp = importance(model, batch)
-    sliced = BERT.slice(state, imp, {**T, "D": 2}, _settings(bert_checkpoint), "cls", 3).eval()
-    kept = top(imp.layers, 2).tolist()
+    sliced = BERT.inherited_model(state, imp, {**T, "D": 2}, _settings(bert_checkpoint), "sequence-classification", 3).eval()
+    kept = top_k(imp.layers, 2).tolist()
     with torch.no_grad():
         hidden = model.embeddings(input_ids=batch.input_ids)
         for layer in kept:
@@ -78,6 +79,8 @@ def test_a_depth_only_slice_equals_running_ts_kept_layers(t_model, bert_checkpoi
 
 
 def test_every_slice_saves_and_reloads_with_stock_transformers(t_model, bert_checkpoint, tmp_path):
+    """Every slice of the grid round-trips through save_pretrained with every tensor intact, and p
+    counts it exactly with the head and the labels it was built with."""
     from transformers import AutoModelForSequenceClassification
 
     model, state = t_model
@@ -85,15 +88,17 @@ def test_every_slice_saves_and_reloads_with_stock_transformers(t_model, bert_che
     space = space_for(load_source(str(bert_checkpoint)), seq_len=20)
     ids = _batch(model.config.vocab_size, seed=2).input_ids
     for xi in space.architectures():
-        sliced = BERT.slice(state, imp, xi, space.settings, "cls", 3).eval()
+        sliced = BERT.inherited_model(state, imp, xi, space.settings, "sequence-classification", 3).eval()
         sliced.save_pretrained(tmp_path / "m")
         again, info = AutoModelForSequenceClassification.from_pretrained(tmp_path / "m", output_loading_info=True)
-        assert info["missing_keys"] == set() or not info["missing_keys"], (xi, info)
-        assert not info["unexpected_keys"], (xi, info)
+        assert not info["missing_keys"] and not info["unexpected_keys"], (xi, info)
+        mine, theirs = sliced.state_dict(), again.state_dict()
+        assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine), xi
         with torch.no_grad():
             assert torch.equal(again.eval()(input_ids=ids).logits, sliced(input_ids=ids).logits), xi
-        assert sum(p.numel() for p in again.parameters()) == space.family.cost(
-            xi, space.settings.__class__(**{**space.settings.__dict__, "num_labels": 3})).params
+        built = dataclasses.replace(space.settings, head=BERT.counted_head("sequence-classification"),
+                                    num_labels=again.config.num_labels)
+        assert sum(p.numel() for p in again.parameters()) == BERT.cost(xi, built).params
 
 
 def test_count_from_checks_p_against_the_weights(run_cli, bert_checkpoint):
@@ -184,25 +189,34 @@ def test_distil_exports_a_model_stock_transformers_loads_offline(distilled):
     answer = pipeline("text-classification", model=str(model))("what a lovely day")
     assert answer[0]["label"] in {"negative", "neutral", "positive"}
     card = (model / "README.md").read_text()
-    assert "held-out accuracy" in card and "CPU latency" in card and "faster" in card
+    assert "test accuracy [95% interval]" in card and "CPU latency" in card and "faster" in card
     assert result.teacher_accuracy is not None and 0 <= result.accuracy <= 1
 
 
 def test_a_killed_distil_resumes_to_the_same_model(extraction, distilled, tmp_path, bert_checkpoint):
-    """SIGKILL after the student's second saved state; the resumed run ends with the same weights."""
+    """SIGKILL right after the student's first saved state; the resumed run ends with the same
+    weights. The study is a copy without the reference's saved runs, and another directory is
+    current: the study finds its inputs from anywhere."""
     _, out = extraction
     _, reference = distilled
+    study = tmp_path / "moved-study"
+    shutil.copytree(out, study, ignore=shutil.ignore_patterns(".distil", "model"))
     target = tmp_path / "model"
-    cmd = [sys.executable, "-m", "ose", "distil", str(out), "--steps", "6", "--out", str(target), "--quiet"]
-    env = {**os.environ, "OSE_FAULT": "distil-save:5"}  # teacher saves 3 times, then the student
-    killed = subprocess.run(cmd + ["--save-every", "2"], env=env, capture_output=True, text=True)
+    cmd = [sys.executable, "-m", "ose", "distil", str(study), "--steps", "6", "--out", str(target), "--quiet",
+           "--save-every", "2"]
+    env = {**os.environ, "OSE_FAULT": "save-student:1"}
+    killed = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp_path)
     assert killed.returncode == -9, killed.stderr[-2000:]
-    assert (target / ".distil" / "student.pt").is_file() and not (target / "model.safetensors").exists()
+    saved = list((study / ".distil").glob("student-*.pt"))
+    assert len(saved) == 1 and not torch.load(saved[0], weights_only=True).get("finished")
+    assert not target.exists() or not (target / "model.safetensors").exists()
     env.pop("OSE_FAULT")
-    done = subprocess.run(cmd + ["--save-every", "2"], env=env, capture_output=True, text=True)
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     want, got = load_file(reference / "model.safetensors"), load_file(target / "model.safetensors")
     assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want)
+    facts = (target / "ose.json").read_text()
+    assert not (target / ".distil").exists() and str(tmp_path) not in facts and str(bert_checkpoint) not in facts
 
 
 def test_distil_exports_a_scratch_study_with_its_tokenizer(tmp_path, tiny_space):

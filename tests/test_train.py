@@ -48,7 +48,7 @@ def _one_thread():
 
 def model(seed=0, xi=XI):
     torch.manual_seed(seed)
-    return BERT.build(xi, SETTINGS, task="mlm")
+    return BERT.build(xi, SETTINGS, head="masked-lm")
 
 
 def fp32(window: int = 10, **kw) -> ExtractConfig:

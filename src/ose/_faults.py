@@ -2,9 +2,10 @@
 
 ``OSE_FAULT`` holds ``POINT:ARG`` items separated by ``;``:
 
-- ``store-write:N``, ``report-write:N``, ``distil-save:N``: SIGKILL this process the N-th
-  time it reaches the point (inside a store transaction before it commits; between two output
-  files; after a distillation checkpoint is saved);
+- ``store-write:N``, ``report-write:N``, ``save-PHASE:N``, ``prepared:N``: SIGKILL this process
+  the N-th time it reaches the point (inside a store transaction before it commits; between two
+  output files; after the training state of a run of that phase, ``T`` or ``student``, is
+  saved; once a study's inputs are prepared);
 - ``raise:ARCH``: evaluating the architecture ARCH (its key, e.g. ``D=1,A=2,H=16,I=32``)
   raises RuntimeError, as a bug in a candidate would;
 - ``hold:ARCH@DIR``: evaluating ARCH writes ``DIR/held.PID`` and waits until ``DIR/release``

@@ -73,16 +73,19 @@ def cmd_space(args) -> int:
     return 0
 
 
-def _checkpoint_check(source, xi: dict, cost) -> dict:
-    """p of the parts a checkpoint holds (A and B) against its tensors' element count."""
+def _checkpoint_check(source, xi: dict, cost, head: str) -> dict:
+    """p of the parts a checkpoint holds against its tensors' element count: A and B against its
+    embeddings and layers, and C (the head its config names) against the rest."""
     from .pretrained import checkpoint_params
 
     held = checkpoint_params(source)
     counted = cost.parts["A"].params + cost.parts["B"].params
     is_t = xi == source.xi
+    matches = held["body"] == counted and (head == "none" or held["rest"] == cost.parts["C"].params)
     return {"path": source.path, "weights": source.weights, "tensor_elements_embeddings_and_layers": held["body"],
-            "tensor_elements_other": held["rest"], "counted_A_plus_B": counted,
-            "matches": held["body"] == counted if is_t else None, "lm_head": source.has_lm_head}
+            "tensor_elements_other": held["rest"], "counted_A_plus_B": counted, "head": head,
+            "counted_C": cost.parts["C"].params, "matches": matches if is_t else None,
+            "heads": sorted(source.heads)}
 
 
 def _boolean(text: str) -> bool:
@@ -147,7 +150,7 @@ def cmd_count(args) -> int:
         raise UsageError(str(e)) from None
     doc = {"family": family.name, "settings": settings, **counts.count_document(xi, cost, vs, vs_cost)}
     if source is not None:
-        doc["checkpoint"] = _checkpoint_check(source, xi, cost)
+        doc["checkpoint"] = _checkpoint_check(source, xi, cost, settings["head"])
     if args.format == "json":
         print(json.dumps(doc, indent=2))
         return 0
@@ -158,10 +161,11 @@ def cmd_count(args) -> int:
     if source is not None:
         c = doc["checkpoint"]
         verdict = {True: "equal", False: "DIFFERENT", None: "(ξ is not T)"}[c["matches"]]
+        head = (f"p(C) of its {c['head']} head = {c['counted_C']:,}" if c["head"] != "none" else
+                "no head counted (its config names none)")
         print(f"# checkpoint {c['weights']}: {c['tensor_elements_embeddings_and_layers']:,} elements in embeddings "
-              f"and layers; p(A) + p(B) = {c['counted_A_plus_B']:,}: {verdict}; "
-              f"{c['tensor_elements_other']:,} elements elsewhere (pooler, heads); LM head: "
-              f"{'yes' if c['lm_head'] else 'no'}")
+              f"and layers, p(A) + p(B) = {c['counted_A_plus_B']:,}; {c['tensor_elements_other']:,} elements "
+              f"elsewhere, {head}: {verdict}; heads with weights: {', '.join(c['heads']) or 'none'}")
     if vs:
         print(f"\n# ratios to {vs}")
         print(table.text_table([doc["ratios"]]))
@@ -251,10 +255,13 @@ def cmd_distil(args) -> int:
         raise UsageError(f"--save-every must be a positive integer, got {args.save_every}")
     r = distil(args.run_dir, steps=args.steps, out=args.out, save_every=args.save_every, log=print,
                progress=not args.quiet)
-    t = f" (T fine-tuned for the same steps: {r.teacher_accuracy:.4f})" if r.teacher_accuracy is not None else ""
-    print(f"held-out accuracy {r.accuracy:.4f}{t}; CPU speed-up over T: " + ", ".join(
-        f"{r.latency['T'][b] / r.latency['model'][b]:.2f}× at batch {b}" for b in r.latency["model"]))
-    print(f"wrote {r.out} (config.json, model.safetensors, tokenizer, README.md)")
+    test = r.card["test"]
+    t = f" (T fine-tuned: {r.teacher_accuracy:.4f}, {r.accuracy / r.teacher_accuracy:.3f} of T's)" \
+        if r.teacher_accuracy is not None else ""
+    print(f"test accuracy {r.accuracy:.4f}{t} on {test['rows']:,} {test['row_unit']} ({test['targets']:,} "
+          f"{test['target_unit']}) nothing was selected on; CPU speed-up over T: " + ", ".join(
+              f"{r.latency['T'][b] / r.latency['model'][b]:.2f}× at batch {b}" for b in r.latency["model"]))
+    print(f"wrote {r.out} (config.json, model.safetensors, tokenizer, README.md, ose.json)")
     return 0
 
 
@@ -344,6 +351,9 @@ def _extract_options(args) -> dict:
     return options
 
 
+STEPS = 300  # ose distil's cap (ose.distil.STEPS; not imported here: it would import torch)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="ose", description="Optimal Subarchitecture Extraction (de Wynter, 2020)")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -370,7 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("distil", help="train a study's pick (distilled from T) and export it as a Hugging Face model")
     d.add_argument("run_dir", help="the output directory of an ose extract")
-    d.add_argument("--steps", type=int, default=100, help="training steps of the pick, and of T's fine-tune (default 100)")
+    d.add_argument("--steps", type=int, default=STEPS,
+                   help=f"at most this many steps for the pick, and for T's fine-tune; each stops earlier once its "
+                        f"validation accuracy stops improving (default {STEPS})")
     d.add_argument("--out", help="where the model goes (default RUN_DIR/model)")
     d.add_argument("--save-every", type=int, default=25, help="steps between saved states, to resume from (default 25)")
     d.add_argument("--quiet", action="store_true", help="no progress lines")

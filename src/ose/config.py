@@ -26,6 +26,7 @@ BUDGETLESS = {"fptas": "⌈|Ξ|/ε⌉", "exhaustive": "all |Ξ|"}
 
 
 OPTIMIZERS = ("sgd", "adamw")
+EVAL_BATCHES = 4
 TEACHER_FROM = "from"  # --teacher from: T itself, fine-tuned on the task
 
 
@@ -84,6 +85,13 @@ def _as_float(v: int) -> float:
         return math.inf
 
 
+# With inherited weights: a short fine-tune with SGD barely moves a fresh head (every candidate
+# then scores the majority share), AdamW separates them (docs/TRAINING.md); a larger B, since
+# a classification B of 4 × 32 examples has about ±4 points of noise.
+INHERIT_THETA = Theta(lr=5e-4, momentum=0.9, batch_size=32, optimizer="adamw")
+INHERIT_EVAL_BATCHES = 16
+
+
 def _opt(help: str, choices=None, check: str | None = None, flag: bool | str = True,
          metavar: str | None = None) -> dict:
     """A field's metadata: its help text, allowed values (a tuple, or a function giving them),
@@ -126,9 +134,10 @@ class ExtractConfig:
     steps: int = option(100, "s: SGD steps per candidate (default 100)", check="positive")
     out: str = option("runs/ose", "output directory (default runs/ose)")
     seed: int = option(0, "seed of the split, the masks, the initialisation and the batch order")
-    theta: list[Theta] = field(default_factory=lambda: [Theta()], metadata=_opt(
-        "a hyper-parameter set θ; repeat for Θ (default lr=0.05,momentum=0.9,batch_size=32)",
-        metavar="lr=X,momentum=Y,batch_size=N"))
+    theta: list[Theta] | None = field(default=None, metadata=_opt(
+        "a hyper-parameter set θ; repeat for Θ (default lr=0.05,momentum=0.9,batch_size=32 (SGD); with "
+        "inherited weights lr=0.0005,batch_size=32,optimizer=adamw)",
+        metavar="lr=X,momentum=Y,batch_size=N[,optimizer=sgd|adamw]"))
     representative: str = option("first", "which member represents its ε-interval (ours; default first)",
                                  choices=REPRESENTATIVES)
     sort: str = option("intermediate", "order of Ξ: by its layers B (default, Algorithm 1's) or by the whole "
@@ -142,7 +151,8 @@ class ExtractConfig:
     device: str = option("auto", "auto: cuda if available", choices=("auto", "cpu", "cuda"))
     threads: int | None = option(None, "torch threads per evaluation (default: usable cores)", check="positive")
     heldout_fraction: float = option(0.1, "share of the examples held out for B", check="fraction", flag=False)
-    eval_batches: int = option(4, "|B| in batches of Θ's largest batch size", check="positive")
+    eval_batches: int | None = option(None, "|B| in batches of Θ's largest batch size (default 4; 16 with "
+                                            "inherited weights)", check="positive")
     tokenizer: str | None = option(None, "a local tokenizer directory (default: WordPiece trained on the data)")
     text_field: str = option("text", "JSONL / dataset field holding the text")
     label_field: str = option("label", "JSONL / dataset field holding the label (cls)")
@@ -184,6 +194,15 @@ class ExtractConfig:
         if self.teacher == TEACHER_FROM and not self.inherits:
             raise ConfigError("teacher 'from' is T of --from, fine-tuned: it needs --from MODEL with inherited weights")
 
+    def with_defaults(self) -> ExtractConfig:
+        """This configuration with the options left unset (None) at their defaults, which differ when
+        candidates inherit T's weights; an option given, even at a default's value, stays as given."""
+        inherit = self.inherits
+        defaults = {"theta": [INHERIT_THETA if inherit else Theta()],
+                    "eval_batches": INHERIT_EVAL_BATCHES if inherit else EVAL_BATCHES}
+        changes = {k: v for k, v in defaults.items() if getattr(self, k) is None}
+        return dataclasses.replace(self, **changes) if changes else self
+
     @property
     def inherits(self) -> bool:
         """Whether candidates start from T's weights (``init``, resolved)."""
@@ -220,7 +239,7 @@ class ExtractConfig:
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        d["theta"] = [t.as_dict() for t in self.theta]
+        d["theta"] = None if self.theta is None else [t.as_dict() for t in self.theta]
         return d
 
     def to_toml(self) -> str:
@@ -228,7 +247,7 @@ class ExtractConfig:
         null: options left unset are left out)."""
         lines = [f"{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in self.as_dict().items()
                  if k != "theta" and v is not None]
-        for t in self.theta:
+        for t in self.theta or []:
             lines += ["", "[[theta]]", *(f"{k} = {json.dumps(v)}" for k, v in t.as_dict().items())]
         return "\n".join(lines) + "\n"
 
@@ -258,6 +277,8 @@ def _check_field(f: dataclasses.Field, v) -> str | None:
 def _check_values(cfg: ExtractConfig) -> None:
     """Each option has its declared type, and each θ ∈ Θ is well formed."""
     _check_types(cfg)
+    if cfg.theta is None:  # left to with_defaults
+        return
     if not cfg.theta:
         raise ConfigError("theta: Θ needs at least one hyper-parameter set")
     seen = set()
@@ -308,7 +329,7 @@ def from_dict(raw: dict, base: ExtractConfig | None = None) -> ExtractConfig:
         key = key.replace("-", "_")
         if key not in names:
             raise ConfigError(f"unknown option {key!r}")
-        setattr(cfg, key, _theta(value) if key == "theta" else value)
+        setattr(cfg, key, _theta(value) if key == "theta" and value is not None else value)
     return cfg
 
 

@@ -1,110 +1,61 @@
-"""What every evaluation of one study shares, prepared once by the driver: the context.
+"""What the search's evaluations share, prepared once by the driver: the context.
 
-Ξ and T, the family and the task, the encoded data and its tokenizer, the teacher, and the
-measured latencies under ``--speed latency``. Executors ship the context to their workers,
-which never read the user's files. Evaluating one candidate is ``evaluate.py``.
+The study's inputs (``inputs.py``: Ξ and T, the family and the task, the encoded data and its
+tokenizer, T's weights) and what only the search needs on top: the teacher its candidates
+learn from, and the measured latencies under ``--speed latency``. Executors ship the context
+to their workers, which never read the user's files. Evaluating one candidate is ``evaluate.py``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
-from . import pretrained
+from ._faults import fault
 from .config import TEACHER_FROM, ExtractConfig
-from .data import prepare
 from .errors import ConfigError
+from .families.weights import quiet_loading
+from .inputs import StudyInputs, prepare_inputs
 from .space import SearchSpace, arch_key
-from .tasks import get_task
 
 
 @dataclass
-class Context:
-    cfg: ExtractConfig      # resolved: concrete device, precision and threads
-    space: SearchSpace
-    task: object            # ose.tasks.base.Task
-    data: object            # ose.tasks.base.TaskData
-    tokenizer: object
-    data_identity: dict
+class Context(StudyInputs):
     teacher: object = None
     latency: dict | None = None   # --speed latency: measured seconds by arch key, and "T"
-    inherited: Inherited | None = None  # --init inherit: T's weights and what each part is worth
-
-    @property
-    def family(self):
-        return self.space.family
 
 
-@dataclass
-class Inherited:
-    """T's weights, and the importance of its parts on a calibration batch: what slicing needs."""
-
-    state: dict
-    importance: object
-    has_lm_head: bool
-
-
-CALIBRATION_ROWS = 64  # one batch of the training data, for the importance of T's parts
-
-
-def make_context(cfg: ExtractConfig, space: SearchSpace, source=None) -> Context:
-    """The shared context; ``source`` (``pretrained.Source``) when extracting from a checkpoint."""
-    if cfg.task is None:
-        cfg = replace(cfg, task=space.family.tasks[0])
-    if cfg.task not in space.family.tasks:
-        raise ConfigError(f"family {space.family.name} cannot train task {cfg.task} "
-                          f"(its tasks: {', '.join(space.family.tasks)})")
-    cfg = cfg.resolved()
-    if source is not None and cfg.tokenizer is None:  # T reads its own token ids
-        cfg = replace(cfg, tokenizer=source.path)
-    task = get_task(cfg.task)
-    data, tok, identity = prepare(cfg, task, space.settings)
-    if source is not None and tok.get_vocab_size() != space.settings.vocab_size:
-        raise ConfigError(f"tokenizer {cfg.tokenizer}: {tok.get_vocab_size():,} tokens, but T ({source.spec}) has a "
-                          f"vocabulary of {space.settings.vocab_size:,}; use the checkpoint's own tokenizer")
-    _check_batch_size(max(t.batch_size for t in cfg.theta), data)
-    latency = latency_table(cfg, space) if cfg.speed == "latency" else None
-    inherited = inherit(space, source, data, cfg.seed) if cfg.inherits else None
-    ctx = Context(cfg, space, task, data, tok, identity, None, latency, inherited)
+def make_context(cfg: ExtractConfig, space: SearchSpace, source=None, layout: str = "texts",
+                 count_built_head: bool = True) -> Context:
+    """The shared context; ``source`` (``pretrained.Source``) when extracting from a checkpoint.
+    ``layout`` and ``count_built_head``: see ``inputs.prepare_inputs`` (a resumed study keeps its own)."""
+    inputs = prepare_inputs(cfg, space, source, layout, count_built_head)
+    fault("prepared")
+    cfg, space = inputs.cfg, inputs.space
+    latency = latency_table(cfg, space, inputs.base_config) if cfg.speed == "latency" else None
+    ctx = Context(**{f.name: getattr(inputs, f.name) for f in dataclasses.fields(StudyInputs)}, latency=latency)
     if cfg.teacher == TEACHER_FROM:
         ctx.teacher = finetuned_t(ctx)
     elif cfg.teacher:
-        ctx.teacher = load_teacher(cfg.teacher, task, space.settings.vocab_size, data, cfg.device, tok)
+        ctx.teacher = load_teacher(cfg.teacher, ctx.task, space.settings.vocab_size, ctx.data, cfg.device,
+                                   ctx.tokenizer)
     return ctx
 
 
 def finetuned_t(ctx: Context):
     """``--teacher from``: T with the task's head, fine-tuned for s steps under the first θ, once,
     in the driver; the teacher every candidate then learns from."""
-    from .evaluate import build_model
     from .train import train
 
-    top = dict(ctx.space.maximum_point)
-    model = build_model(ctx, top, ctx.cfg.seed)
+    model = ctx.build(dict(ctx.space.maximum_point))
     train(model, ctx.family, ctx.task, ctx.data, ctx.cfg.theta[0], ctx.cfg, around_start=True)
     for p in model.parameters():
         p.requires_grad_(False)
     return model.eval()
 
 
-def inherit(space: SearchSpace, source, data, seed: int) -> Inherited:
-    """Load T once, in the driver; measure its parts on one seeded batch of the training data."""
-    import torch
-
-    model, state = space.family.load_pretrained(source.path, source.weights)
-    calibration = next(data.train_batches(CALIBRATION_ROWS, torch.Generator().manual_seed(seed)))
-    return Inherited(state, space.family.importance(model, calibration), source.has_lm_head)
-
-
-def _check_batch_size(batch_size: int, data) -> None:
-    """A batch larger than the training set would train on all of it at every step, slowly."""
-    n = data.train_size()
-    if batch_size > n:
-        raise ConfigError(f"theta batch_size {batch_size} exceeds the {n:,} training {data.train_unit}; "
-                          f"use a batch size ≤ {n:,}")
-
-
-def latency_table(cfg: ExtractConfig, space: SearchSpace) -> dict:
+def latency_table(cfg: ExtractConfig, space: SearchSpace, base_config: dict | None = None) -> dict:
     """Measured forward latency (batch ``latency_batch``) of every ξ and of T, by arch key:
     from ``latency_file``, else from the study's own latency.json, else measured now."""
     from . import latency
@@ -118,7 +69,7 @@ def latency_table(cfg: ExtractConfig, space: SearchSpace) -> dict:
             raise ConfigError(str(e)) from None
     else:
         doc = latency.measure_space(space, batch_sizes=(cfg.latency_batch,), threads=cfg.resolved_threads(),
-                                    progress=False)
+                                    progress=False, config=base_config)
     table = {}
     for xi in [*space.architectures(), space.maximum_point]:
         try:
@@ -135,6 +86,9 @@ def load_teacher(path: str, task, vocab_size: int, data, device: str, tokenizer)
     import transformers
     from transformers import AutoConfig
 
+    if task.teacher_class is None:
+        raise ConfigError(f"teacher {path}: task {task.name} trains a {task.head} head, which no "
+                          f"transformers Auto class loads")
     auto = getattr(transformers, task.teacher_class)
     if not Path(path).is_dir():  # else HF takes it for a Hub name and reports a failed download
         raise ConfigError(f"teacher {path}: no such directory (a local Hugging Face checkpoint is needed)")
@@ -150,7 +104,7 @@ def load_teacher(path: str, task, vocab_size: int, data, device: str, tokenizer)
 
 def _teacher_part(path: str, auto):
     try:
-        with pretrained.quiet_loading():
+        with quiet_loading():
             return auto.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError) as e:
         raise ConfigError(f"teacher {path}: cannot load ({str(e).splitlines()[0]})") from None

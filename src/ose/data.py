@@ -278,12 +278,14 @@ def _load_user_tokenizer(user_dir: str, vocab_size: int):
 
 # --- one study's data ----------------------------------------------------------------------
 
-def prepare(cfg: ExtractConfig, task, settings):
+def prepare(cfg: ExtractConfig, task, settings, layout: str = "texts"):
     """Read, check for the task, split, tokenize, encode: (TaskData, tokenizer, identity dict).
 
-    B holds ``eval_batches`` batches of Θ's largest batch size (not its first: the order of Θ
-    must not change the study).
+    The held-out part holds B, ``eval_batches`` batches of Θ's largest batch size (not its first:
+    the order of Θ must not change the study), and the test part, cut as ``layout`` says
+    (``tasks.base.LAYOUTS``).
     """
+    cfg = cfg.with_defaults()
     examples = read_examples(cfg)
     task.check_examples(examples, cfg.data or "embedded corpus", cfg.label_field)
     train, heldout = split(examples, cfg.heldout_fraction, cfg.seed)
@@ -294,10 +296,13 @@ def prepare(cfg: ExtractConfig, task, settings):
         raise DataError(f"{cfg.tokenizer}: tokenizer does not fit task {task.name}: it names no "
                         f"{', '.join(ROLE_NAMES[r] for r in missing)} token")
     eval_size = cfg.eval_batches * max(t.batch_size for t in cfg.theta)
-    data = task.data(tok, specials, train, heldout, settings, eval_size, cfg.seed)
+    data = task.data(tok, specials, train, heldout, settings, eval_size, cfg.seed, layout)
     identity = {"source": cfg.data or EMBEDDED, "examples": len(examples), "fingerprint": fingerprint(examples),
                 "tokenizer": cfg.tokenizer or _tokenizer_name(cfg, settings.vocab_size),
                 "tokenizer_vocab": tok.get_vocab_size(), **heldout_facts(data)}
+    if layout != "legacy":  # what a study made before the test part existed did not record
+        identity.update(layout=layout, test_rows=data.test.rows if data.test is not None else 0,
+                        test_targets=data.test.labels.numel() if data.test is not None else 0)
     return data, tok, identity
 
 

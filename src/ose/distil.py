@@ -1,46 +1,70 @@
-"""``ose distil RUN_DIR``: the pick of a study, trained into a model you can use.
+"""``ose distil RUN_DIR``: the pick of a study, trained into a model you can use, and measured.
 
-The chosen architecture ξ* (T's weights sliced to it when the study inherited them) trains for
-N steps with distillation from T fine-tuned on the task for the same N steps (the teacher, and
-the yardstick the pick's accuracy is read against). Both are measured on held-out data and
-for CPU latency side by side, and ``export`` writes the Hugging Face model directory. This is
-the full training of the pick, not the bounded surrogate of the search: no weight box.
+Its own stage: it reopens the study's inputs (``inputs.reopen``: data, tokenizer, T, checked
+against what the study recorded), never the search's extras. The chosen architecture ξ* (T's
+weights sliced to it when the study inherited them) trains with distillation from T fine-tuned
+on the task (the teacher, and the yardstick the pick is read against). Both are final
+trainings: no weight box, at most ``steps`` steps, stopped once accuracy on a validation part
+carved from the training data stops improving, each keeping the weights of its best
+measurement. Both are then measured on the study's test part (held-out rows that neither the
+search nor this training selected on), with 95% intervals, and timed side by side on the CPU;
+``export`` writes the Hugging Face model directory.
 
-Each phase saves its state under ``OUT/.distil/`` every ``save_every`` steps (weights,
-optimiser, step, random state), so a killed run continues from its last saved step and ends
-with what an uninterrupted run would.
+State lives in ``RUN_DIR/.distil/``, outside the exported folder: one file per training run
+(``train.Checkpoint``), saved every ``save_every`` steps, so a killed run continues from its
+last saved step and ends with what an uninterrupted run would. A finished run's file is its
+result: T's fine-tune is trained once per study and reused by every later ``ose distil``.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import os
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ._faults import fault
-from .config import ExtractConfig, Theta, from_dict
-from .context import Context, make_context
-from .errors import ConfigError, StoreError
-from .evaluate import build_model
-from .space import space_from_dict
+from .config import Theta
+from .errors import ConfigError, DataError, StoreError
+from .inputs import StudyInputs, reopen
 from .store import STUDY_FILE, open_store
-from .train import _optimizer, distillation_loss, heldout_error
+from .train import Checkpoint, EarlyStop, Measured, fit, measure
 
-EVAL_BATCHES = 64      # held-out batches for the final accuracies: more than the search's B
 STATE_DIR = ".distil"
+STEPS = 300        # the cap of each final training
+PATIENCE = 3       # validation measurements without improvement before a run stops
+MEASURES = 10      # validation measurements over a run that reaches the cap (every steps/MEASURES steps)
 
 
 @dataclass
-class DistilResult:
-    out: Path
-    architecture: dict
-    accuracy: float
-    teacher_accuracy: float | None
-    latency: dict            # {"model": {batch: seconds}, "T": {...}}
-    card: dict
+class Trained:
+    """One final training run: its model, how it ended, and its answers on the test part."""
+
+    model: object
+    run: dict
+    steps: int                 # steps trained
+    stop: EarlyStop
+    test: Measured
+
+    def summary(self) -> str:
+        """How the run ended, in words: its steps, why it stopped, its test accuracy."""
+        lo, hi = self.test.interval()
+        why = "validation accuracy stopped improving" if self.steps < self.run["steps"] else "reached the cap"
+        return (f"trained {self.steps} steps ({why}; best at step {self.stop.best_step}): test accuracy "
+                f"{self.test.accuracy:.4f} [{lo:.4f}, {hi:.4f}] over {self.test.targets:,} targets")
+
+    def record(self) -> dict:
+        """What the card states of the run: where it stopped and why, its validation record."""
+        cap, history = self.run["steps"], self.stop.history
+        out = {"steps_cap": cap, "steps": self.steps, "best_step": self.stop.best_step,
+               "stopped": "validation accuracy stopped improving" if self.steps < cap else "the cap",
+               "validation": history}
+        if self.steps >= cap and len(history) >= 2:
+            half = [a for s, a in history if s > cap // 2] or [history[-1][1]]
+            first = [a for s, a in history if s <= cap // 2] or [history[0][1]]
+            out["still_rising"] = max(half) - max(first)  # the best of the last half over the first's
+        return out
 
 
 def load_study(run_dir: Path) -> tuple[dict, dict]:
@@ -61,99 +85,67 @@ def load_study(run_dir: Path) -> tuple[dict, dict]:
     return meta, pick
 
 
-def study_context(meta: dict, steps: int) -> Context:
-    """The study's own context (its data, tokenizer and T), with a larger held-out set."""
-    from .pretrained import load_source
-
-    settings = meta["settings"]
-    cfg = from_dict({k: v for k, v in settings["config"].items()}, ExtractConfig())
-    cfg = dataclasses.replace(cfg, eval_batches=max(cfg.eval_batches, EVAL_BATCHES), steps=steps)
-    source = None
-    if settings.get("source"):
-        source = load_source(cfg.source)
-        if source.identity()["weights_sha256"] != settings["source"]["weights_sha256"]:
-            raise ConfigError(f"--from {cfg.source}: its weights changed since the study ran")
-    space = space_from_dict(settings["space"], source=STUDY_FILE)
-    return make_context(cfg, space, source)
+def _tag(run: dict) -> str:
+    return hashlib.sha256(json.dumps(run, sort_keys=True).encode()).hexdigest()[:12]
 
 
-class Checkpoints:
-    """Each phase's state in one file, replaced atomically, tagged with what it is a run of."""
+def train_final(inputs: StudyInputs, xi: dict, theta: Theta, run: dict, state: Path, save_every: int,
+                teacher=None, log=None) -> Trained:
+    """ξ trained (distilled from ``teacher`` when given) until validation accuracy stops improving,
+    at most ``run["steps"]`` steps; resumed from, or reused as, its saved state under ``state``."""
+    cfg = inputs.cfg
+    model = inputs.build(xi)
+    torch.manual_seed(cfg.seed)  # dropout's stream, the same for every run of this phase
+    every = max(1, run["steps"] // MEASURES)
 
-    def __init__(self, folder: Path, run: dict):
-        self.folder, self.run = folder, run
+    def validation_accuracy() -> float:
+        return measure(model, inputs.family, inputs.task, inputs.data.validation, cfg).accuracy
 
-    def load(self, phase: str) -> dict | None:
-        path = self.folder / f"{phase}.pt"
-        if not path.is_file():
-            return None
-        state = torch.load(path, weights_only=False)
-        if state.get("run") != self.run:
-            raise ConfigError(f"{self.folder} holds the state of another distillation "
-                              f"({_differs(state.get('run'), self.run)}); use another --out, or the same --steps")
-        return state
-
-    def save(self, phase: str, state: dict) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.folder / f"{phase}.pt.tmp"
-        torch.save({**state, "run": self.run}, tmp)
-        os.replace(tmp, self.folder / f"{phase}.pt")
+    stop = EarlyStop(validation_accuracy, model, every, PATIENCE)
+    progress = _progress(run["phase"], run["steps"], stop, log)
+    fitted = fit(model, inputs.family, inputs.task, inputs.data, theta, cfg, run["steps"], teacher=teacher,
+                 stop=stop, progress=progress, checkpoint=Checkpoint(state / f"{run['phase']}-{_tag(run)}.pt",
+                                                                     run, save_every))
+    model.eval()
+    return Trained(model, run, fitted.steps, stop, measure(model, inputs.family, inputs.task, inputs.data.test, cfg))
 
 
-def _differs(old: dict | None, new: dict) -> str:
-    old = old or {}
-    keys = [k for k in new if old.get(k) != new[k]]
-    return ", ".join(f"{k}: {old.get(k)!r} → {new[k]!r}" for k in keys) or "unknown"
+def _progress(phase: str, steps: int, stop: EarlyStop, log):
+    """A line every tenth of a run, with its latest validation accuracy."""
+    if log is None:
+        return None
+    every = max(1, steps // 10)
+
+    def report(step: int, loss: float) -> None:
+        if step % every == 0 or step == steps:
+            seen = f", validation accuracy {stop.history[-1][1]:.4f}" if stop.history else ""
+            log(f"  {phase}: step {step}/{steps}, loss {loss:.3f}{seen}")
+    return report
 
 
-def train_phase(phase: str, model, ctx: Context, theta: Theta, steps: int, checkpoints: Checkpoints,
-                teacher=None, save_every: int = 25, progress=None):
-    """Train ``model`` for ``steps`` steps (distilling from ``teacher`` when given), resuming
-    from the phase's last saved state."""
-    cfg, task = ctx.cfg, ctx.task
-    model.to(cfg.device).train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = _optimizer(params, theta)
-    saved = checkpoints.load(phase)
-    done = 0
-    if saved is not None:
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["optimizer"])
-        torch.set_rng_state(saved["rng"])
-        done = saved["step"]
-    else:
-        torch.manual_seed(cfg.seed)  # dropout's stream, the same for every run of this phase
-    batches = ctx.data.train_batches(theta.batch_size, torch.Generator().manual_seed(cfg.seed))
-    for _ in range(done):  # the batches an uninterrupted run drew before this step
-        next(batches)
-    for step in range(done + 1, steps + 1):
-        batch = next(batches).to(cfg.device)
-        out = ctx.family.logits(model, batch, task.name)
-        loss = task.loss(out, batch)
-        if teacher is not None:
-            with torch.no_grad():
-                taught = task.teacher_logits(teacher, batch).float()
-            loss = distillation_loss(out.float(), taught, loss, cfg)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if progress is not None:
-            progress(phase, step, loss.item())
-        if step % save_every == 0 or step == steps:
-            checkpoints.save(phase, {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                                     "rng": torch.get_rng_state()})
-            fault("distil-save")
-    return model.eval()
+def check_target(out: Path, run: dict) -> None:
+    """Refuse to write the model into a folder holding anything but an export of this same run."""
+    from .export import FACTS
+    from .study import check_writable
+
+    check_writable(out)
+    if not out.exists() or not any(out.iterdir()):
+        return
+    facts = out / FACTS
+    if not facts.is_file():
+        raise ConfigError(f"{out}: the folder holds files ose did not write; use another --out")
+    try:
+        old = json.loads(facts.read_text()).get("run")
+    except (OSError, ValueError):
+        old = None
+    if old != run:
+        diff = ", ".join(f"{k}: {(old or {}).get(k)!r} → {v!r}" for k, v in run.items() if (old or {}).get(k) != v)
+        raise ConfigError(f"{out} holds another export ({diff or 'unknown'}); use another --out")
 
 
-def accuracy(model, ctx: Context) -> float:
-    error, _ = heldout_error(model, ctx.family, ctx.task, ctx.data, ctx.cfg)
-    return 1.0 - error
-
-
-def distil(run_dir: str | Path, steps: int = 100, out: str | Path | None = None, save_every: int = 25,
+def distil(run_dir: str | Path, steps: int = STEPS, out: str | Path | None = None, save_every: int = 25,
            log=print, progress: bool = True) -> DistilResult:
-    """Distil the pick of the study in ``run_dir`` and export it (see the module docstring)."""
+    """Distil the pick of the study in ``run_dir``, measure it on the test part, export it."""
     from . import export, latency
 
     run_dir = Path(run_dir)
@@ -161,43 +153,56 @@ def distil(run_dir: str | Path, steps: int = 100, out: str | Path | None = None,
         raise ConfigError(f"--steps must be a positive integer, got {steps}")
     meta, pick = load_study(run_dir)
     out = Path(out) if out else run_dir / "model"
-    from .study import check_writable
-
-    check_writable(out)
-    ctx = study_context(meta, steps)
-    torch.set_num_threads(ctx.cfg.threads)
-    names = ctx.family.parameters
-    xi = {k: pick[k] for k in names}
+    xi = {k: pick[k] for k in meta["settings"]["space"]["parameters"]}
     theta = Theta(**{k: pick[k] for k in ("lr", "momentum", "batch_size")},
                   **({"optimizer": pick["optimizer"]} if "optimizer" in pick else {}))
-    checkpoints = Checkpoints(out / STATE_DIR, {"study_created_at": meta["created_at"], "architecture": xi,
-                                                "steps": steps, "theta": theta.as_dict()})
-    bar = _bar(progress, steps, log)
-    teacher, teacher_acc = None, None
-    if ctx.inherited is not None:  # T is pretrained: fine-tuned, it teaches, and it is the yardstick
-        log(f"distil: fine-tuning T = {dict(ctx.space.maximum_point)} for {steps} steps (the teacher)")
-        teacher = train_phase("teacher", build_model(ctx, dict(ctx.space.maximum_point), ctx.cfg.seed), ctx, theta,
-                              steps, checkpoints, save_every=save_every, progress=bar)
-        teacher_acc = accuracy(teacher, ctx)
-    log(f"distil: training ξ* = {xi} for {steps} steps" + (" from T (distillation)" if teacher else ""))
-    model = train_phase("student", build_model(ctx, xi, ctx.cfg.seed), ctx, theta, steps, checkpoints, teacher,
-                        save_every, bar)
-    acc = accuracy(model, ctx)
-    reference = teacher if teacher is not None else build_model(ctx, dict(ctx.space.maximum_point), ctx.cfg.seed)
-    timings = latency.compare({"model": model, "T": reference}, ctx.space.settings.vocab_size,
-                              ctx.space.settings.seq_len)
-    card = export.card_facts(meta, pick, ctx, steps, theta, acc, teacher_acc, timings)
-    export.export(model, ctx, out, card)
-    return DistilResult(out, xi, acc, teacher_acc, timings, card)
+    common = {"study": meta["created_at"], "theta": theta.as_dict(), "steps": steps, "patience": PATIENCE,
+              "measures": MEASURES}
+    t_run = None
+    if meta["settings"].get("init") == "inherit":  # T is pretrained: fine-tuned, it teaches and is the yardstick
+        t_run = {"phase": "T", "architecture": meta["maximum_point"]["architecture"], **common}
+    student_run = {"phase": "student", "architecture": xi, **common, **({"teacher": _tag(t_run)} if t_run else {})}
+    check_target(out, student_run)
+    inputs = reopen(run_dir, meta)
+    if inputs.data.test is None:
+        raise DataError(f"{run_dir}: the held-out part has no rows left for a test part after B; use more data, "
+                        f"a larger heldout_fraction or fewer --eval-batches")
+    inputs.data = inputs.data.with_validation(inputs.cfg.seed)
+    torch.set_num_threads(inputs.cfg.threads)
+    say = log if progress else None
+    state = run_dir / STATE_DIR
+    teacher = None
+    if t_run is not None:
+        log(f"distil: T = {t_run['architecture']} fine-tuned (the teacher and the yardstick), at most {steps} steps")
+        teacher = train_final(inputs, t_run["architecture"], theta, t_run, state, save_every, log=say)
+        log(f"distil: T {teacher.summary()}")
+        for p in teacher.model.parameters():
+            p.requires_grad_(False)
+    log(f"distil: training ξ* = {xi}, at most {steps} steps" + (", distilled from T" if teacher else ""))
+    student = train_final(inputs, xi, theta, student_run, state, save_every,
+                          teacher=teacher.model if teacher else None, log=say)
+    log(f"distil: ξ* {student.summary()}")
+    reference = teacher.model if teacher else inputs.build(dict(inputs.space.maximum_point))
+    timings = latency.compare({"model": student.model, "T": reference}, inputs.space.settings.vocab_size,
+                              inputs.space.settings.seq_len)
+    card = export.card_facts(meta, pick, inputs, theta, student, teacher, timings)
+    export.export(student.model, inputs, out, card)
+    return DistilResult(out, xi, student, teacher, timings, card)
 
 
-def _bar(enabled: bool, steps: int, log):
-    """Progress of the training phases: a line every tenth of a phase."""
-    if not enabled:
-        return None
-    every = max(1, steps // 10)
+@dataclass
+class DistilResult:
+    out: Path
+    architecture: dict
+    student: Trained
+    teacher: Trained | None
+    latency: dict            # {"model": {batch: seconds}, "T": {...}}
+    card: dict
 
-    def report(phase: str, step: int, loss: float) -> None:
-        if step % every == 0 or step == steps:
-            log(f"  {phase}: step {step}/{steps}, loss {loss:.3f}")
-    return report
+    @property
+    def accuracy(self) -> float:
+        return self.student.test.accuracy
+
+    @property
+    def teacher_accuracy(self) -> float | None:
+        return self.teacher.test.accuracy if self.teacher else None

@@ -81,7 +81,6 @@ class _Enough(Exception):
 def _step_seconds(ctx, xi: dict, theta, threads: int) -> float | None:
     import torch
 
-    from .evaluate import build_model
     from .train import train
 
     ticks = []
@@ -96,7 +95,7 @@ def _step_seconds(ctx, xi: dict, theta, threads: int) -> float | None:
     # fork_rng: the timing run must leave no trace in the random streams of the real runs.
     with torch.random.fork_rng(devices=[]):
         try:
-            train(build_model(ctx, xi, ctx.cfg.seed), ctx.family, ctx.task, ctx.data, theta, ctx.cfg, ctx.teacher,
+            train(ctx.build(xi), ctx.family, ctx.task, ctx.data, theta, ctx.cfg, ctx.teacher,
                   tick, around_start=ctx.inherited is not None)
         except _Enough:
             pass

@@ -2,7 +2,8 @@
 
 An evaluation depends only on (configuration, ξ, θ, seed): the initialisation and the
 batch order are seeded the same way for every candidate, so any executor, in any order,
-gets the same numbers. The study's shared context is prepared once (``context.py``).
+gets the same numbers. The study's shared context is prepared once (``context.py``); it builds
+the candidate (``inputs.StudyInputs.build``).
 """
 
 from __future__ import annotations
@@ -20,16 +21,6 @@ from .space import arch_key
 from .train import CandidateFailed, train
 
 
-def build_model(ctx: Context, xi: dict, seed: int):
-    """ξ's model: T's weights sliced to its shape (``--init inherit``), or a fresh one."""
-    torch.manual_seed(seed)  # the same initialisation stream for every candidate (and every fresh head)
-    num_labels = ctx.data.num_labels or None
-    if ctx.inherited is None:
-        return ctx.family.build(xi, ctx.space.settings, task=ctx.task.name, num_labels=num_labels)
-    inherited = ctx.inherited
-    return ctx.family.slice(inherited.state, inherited.importance, xi, ctx.space.settings, ctx.task.name, num_labels)
-
-
 def evaluate(ctx: Context, xi: dict, theta: Theta, progress=None) -> dict:
     """Train ξ under θ for at most s steps; the record stored for this evaluation (flat dict).
 
@@ -41,7 +32,7 @@ def evaluate(ctx: Context, xi: dict, theta: Theta, progress=None) -> dict:
     torch.set_num_threads(ctx.cfg.threads)
     try:
         evaluation_fault(arch_key(xi))
-        model = build_model(ctx, xi, ctx.cfg.seed)
+        model = ctx.build(xi)
         result = train(model, ctx.family, ctx.task, ctx.data, theta, ctx.cfg, ctx.teacher, progress,
                        around_start=ctx.inherited is not None)
     except CandidateFailed as e:

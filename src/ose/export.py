@@ -54,19 +54,21 @@ def token_ids_for_generation(model, tokenizer) -> None:
             setattr(config, key, value)
 
 
-def export(model, ctx, out: Path, card: dict) -> Path:
-    """Write ``out``: config.json (with label names), model.safetensors, the tokenizer, README.md."""
+def export(model, inputs, out: Path, card: dict) -> Path:
+    """Write ``out``: config.json (with label names), model.safetensors, the tokenizer, README.md
+    and ose.json (the card's facts). Nothing else: training state stays with the study."""
+    from .families.weights import quiet_loading
+
     out.mkdir(parents=True, exist_ok=True)
-    names = ctx.data.label_names
+    model = model.to("cpu")
+    names = inputs.data.label_names
     if names:
         model.config.id2label = dict(enumerate(names))
         model.config.label2id = {name: i for i, name in enumerate(names)}
-    tokenizer = tokenizer_for_export(ctx.tokenizer, ctx.space.settings.seq_len, ctx.data.specials,
-                                     ctx.task.generates)
-    if ctx.task.generates:
+    tokenizer = tokenizer_for_export(inputs.tokenizer, inputs.space.settings.seq_len, inputs.data.specials,
+                                     inputs.task.generates)
+    if inputs.task.generates:
         token_ids_for_generation(model, tokenizer)
-    from .pretrained import quiet_loading
-
     with quiet_loading():  # no "Writing model shards" bar
         model.save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -75,53 +77,103 @@ def export(model, ctx, out: Path, card: dict) -> Path:
     return out
 
 
-def card_facts(meta: dict, pick: dict, ctx, steps: int, theta, accuracy: float, teacher_accuracy: float | None,
-               timings: dict) -> dict:
-    """Everything the model card states, as data (also written to ose.json)."""
+def _name(path: str | None) -> str | None:
+    """What a card says of an input file: its name, never the local path it was read from."""
+    return None if path is None else Path(path).name or str(path)
+
+
+def test_facts(inputs, measured) -> dict:
+    """Which rows the final numbers come from: the test part, its size and units, how it was cut."""
+    data = inputs.data
+    note = ("held-out texts apart from B's" if data.layout == "texts" else
+            "held-out rows B did not take (this study predates a separate test part; for text cut into "
+            "blocks, a text can run across the edge of a B block into a test block)")
+    return {"set": "test", "rows": measured.rows, "row_unit": data.row_unit, "targets": measured.targets,
+            "target_unit": inputs.task.target_unit, "layout": data.layout, "what": note}
+
+
+def _accuracy(measured) -> dict:
+    lo, hi = measured.interval()
+    return {"accuracy": measured.accuracy, "interval_95": [lo, hi], "loss": measured.loss}
+
+
+def card_facts(meta: dict, pick: dict, inputs, theta, student, teacher, timings: dict) -> dict:
+    """Everything the model card states, as data (also written to ose.json). The counts are the
+    model exported (its head, its labels), p and i against T's with the same head."""
     from . import __version__
 
-    t = meta["maximum_point"]
-    names = list(ctx.family.parameters)
-    return {"architecture": {k: pick[k] for k in names}, "maximum_point": t["architecture"],
-            "family": ctx.family.name, "task": ctx.task.name, "labels": ctx.data.label_names,
-            "source": meta["settings"].get("source"), "init": meta["settings"].get("init", "scratch"),
-            "params": pick["params"], "ops": pick["ops"], "T_params": t["params"], "T_ops": t["ops"],
-            "accuracy": accuracy, "T_accuracy": teacher_accuracy, "heldout_examples": _heldout_size(ctx),
-            "latency_seconds": timings, "seq_len": ctx.space.settings.seq_len, "steps": steps,
-            "theta": theta.as_dict(), "distillation": {"alpha": ctx.cfg.kd_alpha, "beta": ctx.cfg.kd_beta,
-                                                       "temperature": ctx.cfg.kd_temperature},
+    space, names = inputs.space, list(inputs.family.parameters)
+    xi = {k: pick[k] for k in names}
+    cost, t_cost = space.cost(xi), space.max_cost
+    source = meta["settings"].get("source")
+    data = meta["settings"]["data"]
+    return {"architecture": xi, "maximum_point": dict(space.maximum_point),
+            "family": inputs.family.name, "task": inputs.task.name, "labels": inputs.data.label_names,
+            "source": ({"from": _name(source["from"]), "weights_sha256": source["weights_sha256"],
+                        "architecture": source["architecture"]} if source else None),
+            "init": meta["settings"].get("init", "scratch"),
+            "head": space.settings.head, "params": cost.params, "ops": cost.ops, "T_params": t_cost.params,
+            "T_ops": t_cost.ops, "test": test_facts(inputs, student.test), "model": _accuracy(student.test),
+            "T": _accuracy(teacher.test) if teacher else None,
+            "training": {"model": student.record(), "T": teacher.record() if teacher else None,
+                         "validation_rows": inputs.data.validation.rows},
+            "latency_seconds": timings, "seq_len": space.settings.seq_len,
+            "theta": theta.as_dict(), "distillation": ({"alpha": inputs.cfg.kd_alpha, "beta": inputs.cfg.kd_beta,
+                                                        "temperature": inputs.cfg.kd_temperature} if teacher else None),
             "search": {"W": pick["w"], "error": pick["error"], "strategy": meta["settings"]["bound"]["strategy"],
                        "epsilon": meta["settings"]["bound"]["epsilon"], "steps": meta["settings"]["bound"]["steps"]},
-            "data": meta["settings"]["data"], "ose_version": __version__}
+            "data": {"source": _name(data.get("source")), "examples": data.get("examples"),
+                     "fingerprint": data.get("fingerprint")},
+            "usage": inputs.task.usage, "run": student.run, "ose_version": __version__}
 
 
-def _heldout_size(ctx) -> int:
-    return sum(chunk.labels.numel() for chunk in ctx.data.chunks(256))
+def _size(test: dict) -> str:
+    """``3,304 examples``, or ``997 blocks of 64 tokens (9,330 masked tokens)``."""
+    rows = f"{test['rows']:,} {test['row_unit']}"
+    return rows if test["row_unit"] == test["target_unit"] else f"{rows} ({test['targets']:,} {test['target_unit']})"
+
+
+def _percent(a: dict) -> str:
+    lo, hi = a["interval_95"]
+    return f"{a['accuracy']:.4f} [{lo:.3f}, {hi:.3f}]"
+
+
+def _trained(record: dict | None) -> str:
+    if record is None:
+        return "—"
+    line = f"{record['steps']} of at most {record['steps_cap']} steps (best at {record['best_step']})"
+    if "still_rising" in record:
+        line += f"; stopped by the cap, validation accuracy +{100 * record['still_rising']:.1f} points over its last half"
+    return line
 
 
 def model_card(f: dict) -> str:
     """README.md of the exported model."""
     arch = ", ".join(f"{k}={v}" for k, v in f["architecture"].items())
-    top = ", ".join(f"{k}={v}" for k, v in f["maximum_point"].items())
-    lat = f["latency_seconds"]
+    t_arch = ", ".join(f"{k}={v}" for k, v in f["maximum_point"].items())
+    lat, test, t = f["latency_seconds"], f["test"], f["T"]
     rows = [("parameters p", f"{f['params']:,}", f"{f['T_params']:,}", f"{f['params'] / f['T_params']:.3f}"),
             ("operations i (one sequence of L tokens)", f"{f['ops']:,}", f"{f['T_ops']:,}",
-             f"{f['ops'] / f['T_ops']:.4f}")]
-    if f["T_accuracy"] is not None:
-        rows.append(("held-out accuracy", f"{f['accuracy']:.4f}", f"{f['T_accuracy']:.4f}",
-                     f"{f['accuracy'] / f['T_accuracy']:.3f}"))
-    else:
-        rows.append(("held-out accuracy", f"{f['accuracy']:.4f}", "—", "—"))
+             f"{f['ops'] / f['T_ops']:.4f}"),
+            ("test accuracy [95% interval]", _percent(f["model"]), _percent(t) if t else "—",
+             f"{f['model']['accuracy'] / t['accuracy']:.3f}" if t else "—"),
+            ("trained", _trained(f["training"]["model"]), _trained(f["training"]["T"]), "")]
     for b in lat["model"]:
-        m, t = 1000 * lat["model"][b], 1000 * lat["T"][b]
-        rows.append((f"CPU latency, ms per batch of {b}", f"{m:.3g}", f"{t:.3g}", f"{t / m:.2f}× faster"))
+        m, tt = 1000 * lat["model"][b], 1000 * lat["T"][b]
+        rows.append((f"CPU latency, ms per batch of {b}", f"{m:.3g}", f"{tt:.3g}", f"{tt / m:.2f}× faster"))
     table = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
     source = f["source"]
-    origin = (f"extracted from `{source['from']}` (T = ⟨{top}⟩), starting from T's weights sliced to its shape"
-              if source else f"trained from scratch; T = ⟨{top}⟩ is the search space's maximum point")
-    teacher = ("distilled for {steps} steps from T fine-tuned on the task for the same {steps} steps"
-               .format(steps=f["steps"]) if f["T_accuracy"] is not None else f"trained for {f['steps']} steps")
+    origin = (f"extracted from `{source['from']}` (T = ⟨{t_arch}⟩), starting from T's weights sliced to its shape"
+              if source else f"trained from scratch; T = ⟨{t_arch}⟩ is the search space's maximum point")
+    teacher = ("distilled from T fine-tuned on the task (both stopped once accuracy on a validation part of "
+               f"{f['training']['validation_rows']:,} training rows stopped improving)" if t else
+               f"trained until accuracy on a validation part of {f['training']['validation_rows']:,} training rows "
+               "stopped improving")
     labels = ", ".join(f["labels"]) if f["labels"] else "none (a language model)"
+    usage = f.get("usage")
+    snippet = f"\n```python\n{usage.replace('PATH', 'PATH/TO/THIS/DIRECTORY')}\n```\n" if usage else ""
+    kd = f["distillation"]
+    kd = f"; distillation α = {kd['alpha']}, β = {kd['beta']}, τ = {kd['temperature']}" if kd else ""
     return f"""---
 library_name: transformers
 tags: [ose, optimal-subarchitecture-extraction, {f['family']}]
@@ -133,34 +185,18 @@ This model was {origin}, chosen by `ose` (optimal subarchitecture extraction, de
 as the argmax of the W-coefficient (W = {float(f['search']['W']):.4g}, strategy {f['search']['strategy']},
 ε = {f['search']['epsilon']}, s = {f['search']['steps']}), then {teacher}.
 
-Task: `{f['task']}`; labels: {labels}. Data: {f['data'].get('source')} ({f['data'].get('examples')} examples);
-held-out accuracy on {f['heldout_examples']:,} examples the training never saw. Sequences of up to
-{f['seq_len']} tokens.
+Task: `{f['task']}` (head: {f['head']}); labels: {labels}. Data: {f['data']['source']} ({f['data']['examples']} examples).
+Accuracies are measured on the test part: {_size(test)}, {test['what']}; neither the search nor
+the training selected on them. Sequences of up to {f['seq_len']} tokens.
 
 | | this model | T | model / T |
 |---|---|---|---|
 {table}
 
-Latency: median forward pass on this machine's CPU (1 torch thread), the model and T measured
-side by side in alternating rounds.
+p and i count the model as exported (its head and labels), T with the same head. Latency: median
+forward pass on this machine's CPU (1 torch thread, fp32), the model and T measured side by side
+in alternating rounds.
 
-Training: θ = {json.dumps(f['theta'])}; distillation α = {f['distillation']['alpha']},
-β = {f['distillation']['beta']}, τ = {f['distillation']['temperature']}. Made with ose {f['ose_version']}.
-
-```python
-{USAGE.get(f['task'], USAGE['cls'])}
-```
-"""
-
-
-USAGE = {
-    "cls": 'from transformers import pipeline\n'
-           'classify = pipeline("text-classification", model="PATH/TO/THIS/DIRECTORY")',
-    "mlm": 'from transformers import pipeline\n'
-           'fill = pipeline("fill-mask", model="PATH/TO/THIS/DIRECTORY")',
-    "clm": 'from transformers import AutoModelForCausalLM, AutoTokenizer\n'
-           'model = AutoModelForCausalLM.from_pretrained("PATH/TO/THIS/DIRECTORY")\n'
-           'tokenizer = AutoTokenizer.from_pretrained("PATH/TO/THIS/DIRECTORY")\n'
-           'ids = tokenizer("the weather today", return_tensors="pt").input_ids\n'
-           'print(tokenizer.decode(model.generate(ids, max_new_tokens=20)[0]))',
-}
+Training: θ = {json.dumps(f['theta'])}{kd}.
+Made with ose {f['ose_version']}.
+{snippet}"""

@@ -77,10 +77,10 @@ def _torch_threads(threads: int):
         torch.set_num_threads(previous)
 
 
-def _build(space: SearchSpace, xi: Mapping[str, int]):
+def _build(space: SearchSpace, xi: Mapping[str, int], config: dict | None = None):
     # fork_rng: building draws random weights; the caller's random stream must not move.
     with torch.random.fork_rng(devices=[]):
-        return space.family.build(dict(xi), space.settings).eval()
+        return space.family.build(dict(xi), space.settings, config=config).eval()
 
 
 def _inputs(space: SearchSpace, batch_size: int) -> torch.Tensor:
@@ -146,13 +146,14 @@ def _time_each(model, space: SearchSpace, batch_sizes, repeats: int, warmup: int
 
 def measure_space(space: SearchSpace, batch_sizes: Sequence[int] = BATCH_SIZES, repeats: int = REPEATS,
                   warmup: int = WARMUP, threads: int = THREADS, progress: bool = True,
-                  t_samples: int = T_SAMPLES) -> dict:
+                  t_samples: int = T_SAMPLES, config: dict | None = None) -> dict:
     """Latency of T and of every ξ ∈ Ξ at each batch size: the document described in the module doc.
 
     Each model is built once and timed at every batch size (see ``measure``). T is timed
     ``t_samples`` times, interleaved with Ξ (see ``t_schedule``), each time like any ξ; its
     latency is the median of those measurements. Raises ValueError for invalid options.
-    ``progress`` shows a tqdm bar on stderr.
+    ``progress`` shows a tqdm bar on stderr. ``config``: T's config.json, which models are built
+    from (with ξ's counts replaced) when the space is below a pretrained checkpoint.
     """
     problem = check_options(batch_sizes, repeats, warmup, threads, t_samples)
     if problem:
@@ -167,7 +168,7 @@ def measure_space(space: SearchSpace, batch_sizes: Sequence[int] = BATCH_SIZES, 
         return _time_each(model, space, batch_sizes, repeats, warmup, bar)
 
     with _torch_threads(threads), bar:
-        top = _build(space, space.maximum_point)  # kept: T is timed again and again
+        top = _build(space, space.maximum_point, config)  # kept: T is timed again and again
         # The first timings in a process can run slow (one-time kernel and allocator set-up): discard a round.
         _time(top, _inputs(space, max(batch_sizes)), 1, warmup)
         for k in range(len(cands) + 1):
@@ -177,7 +178,7 @@ def measure_space(space: SearchSpace, batch_sizes: Sequence[int] = BATCH_SIZES, 
                 for b, seconds in timings(top).items():
                     samples[b].append(seconds)
             if k < len(cands):
-                entries.append(_entry(space, cands[k], timings(_build(space, cands[k]))))
+                entries.append(_entry(space, cands[k], timings(_build(space, cands[k], config))))
     attn = top.config._attn_implementation  # sdpa or eager: what the timings ran
     return {"settings": _settings(space, batch_sizes, repeats, warmup, threads, t_samples, attn),
             "maximum_point": _maximum_point(space, samples, after), "architectures": entries}
@@ -333,9 +334,14 @@ def summary(doc: dict) -> str:
 
 def compare(models: dict, vocab_size: int, seq_len: int, batch_sizes: Sequence[int] = BATCH_SIZES,
             repeats: int = REPEATS, warmup: int = WARMUP, threads: int = THREADS, rounds: int = 3) -> dict:
-    """Seconds per forward pass of each named model at each batch size, measured side by side:
+    """CPU seconds per forward pass of each named model at each batch size, measured side by side:
     ``rounds`` rounds, each timing every model in turn, and the median of the rounds kept, so a
-    machine whose speed drifts moves every model's readings alike."""
+    machine whose speed drifts moves every model's readings alike. Each model is timed as an fp32
+    copy on the CPU, wherever it trained (the figure promised is the CPU's); the models passed in
+    are left where they are."""
+    import copy
+
+    models = {name: copy.deepcopy(model).to("cpu", torch.float32) for name, model in models.items()}
     gen = torch.Generator().manual_seed(0)
     inputs = {b: torch.randint(0, vocab_size, (b, seq_len), generator=gen) for b in batch_sizes}
     readings = {name: {str(b): [] for b in batch_sizes} for name in models}

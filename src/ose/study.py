@@ -21,9 +21,11 @@ from .store import STUDY_FILE, Store, StoreError, open_store
 
 LOCK_FILE = "study.lock"
 
-# Keys that may change between runs of the same study without changing its numbers.
+# Keys that may change between runs of the same study without changing its numbers (the thread
+# count can, in the last digits: see docs/STUDIES.md), and where its files were found.
 VOLATILE = {"config.out", "config.threads", "threads", "ose_version", "created_at", "config.executor",
             "config.workers", "config.address", "config.gpus_per_eval", "config.retries"}
+VOLATILE_PREFIXES = ("inputs.",)
 # Options added after studies were first stored, with the value a study stored before them ran
 # under: such a study resumes when that value is asked for again.
 IMPLIED = {"config.sort": "total"}
@@ -129,7 +131,8 @@ def differences(stored: dict, meta: dict) -> str:
     a = {**IMPLIED, **dict(_flatten(stored.get("settings", {})))}
     b = {**IMPLIED, **dict(_flatten(meta.get("settings", {})))}
     diffs = [f"{k}: {a.get(k)!r} → {b.get(k)!r}" for k in sorted(set(a) | set(b))
-             if k not in VOLATILE and a.get(k) != b.get(k) and not _added_at_default(k, a, b)]
+             if k not in VOLATILE and not k.startswith(VOLATILE_PREFIXES) and a.get(k) != b.get(k)
+             and not _added_at_default(k, a, b)]
     if not diffs and stored.get("jobs") != meta.get("jobs"):
         diffs.append("the list of evaluations differs")
     return "; ".join(diffs[:3]) + (f" and {len(diffs) - 3} more" if len(diffs) > 3 else "")
@@ -137,16 +140,25 @@ def differences(stored: dict, meta: dict) -> str:
 
 def _added_at_default(key: str, a: dict, b: dict) -> bool:
     """An option that a newer ose added, at its default, does not change a study made before it;
-    nor does a fact a newer ose records about the data or T (they follow from the options)."""
+    nor does a setting a family gained, at its default; nor a fact a newer ose records about the
+    data or T (they follow from the options)."""
     from dataclasses import MISSING, fields
 
     from .config import ExtractConfig
 
     if (key in a) == (key in b):
         return False
+    value = b[key] if key in b else a[key]
+    if key.startswith("space.settings."):
+        from .families import FAMILIES
+
+        family = a.get("space.family") or b.get("space.family")
+        if family not in FAMILIES:
+            return False
+        defaults = {f.name: f.default for f in fields(FAMILIES.get(family).settings_type)}
+        return defaults.get(key[len("space.settings."):], MISSING) == value
     if not key.startswith("config."):
         return key.startswith(("data.", "init", "source."))
-    value = b[key] if key in b else a[key]
     default = {f.name: f.default for f in fields(ExtractConfig)}.get(key[len("config."):], MISSING)
     return default is not MISSING and value == default
 

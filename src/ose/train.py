@@ -1,28 +1,36 @@
-"""The error surrogate ê: a short, bounded SGD run of one candidate, measured on B.
+"""The one training loop (``fit``), and the error surrogate ê the search takes from it (``train``).
 
-Each candidate trains from a fresh, seeded initialisation, or from T's weights sliced to its
-shape, with SGD (or AdamW) under θ ∈ Θ (learning rate, momentum, batch size) for at most s
-steps, optionally ending early once the smoothed loss stops moving (tolerance). After every
-step the weights are clipped to [−c, c] (from scratch) or to [w₀ − c, w₀ + c] around the
-inherited w₀: the FPTAS guarantee needs an L-smooth objective with bounded stochastic
-gradients (the ABⁿC condition 2), and keeping the weights in a compact set is how the paper
-obtains that for BERT.
-ê is the error rate on the fixed held-out batches B (1 − accuracy over masked tokens for MLM,
-over examples for classification) or, optionally, their cross-entropy.
+The search trains each candidate from a fresh, seeded initialisation, or from T's weights
+sliced to its shape, with SGD (or AdamW) under θ ∈ Θ (learning rate, momentum, batch size) for
+at most s steps, optionally ending early once the smoothed loss stops moving (tolerance). After
+every step the weights are clipped to [−c, c] (from scratch) or to [w₀ − c, w₀ + c] around the
+inherited w₀: the FPTAS guarantee needs an L-smooth objective with bounded stochastic gradients
+(the ABⁿC condition 2), and keeping the weights in a compact set is how the paper obtains that
+for BERT. ê is the error rate on the fixed held-out batches B (1 − accuracy over masked tokens
+for MLM, over examples for classification) or, optionally, their cross-entropy.
+
+Final training (``ose distil``) runs the same loop without the weight box, distilling from T,
+saving its state every few steps (``Checkpoint``) and stopping once accuracy on a validation
+part stops improving (``EarlyStop``). Autocast, the non-finite check and the overflow check are
+in the loop, so every run has them.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from ._faults import fault
 from .config import ExtractConfig, Theta
-from .tasks.base import Task, TaskData
+from .stats import proportion_interval
+from .tasks.base import Batch, Task, TaskData
 
 
 @dataclass
@@ -53,17 +61,60 @@ def _autocast(cfg: ExtractConfig):
     return torch.autocast("cuda" if cfg.device.startswith("cuda") else "cpu", torch.bfloat16)
 
 
-def heldout_error(model, family, task: Task, data: TaskData, cfg: ExtractConfig, chunk: int = 64):
-    """(error rate, cross-entropy) on B."""
-    model.eval()
-    wrong, ce, total = 0, 0.0, 0
-    with torch.no_grad(), _autocast(cfg):
-        for part in data.chunks(chunk):
-            part = part.to(cfg.device)
-            w, c, n = task.score(family.logits(model, part, task.name), part)
-            wrong, ce, total = wrong + w, ce + c, total + n
-    return wrong / total, ce / total
+# --- measuring a model on a set of held-out rows -------------------------------------------
 
+@dataclass
+class Measured:
+    """A model's answers on one evaluation set (B, the test part, a validation part)."""
+
+    correct: int
+    targets: int
+    loss: float                  # mean cross-entropy per target
+    correct_by_row: list[float]  # for the interval: targets of one row (a block's tokens) are not independent
+    targets_by_row: list[int]
+
+    @property
+    def error(self) -> float:
+        return (self.targets - self.correct) / self.targets
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.targets
+
+    @property
+    def rows(self) -> int:
+        return len(self.targets_by_row)
+
+    def interval(self) -> tuple[float, float]:
+        """The accuracy's 95% interval (``stats.proportion_interval``)."""
+        return proportion_interval(self.correct_by_row, self.targets_by_row)
+
+
+def measure(model, family, task: Task, rows: Batch, cfg: ExtractConfig, chunk: int = 64) -> Measured:
+    """``model``'s answers on ``rows``, in chunks, in eval mode (dropout off, no random draws)."""
+    was_training = model.training
+    model.eval()
+    correct, ce, total, by_row, per_row = 0, 0.0, 0, [], []
+    with torch.no_grad(), _autocast(cfg):
+        for part in rows.chunks(chunk):
+            on = part.to(cfg.device)
+            out = family.logits(model, on, task.head).float()
+            ce += F.cross_entropy(out, on.labels, reduction="sum").item()
+            right = task.correct(out, on).cpu()
+            correct, total = correct + int(right.sum()), total + right.numel()
+            by_row += torch.bincount(part.target_rows(), weights=right.double(), minlength=part.rows).tolist()
+            per_row += part.targets_per_row().tolist()
+    model.train(was_training)
+    return Measured(correct, total, ce / total, by_row, per_row)
+
+
+def heldout_error(model, family, task: Task, data: TaskData, cfg: ExtractConfig) -> tuple[float, float]:
+    """(error rate, cross-entropy) on B."""
+    m = measure(model, family, task, data.heldout, cfg)
+    return m.error, m.loss
+
+
+# --- what a run may add to the loop: a weight box, a stop, saved state -----------------------
 
 def _optimizer(params, theta: Theta):
     if theta.optimizer == "adamw":
@@ -99,30 +150,161 @@ class Bound:
             torch._foreach_minimum_(self.params, self.high)
 
 
-def train(model, family, task: Task, data: TaskData, theta: Theta, cfg: ExtractConfig, teacher=None,
-          progress=None, around_start: bool = False) -> TrainResult:
-    """Train ``model`` for at most s steps under θ; return ê on B.
+class Tolerance:
+    """The search's optional early end: the smoothed loss moved less than ``tolerance`` between
+    two checks ``window`` steps apart."""
 
-    ``cfg`` is the study's configuration with device and precision resolved (see
-    ``context.make_context``); the batch order is seeded by ``cfg.seed``. ``around_start``
-    bounds the weights around where they start (inherited weights) rather than around 0.
-    """
-    start = time.perf_counter()
+    def __init__(self, tolerance: float, window: int):
+        self.tolerance, self.window, self.last = tolerance, window, None
+
+    def after_step(self, step: int, ema: float, last: bool) -> bool:
+        if step % self.window:
+            return False
+        if self.last is not None and abs(self.last - ema) < self.tolerance:
+            return True
+        self.last = ema
+        return False
+
+    def finish(self, model) -> None:
+        return None
+
+    def state_dict(self) -> dict:
+        return {"last": self.last}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.last = state["last"]
+
+
+class EarlyStop:
+    """Final training's stop: accuracy on a validation part, measured every ``every`` steps and at
+    the last; once it has not improved for ``patience`` measurements the run ends, and the model
+    gets back the weights of its best measurement."""
+
+    def __init__(self, score, model, every: int, patience: int):
+        self.score, self.model, self.every, self.patience = score, model, every, patience
+        self.history: list[list] = []   # [step, validation accuracy]
+        self.best, self.best_step, self.best_state, self.bad = None, 0, None, 0
+
+    def after_step(self, step: int, ema: float, last: bool) -> bool:
+        if step % self.every and not last:
+            return False
+        accuracy = self.score()
+        self.history.append([step, accuracy])
+        if self.best is None or accuracy > self.best:
+            self.best, self.best_step, self.bad = accuracy, step, 0
+            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        else:
+            self.bad += 1
+        return self.bad >= self.patience
+
+    def finish(self, model) -> None:
+        if self.best_state is not None:
+            model.load_state_dict(self.best_state)
+
+    def state_dict(self) -> dict:
+        return {"history": self.history, "best": self.best, "best_step": self.best_step, "bad": self.bad,
+                "best_state": self.best_state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.history, self.best, self.best_step = state["history"], state["best"], state["best_step"]
+        self.bad, self.best_state = state["bad"], state["best_state"]
+
+
+class Checkpoint:
+    """A long run's state in one file, saved every ``every`` steps and replaced atomically: weights,
+    optimiser, step, the random states (CPU, and CUDA where a GPU trains), the stop's state. It
+    holds tensors and plain values only and loads with ``weights_only=True``. ``run`` tags what it
+    is the state of; a file of another run is refused. A finished run keeps its final weights and
+    the stop's record (no optimiser): it is reused, not trained again."""
+
+    def __init__(self, path: Path, run: dict, every: int = 25):
+        self.path, self.run, self.every = Path(path), run, every
+
+    def load(self) -> dict | None:
+        from .errors import ConfigError
+
+        if not self.path.is_file():
+            return None
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001  (a truncated or foreign file)
+            raise ConfigError(f"{self.path}: not a saved training state ({str(e).splitlines()[0][:200]}); "
+                              f"remove it to train again") from None
+        if state.get("run") != self.run:
+            raise ConfigError(f"{self.path} holds the state of another run ({_differs(state.get('run'), self.run)})")
+        return state
+
+    def save(self, state: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        torch.save({**state, "run": self.run}, tmp)
+        os.replace(tmp, self.path)
+        fault(f"save-{self.run.get('phase', 'run')}")
+
+
+def _differs(old: dict | None, new: dict) -> str:
+    old = old or {}
+    keys = [k for k in new if old.get(k) != new[k]]
+    return ", ".join(f"{k}: {old.get(k)!r} → {new[k]!r}" for k in keys) or "unknown"
+
+
+def _random_state(device: str) -> dict:
+    state = {"cpu": torch.get_rng_state()}
+    if device.startswith("cuda"):
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _restore_random_state(state: dict) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@dataclass
+class Fitted:
+    steps: int           # steps trained (the last one, where a stop ended the run early)
+    train_loss: float    # smoothed training loss at the end
+
+
+# --- the loop --------------------------------------------------------------------------------
+
+def fit(model, family, task: Task, data: TaskData, theta: Theta, cfg: ExtractConfig, steps: int, *,
+        teacher=None, clip: float | None = None, around_start: bool = False, stop=None, progress=None,
+        checkpoint: Checkpoint | None = None) -> Fitted:
+    """Train ``model`` under θ for at most ``steps`` steps on ``data``'s training batches (their
+    order seeded by ``cfg.seed``), distilling from ``teacher`` when given, clipping the weights to a
+    box of ``clip`` (around where they start, with ``around_start``) after every step; ``stop``
+    may end the run earlier (``Tolerance``, ``EarlyStop``); with a ``checkpoint`` the run continues
+    from its last saved step and ends as an uninterrupted one would."""
     model.to(cfg.device).train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = _optimizer(params, theta)
     batches = data.train_batches(theta.batch_size, torch.Generator().manual_seed(cfg.seed))
-    bound = Bound(params, cfg.clip or None, around_start)
-    ema, last_check, step = None, None, 0
-    for step in range(1, cfg.steps + 1):
+    bound = Bound(params, clip, around_start)
+    done, ema = 0, None
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        if stop is not None:
+            stop.load_state_dict(saved["stop"])
+        if saved.get("finished"):
+            return Fitted(saved["step"], saved["ema"])
+        opt.load_state_dict(saved["optimizer"])
+        _restore_random_state(saved["random"])
+        done, ema = saved["step"], saved["ema"]
+        for _ in range(done):  # the batches an uninterrupted run drew before this step
+            next(batches)
+    step = done
+    for step in range(done + 1, steps + 1):
         batch = next(batches).to(cfg.device)
         with _autocast(cfg):
-            out = family.logits(model, batch, task.name)
+            out = family.logits(model, batch, task.head)
             loss = task.loss(out, batch)
             if teacher is not None:
                 with torch.no_grad():
-                    t_out = task.teacher_logits(teacher, batch)
-                loss = distillation_loss(out.float(), t_out.float(), loss, cfg)
+                    taught = task.teacher_logits(teacher, batch)
+                loss = distillation_loss(out.float(), taught.float(), loss, cfg)
         if not torch.isfinite(loss):
             raise CandidateFailed(f"non-finite loss ({loss.item()}) at step {step}")
         opt.zero_grad(set_to_none=True)
@@ -138,12 +320,35 @@ def train(model, family, task: Task, data: TaskData, theta: Theta, cfg: ExtractC
         ema = value if ema is None else 0.9 * ema + 0.1 * value
         if progress is not None:
             progress(step, ema)
-        if cfg.tolerance is not None and step % cfg.tolerance_window == 0:
-            if last_check is not None and abs(last_check - ema) < cfg.tolerance:
-                break
-            last_check = ema
-    error, ce = heldout_error(model, family, task, data, cfg)
-    if not math.isfinite(ce):
+        halt = stop is not None and stop.after_step(step, ema, step == steps)
+        if checkpoint is not None and not halt and step < steps and step % checkpoint.every == 0:
+            checkpoint.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "ema": ema,
+                             "random": _random_state(cfg.device),
+                             "stop": stop.state_dict() if stop is not None else None})
+        if halt:
+            break
+    if stop is not None:
+        stop.finish(model)
+    if checkpoint is not None:
+        checkpoint.save({"model": model.state_dict(), "step": step, "ema": ema, "finished": True,
+                         "stop": {**stop.state_dict(), "best_state": None} if stop is not None else None})
+    return Fitted(step, ema)
+
+
+def train(model, family, task: Task, data: TaskData, theta: Theta, cfg: ExtractConfig, teacher=None,
+          progress=None, around_start: bool = False) -> TrainResult:
+    """The search's bounded run: train ``model`` for at most s steps under θ; return ê on B.
+
+    ``cfg`` is the study's configuration with device and precision resolved (see
+    ``inputs.prepare_inputs``); the batch order is seeded by ``cfg.seed``. ``around_start``
+    bounds the weights around where they start (inherited weights) rather than around 0.
+    """
+    start = time.perf_counter()
+    stop = Tolerance(cfg.tolerance, cfg.tolerance_window) if cfg.tolerance is not None else None
+    fitted = fit(model, family, task, data, theta, cfg, cfg.steps, teacher=teacher, clip=cfg.clip or None,
+                 around_start=around_start, stop=stop, progress=progress)
+    m = measure(model, family, task, data.heldout, cfg)
+    if not math.isfinite(m.loss):
         raise CandidateFailed("non-finite held-out loss")
-    return TrainResult(error=error if cfg.metric == "error" else ce, loss=ce, train_loss=ema, steps=step,
-                       seconds=time.perf_counter() - start)
+    return TrainResult(error=m.error if cfg.metric == "error" else m.loss, loss=m.loss,
+                       train_loss=fitted.train_loss, steps=fitted.steps, seconds=time.perf_counter() - start)

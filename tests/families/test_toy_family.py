@@ -53,7 +53,7 @@ class Toy(Family):
     name = "toy"
     parameters = ("D", "H", "I")
     settings_type = ToySettings
-    tasks = ("mlm", "cls")
+    heads = {"masked-lm": "mlm", "sequence-classification": "classifier"}
 
     def check(self, xi: Mapping[str, int]) -> str | None:
         return None if min(xi.values()) >= 1 else "every parameter must be positive"
@@ -76,21 +76,22 @@ class Toy(Family):
             ops += [Op("C", "decoder", mults=L * H * s.vocab_size, adds=L * H * s.vocab_size, matmul=True)]
         return ops
 
-    def hf_config(self, xi, s, num_labels=None):
+    def hf_config(self, xi, s, num_labels=None, config=None):
         from transformers import PretrainedConfig
 
         return PretrainedConfig(toy_layers=xi["D"], hidden_size=xi["H"], intermediate_size=xi["I"],
                                 vocab_size=s.vocab_size)
 
-    def build(self, xi, s, task=None, num_labels=None, attn=None):
-        head = {"mlm": "mlm", "cls": "classifier", None: s.head}[task]
-        return ToyNet(xi, s, head, num_labels or s.num_labels)
+    def build(self, xi, s, head=None, num_labels=None, attn=None, config=None):
+        return ToyNet(xi, s, self.heads[head] if head else s.head, num_labels or s.num_labels)
 
-    def logits(self, model, batch, task):
-        hidden = model.hidden(batch.input_ids)
-        if task == "mlm":
-            return model.head(hidden[batch.masked])
-        mask = batch.attention_mask.unsqueeze(-1).to(hidden.dtype)
+    def hidden_states(self, model, batch):
+        return model.hidden(batch.input_ids)
+
+    def project(self, model, hidden, head, attention_mask=None):
+        if attention_mask is None:  # rows at a task's target positions
+            return model.head(hidden)
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # whole sequences: mean-pooled
         return model.head((hidden * mask).sum(1) / mask.sum(1))
 
 

@@ -3,9 +3,11 @@
 A family has the ABⁿC shape f(x) = C(Bₙ(…B₁(A(x))…)): an input part A, n intermediate
 layers B and an output part C. For an assignment ξ of its architectural parameters and its
 fixed settings s it gives the closed-form surrogates (p(ξ) by part, every operation of one
-forward pass for i(ξ)), the Hugging Face model with a task's head, and the logits a task's
-loss and ê are computed from. Everything task-specific beyond the logits (data, loss, metric,
-teacher) belongs to the task (``ose.tasks``).
+forward pass for i(ξ)), and the Hugging Face model with one of the head kinds it builds
+(``heads``). The contract with a task (``ose.tasks``): the task names the head kind it trains
+and, in each batch, the positions whose outputs carry targets; the family runs its body,
+keeps the outputs at those positions and projects only them (``logits``). Everything else about
+a task (data, loss, metric, teacher) belongs to the task.
 """
 
 from __future__ import annotations
@@ -14,6 +16,16 @@ from abc import ABC, abstractmethod
 from typing import Any, Mapping
 
 from ..costs import Cost, Op
+
+# Head kinds, with the transformers Auto class a checkpoint (a teacher, an export) of that head loads with.
+AUTO_CLASSES = {"sequence-classification": "AutoModelForSequenceClassification",
+                "masked-lm": "AutoModelForMaskedLM", "causal-lm": "AutoModelForCausalLM"}
+
+# Keys of a checkpoint's config.json that say what the file is rather than what the network is;
+# a candidate's config is T's without them, with ξ's counts replaced.
+BOOKKEEPING = ("_name_or_path", "architectures", "transformers_version", "id2label", "label2id", "num_labels",
+               "torch_dtype", "dtype", "auto_map", "model_type", "problem_type", "_commit_hash",
+               "_attn_implementation", "_attn_implementation_autoset")
 
 
 def check_settings(s: Any, positive: tuple[str, ...], heads: tuple[str, ...]) -> str | None:
@@ -51,12 +63,27 @@ def config_count(config: dict, key: str) -> int:
     return value
 
 
+def candidate_config(config: dict, counts: Mapping[str, Any]) -> dict:
+    """T's config.json with only ``counts`` replaced: every other switch (activation, norm ε,
+    dropout, token ids) carries over exactly."""
+    return {**{k: v for k, v in config.items() if k not in BOOKKEEPING}, **counts}
+
+
+def head_of(config: dict, heads: Mapping[str, str]) -> str | None:
+    """The head kind a checkpoint's ``architectures`` names (``BertForMaskedLM`` → masked-lm), or None."""
+    suffixes = {"sequence-classification": "ForSequenceClassification", "masked-lm": "ForMaskedLM",
+                "causal-lm": "ForCausalLM"}
+    names = config.get("architectures") or []
+    return next((kind for kind in heads if any(str(n).endswith(suffixes.get(kind, "\0")) for n in names)), None)
+
+
 class Family(ABC):
     name: str
     parameters: tuple[str, ...]   # the architectural parameters ξ assigns, in order
     settings_type: type           # frozen dataclass of fixed settings with check(); text tasks read
-                                  # its vocab_size and seq_len
-    tasks: tuple[str, ...]        # the tasks it can train for the error surrogate
+                                  # its vocab_size and seq_len; ``head`` names the head C counted
+    heads: dict[str, str]         # head kind it builds → the settings head that counts it; the first
+                                  # is what its models are for (the default task trains it)
     checkpoint_body: tuple[str, ...] = ()  # name prefixes of a checkpoint's part A and B tensors
 
     @abstractmethod
@@ -76,38 +103,57 @@ class Family(ABC):
         return Cost.from_ops(self.params(xi, s), self.operations(xi, s))
 
     @abstractmethod
-    def hf_config(self, xi: Mapping[str, int], s: Any, num_labels: int | None = None):
-        """The ``transformers`` config of ξ (what ``best/config.json`` holds)."""
+    def hf_config(self, xi: Mapping[str, int], s: Any, num_labels: int | None = None, config: dict | None = None):
+        """The ``transformers`` config of ξ (what ``best/config.json`` holds): with ``config`` (T's
+        config.json), that config with only ξ's counts replaced."""
 
     @abstractmethod
-    def build(self, xi: Mapping[str, int], s: Any, task: str | None = None, num_labels: int | None = None,
-              attn: str | None = None):
-        """The model of ξ with ``task``'s head; without a task, the head the counts describe (``s.head``)."""
+    def build(self, xi: Mapping[str, int], s: Any, head: str | None = None, num_labels: int | None = None,
+              attn: str | None = None, config: dict | None = None):
+        """The model of ξ with the ``head`` kind; without one, the head the counts describe (``s.head``)."""
 
     @abstractmethod
-    def logits(self, model, batch, task: str):
-        """The outputs the task's loss and ê are taken on: (rows, classes)."""
+    def hidden_states(self, model, batch):
+        """The body's output, (N, L, H)."""
+
+    @abstractmethod
+    def project(self, model, hidden, head: str, attention_mask=None):
+        """The head's outputs (rows, classes) from hidden states: rows at a task's target positions
+        (n, H), or whole sequences (N, L, H) with their ``attention_mask`` when the head pools them."""
+
+    def logits(self, model, batch, head: str):
+        """The outputs a task's loss and ê are taken on, one row per target: only the positions the
+        batch marks are projected (for a language-model head, the projection is most of the cost)."""
+        hidden = self.hidden_states(model, batch)
+        if batch.positions is None:
+            return self.project(model, hidden, head, batch.attention_mask)
+        return self.project(model, hidden[batch.positions], head)
+
+    def counted_head(self, head: str) -> str:
+        """The settings head that counts the head kind ``head`` (the C of p and i)."""
+        return self.heads[head]
 
     # --- a pretrained T (``--from``); a family that cannot inherit weights leaves these ---------
 
     def from_hf_config(self, config: dict) -> tuple[dict[str, int], dict]:
-        """ξ of a checkpoint's ``config.json``, and the settings it fixes (vocabulary, positions...)."""
+        """ξ of a checkpoint's ``config.json``, and the settings it fixes (vocabulary, positions, its
+        head...); ValueError for a config the family cannot rebuild exactly."""
         raise NotImplementedError(f"family {self.name} cannot read a checkpoint")
 
-    def inheritable(self, xi: Mapping[str, int], top: Mapping[str, int]) -> str | None:
-        """Why ξ cannot be cut from T = ``top``'s weights, beyond being no larger than T, or None."""
+    def inheritable(self, xi: Mapping[str, int], t: Mapping[str, int]) -> str | None:
+        """Why ξ cannot be cut from T = ``t``'s weights, beyond being no larger than T, or None."""
         return None
 
-    def has_lm_head(self, tensor_names, config: dict) -> bool:
-        """Whether a checkpoint carries its language-model head (MLM or next-token)."""
-        return False
+    def checkpoint_heads(self, tensor_names, config: dict) -> set[str]:
+        """The head kinds whose weights a checkpoint carries."""
+        return set()
 
-    def default_grid(self, top: Mapping[str, int]) -> tuple[dict[str, tuple[int, ...]], list[str]]:
-        """A search grid below T = ``top``: candidate values per parameter, and constraints."""
+    def default_grid(self, t: Mapping[str, int]) -> tuple[dict[str, tuple[int, ...]], list[str]]:
+        """A search grid below T = ``t``: candidate values per parameter, and constraints."""
         raise NotImplementedError(f"family {self.name} has no default grid")
 
     # A family that inherits weights names its module (``families/<name>_weights.py``: importance,
-    # normalize, sliced_state, load_into) and the transformers Auto class a checkpoint loads with.
+    # normalize, choose, cut, load_into) and the transformers Auto class a checkpoint loads with.
     weights_module: str | None = None
     pretrained_class: str = "AutoModel"
 
@@ -119,11 +165,10 @@ class Family(ABC):
         return importlib.import_module(f"{__package__}.{self.weights_module}")
 
     def load_pretrained(self, path: str, weights: str):
-        """(the checkpoint's model in eval mode, its tensors as ``slice`` reads them)."""
+        """(the checkpoint's model in eval mode, its tensors as ``inherited_model`` reads them)."""
         import transformers
 
-        from ..pretrained import quiet_loading
-        from .weights import read_tensors
+        from .weights import quiet_loading, read_tensors
 
         module = self._weights()
         with quiet_loading():
@@ -134,13 +179,13 @@ class Family(ABC):
         """What each part of the pretrained ``model`` is worth on a calibration ``batch``."""
         return self._weights().importance(model, batch)
 
-    def slice(self, state: dict, importance, xi: Mapping[str, int], s: Any, task: str,
-              num_labels: int | None = None):
-        """ξ's model for ``task`` with T's weights (``state``) cut to its shape by ``importance``;
-        parts T lacks (a new task head) start fresh."""
+    def inherited_model(self, state: dict, importance, xi: Mapping[str, int], s: Any, head: str,
+                        num_labels: int | None = None, config: dict | None = None):
+        """ξ's model with the ``head`` kind and T's weights (``state``) cut to its shape by
+        ``importance``; parts T lacks (a new task head) start fresh."""
         module = self._weights()
-        model = self.build(xi, s, task=task, num_labels=num_labels)
-        module.load_into(model, module.sliced_state(state, importance, dict(xi), s))
+        model = self.build(xi, s, head=head, num_labels=num_labels, config=config)
+        module.load_into(model, module.cut(state, module.choose(importance, dict(xi)), s))
         return model
 
     def __reduce__(self):  # by name: workers receive the space, and look the family up again

@@ -6,7 +6,8 @@ C = the deployed head (pooler + classifier, the MLM head, or nothing).
 
 Operations are counted for one sequence of L tokens by the conventions of ``families/ops.py``
 (docs/COUNTING.md has the table); BERT's own: tanh is 1 other per element, the embedding sum
-1 add per element, embedding lookups and dropout (off at inference) cost nothing.
+1 add per element, embedding lookups and dropout (off at inference) cost nothing. The
+feed-forward activation is the config's ``hidden_act``, counted by its own formula.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from typing import Mapping
 
 from ..costs import Op
 from . import ops
-from .base import HF_COUNTS, Family, check_heads, check_settings, config_count
+from .base import HF_COUNTS, Family, candidate_config, check_heads, check_settings, config_count, head_of
 
 PARAMETERS = ("D", "A", "H", "I")
 HEADS = ("classifier", "mlm", "none")
-TASK_HEADS = {"mlm": "mlm", "cls": "classifier"}  # the head each task trains
+# The activations a BERT config may name, each counted by its own formula (transformers' names).
+ACTIVATIONS = {"gelu": ops.gelu, "relu": ops.relu, "gelu_new": ops.gelu_tanh, "gelu_pytorch_tanh": ops.gelu_tanh,
+               "silu": ops.silu}
 
 
 @dataclass(frozen=True)
@@ -33,13 +36,17 @@ class BertSettings:
     seq_len: int = 128
     head: str = "classifier"
     num_labels: int = 2
+    hidden_act: str = "gelu"
 
     def check(self) -> str | None:
-        return check_settings(self, ("vocab_size", "max_positions", "type_vocab_size", "seq_len", "num_labels"),
-                              HEADS)
+        problem = check_settings(self, ("vocab_size", "max_positions", "type_vocab_size", "seq_len", "num_labels"),
+                                 HEADS)
+        if problem is None and self.hidden_act not in ACTIVATIONS:
+            return f"hidden_act must be one of {', '.join(ACTIVATIONS)}, got {self.hidden_act!r}"
+        return problem
 
 
-def _layer_ops(xi: Mapping[str, int], L: int) -> list[Op]:
+def _layer_ops(xi: Mapping[str, int], L: int, act: str) -> list[Op]:
     """One encoder layer B_j."""
     A, H, I = xi["A"], xi["H"], xi["I"]
     return [
@@ -49,7 +56,7 @@ def _layer_ops(xi: Mapping[str, int], L: int) -> list[Op]:
         ops.residual("B", "attention.residual", L * H),
         ops.layernorm("B", "attention.layernorm", L, H),
         ops.linear("B", "ffn.intermediate", L, H, I),
-        ops.gelu("B", "ffn.gelu", L * I),
+        ACTIVATIONS[act]("B", f"ffn.{act}", L * I),
         ops.linear("B", "ffn.output", L, I, H),
         ops.residual("B", "ffn.residual", L * H),
         ops.layernorm("B", "ffn.layernorm", L, H),
@@ -57,12 +64,12 @@ def _layer_ops(xi: Mapping[str, int], L: int) -> list[Op]:
 
 
 class Bert(Family):
-    """BERT encoders: ξ = ⟨D, A, H, I⟩; tasks mlm (the Bort search) and cls."""
+    """BERT encoders: ξ = ⟨D, A, H, I⟩; heads for masked-LM (the Bort search) and classification."""
 
     name = "bert"
     parameters = PARAMETERS
     settings_type = BertSettings
-    tasks = ("mlm", "cls")
+    heads = {"masked-lm": "mlm", "sequence-classification": "classifier"}
     checkpoint_body = ("embeddings.", "encoder.", "bert.embeddings.", "bert.encoder.")
     weights_module = "bert_weights"
 
@@ -86,37 +93,36 @@ class Bert(Family):
         """Every operation of one forward pass over a sequence of ``s.seq_len`` tokens."""
         L, H, V = s.seq_len, xi["H"], s.vocab_size
         out = [Op("A", "embeddings.sum", adds=2 * L * H), ops.layernorm("A", "embeddings.layernorm", L, H)]
-        out += [o.times(xi["D"]) for o in _layer_ops(xi, L)]
+        out += [o.times(xi["D"]) for o in _layer_ops(xi, L, s.hidden_act)]
         if s.head == "classifier":  # pooler reads the first token only
             out += [ops.linear("C", "pooler.dense", 1, H, H), Op("C", "pooler.tanh", other=H),
                     ops.linear("C", "classifier", 1, H, s.num_labels)]
         elif s.head == "mlm":
-            out += [ops.linear("C", "mlm.transform", L, H, H), ops.gelu("C", "mlm.gelu", L * H),
+            out += [ops.linear("C", "mlm.transform", L, H, H), ACTIVATIONS[s.hidden_act]("C", f"mlm.{s.hidden_act}", L * H),
                     ops.layernorm("C", "mlm.layernorm", L, H), ops.linear("C", "mlm.decoder", L, H, V)]
         return out
 
-    def hf_config(self, xi: Mapping[str, int], s: BertSettings, num_labels: int | None = None):
-        """A ``transformers.BertConfig`` for ξ (dropout as in BERT)."""
+    def hf_config(self, xi: Mapping[str, int], s: BertSettings, num_labels: int | None = None,
+                  config: dict | None = None):
+        """A ``transformers.BertConfig`` for ξ: T's config with ξ's counts replaced, or BERT's defaults."""
         from transformers import BertConfig
 
-        return BertConfig(
-            vocab_size=s.vocab_size, hidden_size=xi["H"], num_hidden_layers=xi["D"],
-            num_attention_heads=xi["A"], intermediate_size=xi["I"],
-            max_position_embeddings=s.max_positions, type_vocab_size=s.type_vocab_size,
-            num_labels=num_labels or s.num_labels, hidden_act="gelu",
-        )
+        counts = {HF_COUNTS[k]: xi[k] for k in PARAMETERS}
+        counts.update(vocab_size=s.vocab_size, max_position_embeddings=s.max_positions,
+                      type_vocab_size=s.type_vocab_size, hidden_act=s.hidden_act)
+        return BertConfig(**candidate_config(config or {}, counts), num_labels=num_labels or s.num_labels)
 
-    def build(self, xi: Mapping[str, int], s: BertSettings, task: str | None = None, num_labels: int | None = None,
-              attn: str | None = None):
+    def build(self, xi: Mapping[str, int], s: BertSettings, head: str | None = None, num_labels: int | None = None,
+              attn: str | None = None, config: dict | None = None):
         from transformers import BertForMaskedLM, BertForSequenceClassification, BertModel
 
-        cfg = self.hf_config(xi, s, num_labels)
+        cfg = self.hf_config(xi, s, num_labels, config)
         if attn:
             cfg._attn_implementation = attn
-        head = TASK_HEADS[task] if task else s.head
-        if head == "classifier":
+        counted = self.heads[head] if head else s.head
+        if counted == "classifier":
             return BertForSequenceClassification(cfg)
-        if head == "mlm":
+        if counted == "mlm":
             return BertForMaskedLM(cfg)
         return BertModel(cfg, add_pooling_layer=False)
 
@@ -124,32 +130,52 @@ class Bert(Family):
         if config.get("model_type") != "bert":
             raise ValueError(f"a {config.get('model_type') or 'untyped'} checkpoint, not BERT")
         xi = {k: config_count(config, HF_COUNTS[k]) for k in PARAMETERS}
+        act = config.get("hidden_act", "gelu")
+        if act not in ACTIVATIONS:
+            raise ValueError(f"hidden_act {act!r}: ose's BERT family counts {', '.join(ACTIVATIONS)} only")
+        # What this family would not build as T has it (or not count) is refused, not dropped.
+        if config.get("position_embedding_type", "absolute") != "absolute":
+            raise ValueError(f"position_embedding_type {config['position_embedding_type']!r}: ose's BERT family "
+                             f"builds absolute positions only")
+        for key, plain in (("is_decoder", False), ("add_cross_attention", False), ("tie_word_embeddings", True)):
+            if config.get(key, plain) != plain:
+                raise ValueError(f"{key} {config[key]!r}: ose's BERT family builds {key} {plain!r} only")
         settings = {"vocab_size": config_count(config, "vocab_size"),
                     "max_positions": config_count(config, "max_position_embeddings"),
-                    "type_vocab_size": config_count(config, "type_vocab_size") if "type_vocab_size" in config else 2}
+                    "type_vocab_size": config_count(config, "type_vocab_size") if "type_vocab_size" in config else 2,
+                    "hidden_act": act}
+        head = head_of(config, self.heads)
+        settings["head"] = self.heads[head] if head else "none"
+        if head == "sequence-classification":
+            settings["num_labels"] = len(config.get("id2label") or {}) or config.get("num_labels", 2)
         return xi, settings
 
-    def inheritable(self, xi: Mapping[str, int], top: Mapping[str, int]) -> str | None:
+    def inheritable(self, xi: Mapping[str, int], t: Mapping[str, int]) -> str | None:
         """Slicing keeps the most important dimensions of T's heads (``bert_weights``): no more than T has."""
-        if xi["H"] // xi["A"] > top["H"] // top["A"]:
-            return f"head size H/A={xi['H'] // xi['A']} exceeds T's {top['H'] // top['A']}"
+        if xi["H"] // xi["A"] > t["H"] // t["A"]:
+            return f"head size H/A={xi['H'] // xi['A']} exceeds T's {t['H'] // t['A']}"
         return None
 
-    def has_lm_head(self, tensor_names, config: dict) -> bool:
-        return any(n.startswith("cls.predictions") for n in tensor_names)
+    def checkpoint_heads(self, tensor_names, config: dict) -> set[str]:
+        names = list(tensor_names)
+        return ({"masked-lm"} if any(n.startswith("cls.predictions") for n in names) else set()) | \
+            ({"sequence-classification"} if "classifier.weight" in names else set())
 
-    def default_grid(self, top: Mapping[str, int]) -> tuple[dict[str, tuple[int, ...]], list[str]]:
+    def default_grid(self, t: Mapping[str, int]) -> tuple[dict[str, tuple[int, ...]], list[str]]:
         """Fractions of T in each dimension, every head kept whole (H/A = T's head size: exact slices)."""
         from .weights import DEPTHS, FFN, WIDTHS, fractions_of
 
-        head = top["H"] // top["A"]
-        H = fractions_of(top["H"], WIDTHS, step=head)
-        return ({"D": fractions_of(top["D"], DEPTHS), "A": tuple(h // head for h in H), "H": H,
-                 "I": fractions_of(top["I"], FFN)}, [f"H == {head} * A"])
+        head = t["H"] // t["A"]
+        H = fractions_of(t["H"], WIDTHS, step=head)
+        return ({"D": fractions_of(t["D"], DEPTHS), "A": tuple(h // head for h in H), "H": H,
+                 "I": fractions_of(t["I"], FFN)}, [f"H == {head} * A"])
 
-    def logits(self, model, batch, task: str):
-        """MLM: vocabulary logits at masked positions only (the projection is most of the cost)."""
-        if task == "mlm":
-            hidden = model.base_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
-            return model.cls(hidden[batch.masked])
-        return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    def hidden_states(self, model, batch):
+        return model.base_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
+
+    def project(self, model, hidden, head: str, attention_mask=None):
+        """Masked-LM: the vocabulary projection of the given rows. Classification: BERT's pooler reads
+        each sequence's first token, then dropout and the classifier, as ``BertForSequenceClassification``."""
+        if head == "masked-lm":
+            return model.cls(hidden)
+        return model.classifier(model.dropout(model.base_model.pooler(hidden)))

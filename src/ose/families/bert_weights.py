@@ -11,7 +11,7 @@ batch, no gradients):
   output projection); within a head, each dimension by its mean |context|;
 - feed-forward neurons: mean |GELU activation|.
 
-A candidate ⟨D, A, H, I⟩ keeps the D most influential layers, and in each the A most important
+A candidate ⟨D, A, H, I⟩ (``choose``, which records the provenance ``cut`` follows) keeps the D most influential layers, and in each the A most important
 heads, the I most important neurons, and everywhere the H most important hidden channels,
 each kept in T's order. Ties break by index, so a slice depends only on T, the calibration
 batch and ξ. Stock BERT fixes a head's size at H/A; a slice is exact (each kept head whole)
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .weights import block_influence, run_hooked, token_mean, top
+from .weights import LayerSlice, Slice, block_influence, run_hooked, token_mean, top_k
 
 
 @dataclass
@@ -87,12 +87,20 @@ def normalize(state: dict) -> dict:
     return {k[len("bert."):] if k.startswith("bert.") else k: v for k, v in state.items()}
 
 
-def sliced_state(state: dict, imp: Importance, xi: dict, settings) -> dict:
-    """T's tensors (``normalize`` names) cut to ξ = ⟨D, A, H, I⟩ by the rule above."""
-    D_T, A_T = imp.heads.shape
-    d_T = imp.head_dims.shape[-1]
-    ch = top(imp.channels, xi["H"])
+def choose(imp: Importance, xi: dict) -> Slice:
+    """Which of T's layers, heads (and dimensions of each), neurons and channels ξ keeps, by the rule above."""
     d = xi["H"] // xi["A"]
+    layers = []
+    for old in top_k(imp.layers, xi["D"]).tolist():
+        heads = top_k(imp.heads[old], xi["A"]).tolist()
+        layers.append(LayerSlice(old, heads, top_k(imp.neurons[old], xi["I"]).tolist(),
+                                 head_dims=[top_k(imp.head_dims[old, h], d).tolist() for h in heads]))
+    return Slice(top_k(imp.channels, xi["H"]).tolist(), layers, imp.head_dims.shape[-1])
+
+
+def cut(state: dict, kept: Slice, settings) -> dict:
+    """T's tensors (``normalize`` names) cut to the units ``kept`` names."""
+    ch = torch.tensor(kept.channels)
     out = {}
     e = "embeddings."
     out[e + "word_embeddings.weight"] = state[e + "word_embeddings.weight"][:, ch]
@@ -100,10 +108,10 @@ def sliced_state(state: dict, imp: Importance, xi: dict, settings) -> dict:
     out[e + "token_type_embeddings.weight"] = state[e + "token_type_embeddings.weight"][:, ch]
     for p in ("weight", "bias"):
         out[e + "LayerNorm." + p] = state[e + "LayerNorm." + p][ch]
-    for new, old in enumerate(top(imp.layers, xi["D"]).tolist()):
-        rows = torch.cat([h * d_T + top(imp.head_dims[old, h], d) for h in top(imp.heads[old], xi["A"]).tolist()])
-        neurons = top(imp.neurons[old], xi["I"])
-        src, dst = f"encoder.layer.{old}.", f"encoder.layer.{new}."
+    for new, layer in enumerate(kept.layers):
+        rows = torch.cat([h * kept.head_size + torch.tensor(dims) for h, dims in zip(layer.heads, layer.head_dims)])
+        neurons = torch.tensor(layer.neurons)
+        src, dst = f"encoder.layer.{layer.source}.", f"encoder.layer.{new}."
         for name in ("query", "key", "value"):
             out[f"{dst}attention.self.{name}.weight"] = state[f"{src}attention.self.{name}.weight"][rows][:, ch]
             out[f"{dst}attention.self.{name}.bias"] = state[f"{src}attention.self.{name}.bias"][rows]
@@ -114,26 +122,29 @@ def sliced_state(state: dict, imp: Importance, xi: dict, settings) -> dict:
         for part in ("attention.output.dense.bias", "output.dense.bias", "attention.output.LayerNorm.weight",
                      "attention.output.LayerNorm.bias", "output.LayerNorm.weight", "output.LayerNorm.bias"):
             out[dst + part] = state[src + part][ch]
-    for name, cut in (("pooler.dense.weight", lambda t: t[ch][:, ch]), ("pooler.dense.bias", lambda t: t[ch]),
-                      ("cls.predictions.transform.dense.weight", lambda t: t[ch][:, ch]),
-                      ("cls.predictions.transform.dense.bias", lambda t: t[ch]),
-                      ("cls.predictions.transform.LayerNorm.weight", lambda t: t[ch]),
-                      ("cls.predictions.transform.LayerNorm.bias", lambda t: t[ch]),
-                      ("cls.predictions.bias", lambda t: t)):
+    for name, take in (("pooler.dense.weight", lambda t: t[ch][:, ch]), ("pooler.dense.bias", lambda t: t[ch]),
+                       ("cls.predictions.transform.dense.weight", lambda t: t[ch][:, ch]),
+                       ("cls.predictions.transform.dense.bias", lambda t: t[ch]),
+                       ("cls.predictions.transform.LayerNorm.weight", lambda t: t[ch]),
+                       ("cls.predictions.transform.LayerNorm.bias", lambda t: t[ch]),
+                       ("cls.predictions.bias", lambda t: t)):
         if name in state:
-            out[name] = cut(state[name])
+            out[name] = take(state[name])
     return {k: v.clone() for k, v in out.items()}
 
 
 def load_into(model, state: dict) -> list[str]:
-    """Load a ``sliced_state`` into a freshly built BERT (any head); the keys left fresh (the
-    task head, or an MLM head T never had)."""
+    """Load a ``cut`` state into a freshly built BERT (any head); the keys left fresh (the task
+    head, a pooler or an MLM head T never had). A gap in the body is an error: ``cut`` names
+    every tensor of the embeddings and layers."""
     prefix = "" if model.base_model is model else f"{model.base_model_prefix}."
     named = {(k if k.startswith("cls.") else prefix + k): v for k, v in state.items()}
     own = model.state_dict()
-    named = {k: v for k, v in named.items() if k in own}
-    missing, unexpected = model.load_state_dict(named, strict=False)
-    assert not unexpected, unexpected
+    missing, _ = model.load_state_dict({k: v for k, v in named.items() if k in own}, strict=False)
     if "cls.predictions.decoder.weight" in own:  # tied to the (sliced) word embeddings
         model.tie_weights()
+    head = ("classifier.", "cls.", f"{prefix}pooler.")
+    body = [k for k in missing if not k.startswith(head)]
+    if body:
+        raise RuntimeError(f"sliced weights lack {', '.join(body[:3])}")
     return [k for k in missing if k != "cls.predictions.decoder.weight" and not k.endswith("decoder.bias")]

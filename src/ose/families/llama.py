@@ -21,7 +21,7 @@ from typing import Mapping
 
 from ..costs import Op
 from . import ops
-from .base import HF_COUNTS, Family, check_heads, check_settings, config_count
+from .base import HF_COUNTS, Family, candidate_config, check_heads, check_settings, config_count, head_of
 
 PARAMETERS = ("D", "A", "K", "H", "I")
 HEADS = ("lm", "none")
@@ -70,12 +70,12 @@ def _layer_ops(xi: Mapping[str, int], L: int) -> list[Op]:
 
 
 class Llama(Family):
-    """Llama-style decoders; task clm (next-token prediction)."""
+    """Llama-style decoders; a causal-LM head (next-token prediction)."""
 
     name = "llama"
     parameters = PARAMETERS
     settings_type = LlamaSettings
-    tasks = ("clm",)
+    heads = {"causal-lm": "lm"}
     checkpoint_body = ("model.embed_tokens.", "model.layers.", "embed_tokens.", "layers.")
     weights_module = "llama_weights"
     pretrained_class = "AutoModelForCausalLM"
@@ -90,13 +90,13 @@ class Llama(Family):
             return f"head size H/A={xi['H'] // xi['A']} is odd; rotary positions rotate pairs of channels"
         return None
 
-    def inheritable(self, xi: Mapping[str, int], top: Mapping[str, int]) -> str | None:
+    def inheritable(self, xi: Mapping[str, int], t: Mapping[str, int]) -> str | None:
         """Slicing keeps whole heads of T's size and whole key/value groups (``llama_weights``)."""
-        d, g = top["H"] // top["A"], top["A"] // top["K"]
+        d, g = t["H"] // t["A"], t["A"] // t["K"]
         if xi["H"] // xi["A"] != d:
             return f"head size H/A={xi['H'] // xi['A']} is not T's {d}"
-        if xi["A"] // xi["K"] > g or xi["K"] > top["K"]:
-            return f"A/K={xi['A'] // xi['K']} query heads per key/value head with K={xi['K']}; T has {g} with K={top['K']}"
+        if xi["A"] // xi["K"] > g or xi["K"] > t["K"]:
+            return f"A/K={xi['A'] // xi['K']} query heads per key/value head with K={xi['K']}; T has {g} with K={t['K']}"
         return None
 
     def params(self, xi: Mapping[str, int], s: LlamaSettings) -> dict[str, int]:
@@ -113,23 +113,29 @@ class Llama(Family):
             out.append(ops.linear("C", "lm_head", L, H, s.vocab_size, bias=False))
         return out
 
-    def hf_config(self, xi: Mapping[str, int], s: LlamaSettings, num_labels: int | None = None):
+    def hf_config(self, xi: Mapping[str, int], s: LlamaSettings, num_labels: int | None = None,
+                  config: dict | None = None):
+        """A ``transformers.LlamaConfig`` for ξ: T's config with ξ's counts replaced, or Llama's defaults."""
         from transformers import LlamaConfig
 
-        return LlamaConfig(vocab_size=s.vocab_size, hidden_size=xi["H"], intermediate_size=xi["I"],
-                           num_hidden_layers=xi["D"], num_attention_heads=xi["A"], num_key_value_heads=xi["K"],
-                           max_position_embeddings=s.max_positions, tie_word_embeddings=s.tie_embeddings,
-                           rope_theta=s.rope_theta, rms_norm_eps=s.rms_norm_eps)
+        counts = {HF_COUNTS[k]: xi[k] for k in ("D", "A", "H", "I")}
+        counts.update(num_key_value_heads=xi["K"], vocab_size=s.vocab_size, max_position_embeddings=s.max_positions,
+                      tie_word_embeddings=s.tie_embeddings, rms_norm_eps=s.rms_norm_eps)
+        if config and "head_dim" in config:
+            counts["head_dim"] = xi["H"] // xi["A"]
+        rope = dict((config or {}).get("rope_parameters") or {"rope_type": "default"})
+        counts["rope_parameters"] = {**rope, "rope_theta": s.rope_theta}
+        return LlamaConfig(**candidate_config({k: v for k, v in (config or {}).items() if k != "rope_theta"}, counts))
 
-    def build(self, xi: Mapping[str, int], s: LlamaSettings, task: str | None = None, num_labels: int | None = None,
-              attn: str | None = None):
+    def build(self, xi: Mapping[str, int], s: LlamaSettings, head: str | None = None, num_labels: int | None = None,
+              attn: str | None = None, config: dict | None = None):
         from transformers import LlamaForCausalLM, LlamaModel
 
-        cfg = self.hf_config(xi, s)
+        cfg = self.hf_config(xi, s, config=config)
         if attn:
             cfg._attn_implementation = attn
-        head = "lm" if task == "clm" else s.head
-        return LlamaForCausalLM(cfg) if head == "lm" else LlamaModel(cfg)
+        counted = self.heads[head] if head else s.head
+        return LlamaForCausalLM(cfg) if counted == "lm" else LlamaModel(cfg)
 
     def from_hf_config(self, config: dict) -> tuple[dict[str, int], dict]:
         if config.get("model_type") != "llama":
@@ -152,28 +158,30 @@ class Llama(Family):
                     "tie_embeddings": bool(config.get("tie_word_embeddings", False)),
                     # transformers 5 writes θ into rope_parameters, earlier releases at the top
                     "rope_theta": float(rope.get("rope_theta", config.get("rope_theta", 10000.0))),
-                    "rms_norm_eps": float(config.get("rms_norm_eps", 1e-6))}  # transformers' default
+                    "rms_norm_eps": float(config.get("rms_norm_eps", 1e-6)),  # transformers' default
+                    "head": "lm" if head_of(config, self.heads) else "none"}
         return xi, settings
 
-    def has_lm_head(self, tensor_names, config: dict) -> bool:
-        return "lm_head.weight" in tensor_names or bool(config.get("tie_word_embeddings"))
+    def checkpoint_heads(self, tensor_names, config: dict) -> set[str]:
+        return {"causal-lm"} if "lm_head.weight" in tensor_names or config.get("tie_word_embeddings") else set()
 
-    def default_grid(self, top: Mapping[str, int]) -> tuple[dict[str, tuple[int, ...]], list[str]]:
+    def default_grid(self, t: Mapping[str, int]) -> tuple[dict[str, tuple[int, ...]], list[str]]:
         """Fractions of T, whole key/value groups with all their query heads, heads of T's size; with
         a single key/value head (multi-query attention), fractions of its query heads instead."""
         from .weights import DEPTHS, FFN, WIDTHS, fractions_of
 
-        d, g = top["H"] // top["A"], top["A"] // top["K"]
-        if top["K"] == 1:
-            A = fractions_of(top["A"], WIDTHS)
-            return ({"D": fractions_of(top["D"], DEPTHS), "A": A, "K": (1,), "H": tuple(a * d for a in A),
-                     "I": fractions_of(top["I"], FFN)}, [f"H == {d} * A"])
-        K = fractions_of(top["K"], WIDTHS)
-        return ({"D": fractions_of(top["D"], DEPTHS), "A": tuple(k * g for k in K), "K": K,
-                 "H": tuple(k * g * d for k in K), "I": fractions_of(top["I"], FFN)},
+        d, g = t["H"] // t["A"], t["A"] // t["K"]
+        if t["K"] == 1:
+            A = fractions_of(t["A"], WIDTHS)
+            return ({"D": fractions_of(t["D"], DEPTHS), "A": A, "K": (1,), "H": tuple(a * d for a in A),
+                     "I": fractions_of(t["I"], FFN)}, [f"H == {d} * A"])
+        K = fractions_of(t["K"], WIDTHS)
+        return ({"D": fractions_of(t["D"], DEPTHS), "A": tuple(k * g for k in K), "K": K,
+                 "H": tuple(k * g * d for k in K), "I": fractions_of(t["I"], FFN)},
                 [f"A == {g} * K", f"H == {d} * A"])
 
-    def logits(self, model, batch, task: str):
-        """Next-token logits at every position that has a next token (the projection once per position)."""
-        hidden = model.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
-        return model.lm_head(hidden[:, :-1][batch.masked[:, 1:]])
+    def hidden_states(self, model, batch):
+        return model.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
+
+    def project(self, model, hidden, head: str, attention_mask=None):
+        return model.lm_head(hidden)

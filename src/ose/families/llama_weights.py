@@ -3,7 +3,7 @@
 The rule is BERT's (``bert_weights``), with grouped-query attention kept consistent: hidden
 channels by mean |activation| at every RMSNorm output, layers by block influence, FFN neurons
 by mean |SiLU(gate) · up|, and key/value groups by the summed context norms of their query
-heads. A candidate ⟨D, A, K, H, I⟩ keeps the D most influential layers and, in each, the K
+heads. A candidate ⟨D, A, K, H, I⟩ (``choose``, which records the provenance ``cut`` follows) keeps the D most influential layers and, in each, the K
 most important key/value groups with their query heads (the A/K most important of each
 group's), the I most important neurons, and the H most important channels, in T's order.
 Whole heads keep rotary positions exact; fewer channels is an approximation (RMSNorm then
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .weights import block_influence, run_hooked, token_mean, top
+from .weights import LayerSlice, Slice, block_influence, rows_of, run_hooked, token_mean, top_k
 
 
 @dataclass
@@ -26,6 +26,7 @@ class Importance:
     heads: torch.Tensor       # (D, A) query heads
     neurons: torch.Tensor     # (D, I)
     group_size: int           # query heads per key/value head (A / K of T)
+    head_size: int            # H / A of T
 
 
 @torch.no_grad()
@@ -66,7 +67,7 @@ def importance(model, batch) -> Importance:
                   layer.mlp.down_proj.register_forward_pre_hook(on_ffn(i))]
     run_hooked(model, base, hooks, batch)
     return Importance(channels, torch.stack(influence), torch.stack(heads), torch.stack(neurons),
-                      A // cfg.num_key_value_heads)
+                      A // cfg.num_key_value_heads, d)
 
 
 def normalize(state: dict) -> dict:
@@ -74,24 +75,31 @@ def normalize(state: dict) -> dict:
     return {k if k.startswith("model.") or k.startswith("lm_head.") else f"model.{k}": v for k, v in state.items()}
 
 
-def sliced_state(state: dict, imp: Importance, xi: dict, settings=None) -> dict:
-    """T's tensors (``normalize`` names) cut to ξ = ⟨D, A, K, H, I⟩ by the rule above."""
-    g = imp.group_size
-    ch = top(imp.channels, xi["H"])
-    per_group = xi["A"] // xi["K"]
+def choose(imp: Importance, xi: dict) -> Slice:
+    """Which of T's layers, key/value groups, query heads, neurons and channels ξ keeps: in each
+    kept layer the K most important groups and, in each, its A/K most important query heads."""
+    g, per_group = imp.group_size, xi["A"] // xi["K"]
+    layers = []
+    for old in top_k(imp.layers, xi["D"]).tolist():
+        scores = imp.heads[old].reshape(-1, g)
+        groups = top_k(scores.sum(-1), xi["K"]).tolist()
+        queries = [k * g + h for k in groups for h in top_k(scores[k], per_group).tolist()]
+        layers.append(LayerSlice(old, queries, top_k(imp.neurons[old], xi["I"]).tolist(), groups=groups))
+    return Slice(top_k(imp.channels, xi["H"]).tolist(), layers, imp.head_size)
+
+
+def cut(state: dict, kept: Slice, settings=None) -> dict:
+    """T's tensors (``normalize`` names) cut to the units ``kept`` names: each kept query head with
+    the key/value group it belongs to."""
+    ch = torch.tensor(kept.channels)
     out = {"model.embed_tokens.weight": state["model.embed_tokens.weight"][:, ch],
            "model.norm.weight": state["model.norm.weight"][ch]}
     if "lm_head.weight" in state:
         out["lm_head.weight"] = state["lm_head.weight"][:, ch]
-    head_dim = state["model.layers.0.self_attn.q_proj.weight"].shape[0] // imp.heads.shape[1]
-    for new, old in enumerate(top(imp.layers, xi["D"]).tolist()):
-        scores = imp.heads[old].reshape(-1, g)
-        groups = top(scores.sum(-1), xi["K"]).tolist()
-        queries = [k * g + int(h) for k in groups for h in top(scores[k], per_group).tolist()]
-        q_rows = torch.cat([torch.arange(h * head_dim, (h + 1) * head_dim) for h in queries])
-        kv_rows = torch.cat([torch.arange(k * head_dim, (k + 1) * head_dim) for k in groups])
-        neurons = top(imp.neurons[old], xi["I"])
-        src, dst = f"model.layers.{old}.", f"model.layers.{new}."
+    for new, layer in enumerate(kept.layers):
+        q_rows, kv_rows = rows_of(layer.heads, kept.head_size), rows_of(layer.groups, kept.head_size)
+        neurons = torch.tensor(layer.neurons)
+        src, dst = f"model.layers.{layer.source}.", f"model.layers.{new}."
         out[dst + "self_attn.q_proj.weight"] = state[src + "self_attn.q_proj.weight"][q_rows][:, ch]
         out[dst + "self_attn.k_proj.weight"] = state[src + "self_attn.k_proj.weight"][kv_rows][:, ch]
         out[dst + "self_attn.v_proj.weight"] = state[src + "self_attn.v_proj.weight"][kv_rows][:, ch]

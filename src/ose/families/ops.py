@@ -42,6 +42,17 @@ def gelu(part: str, name: str, elements: int) -> Op:
     return Op(part, name, mults=3 * elements, adds=elements, other=elements)
 
 
+def gelu_tanh(part: str, name: str, elements: int) -> Op:
+    """GELU's tanh approximation, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))): 6 mults (x², x³, the
+    two constants, 0.5·x, the product), 2 adds, 1 other (tanh) per element."""
+    return Op(part, name, mults=6 * elements, adds=2 * elements, other=elements)
+
+
+def relu(part: str, name: str, elements: int) -> Op:
+    """ReLU, max(0, x): 1 other (the comparison) per element."""
+    return Op(part, name, other=elements)
+
+
 def silu(part: str, name: str, elements: int) -> Op:
     """SiLU, x·σ(x) = x / (1 + e⁻ˣ): 1 mult, 1 add, 2 other (the exp, the division) per element."""
     return Op(part, name, mults=elements, adds=elements, other=2 * elements)

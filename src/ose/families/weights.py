@@ -1,18 +1,65 @@
-"""What families share to slice a pretrained T: reading its tensors, averaging activations over
-the real tokens of a calibration batch, and choosing the most important indices."""
+"""What families share to slice a pretrained T: reading its tensors (one file or shards),
+loading it quietly, averaging activations over the real tokens of a calibration batch, and
+choosing the most important indices."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
 import torch
 
+# A checkpoint's weights: one file, or an index naming the shards each tensor is in (as
+# ``save_pretrained`` writes a model larger than its shard size).
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
+                "pytorch_model.bin.index.json")
 
-def read_tensors(path: str) -> dict:
-    """Every tensor of a checkpoint's weights file (safetensors, or a PyTorch .bin)."""
-    if str(path).endswith(".safetensors"):
-        from safetensors.torch import load_file
 
-        return load_file(str(path))
-    return torch.load(path, map_location="cpu", weights_only=True)
+def shard_files(weights: str | Path) -> list[Path]:
+    """The files holding a checkpoint's tensors: the file itself, or every shard its index names
+    (ValueError, one line, for an index that is not one or names a missing shard)."""
+    weights = Path(weights)
+    if not weights.name.endswith(".index.json"):
+        return [weights]
+    try:
+        weight_map = json.loads(weights.read_text())["weight_map"]
+        names = sorted(set(weight_map.values()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"{weights.name} is not a shard index ({type(e).__name__}: {e})") from None
+    missing = [n for n in names if not (weights.parent / n).is_file()]
+    if missing:
+        raise ValueError(f"{weights.name} names shard {missing[0]}, which is missing")
+    return [weights.parent / n for n in names]
+
+
+def read_tensors(path: str | Path) -> dict:
+    """Every tensor of a checkpoint's weights (safetensors or a PyTorch .bin, one file or shards)."""
+    out = {}
+    for file in shard_files(path):
+        if file.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            out.update(load_file(str(file)))
+        else:
+            out.update(torch.load(file, map_location="cpu", weights_only=True))
+    return out
+
+
+@contextlib.contextmanager
+def quiet_loading():
+    """transformers draws "Loading weights" and "Writing model shards" bars on stderr, which would
+    turn a one-line error (a broken weights file) into several lines, and litter a log."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
 
 
 def token_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -21,7 +68,28 @@ def token_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * w).sum((0, 1)) / w.sum()
 
 
-def top(scores: torch.Tensor, k: int) -> torch.Tensor:
+@dataclass
+class LayerSlice:
+    """Which of T's units one layer of a candidate is cut from (its provenance)."""
+
+    source: int                               # T's layer
+    heads: list[int]                          # T's query heads kept, in the candidate's order
+    neurons: list[int]                        # T's feed-forward neurons kept
+    head_dims: list[list[int]] | None = None  # BERT: each kept head's dimensions within T's head
+    groups: list[int] | None = None           # Llama: T's key/value groups kept, in the candidate's order
+
+
+@dataclass
+class Slice:
+    """The provenance of a whole candidate: T's hidden channels it keeps, and each layer's units.
+    Every kept unit keeps T's order; ``cut`` takes exactly these rows and columns of T's tensors."""
+
+    channels: list[int]
+    layers: list[LayerSlice]
+    head_size: int                            # T's head size, H/A
+
+
+def top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
     """Indices of the k highest scores (ties: the lower index), in ascending order."""
     order = sorted(range(len(scores)), key=lambda i: (-float(scores[i]), i))
     return torch.tensor(sorted(order[:k]), dtype=torch.long)
@@ -31,6 +99,11 @@ def block_influence(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> tor
     """1 − cos(layer input, layer output), averaged over the real tokens: how much a layer changes."""
     cos = torch.nn.functional.cosine_similarity(x.float(), y.float(), dim=-1, eps=1e-6)
     return token_mean((1 - cos)[..., None], mask)[0]
+
+
+def rows_of(units, size: int) -> torch.Tensor:
+    """The rows of whole units (heads, groups) of ``size`` rows each, in the given order."""
+    return torch.cat([torch.arange(u * size, (u + 1) * size) for u in units])
 
 
 def run_hooked(model, base, hooks: list, batch) -> None:

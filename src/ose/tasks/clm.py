@@ -9,40 +9,43 @@ from __future__ import annotations
 
 import torch
 
-from .base import Batch, BlockData, Task
+from .base import Batch, BlockData, Task, cap_rows
 
 
 class CLMData(BlockData):
-    """Blocks of L tokens; every position after the first is a target (the next token of the one before)."""
+    """Blocks of L tokens; the output at every position but the last is scored against the next token."""
 
-    def __init__(self, tok, specials, train: list, heldout: list, seq_len: int, eval_size: int, seed: int):
-        held, _ = self.split_blocks(tok, specials, train, heldout, seq_len, eval_size, seed)
+    def __init__(self, tok, specials, train: list, heldout: list, seq_len: int, eval_size: int, seed: int,
+                 layout: str):
+        held, _, test = self.split_blocks(tok, specials, train, heldout, seq_len, eval_size, seed, layout)
         self.heldout = self.batch(held)
+        test = test[cap_rows(len(test), seed + 2)]
+        self.test = self.batch(test) if len(test) else None
 
     @staticmethod
     def batch(blocks: torch.Tensor) -> Batch:
-        targets = torch.ones_like(blocks, dtype=torch.bool)
-        targets[:, 0] = False
-        return Batch(blocks, torch.ones_like(blocks), blocks[targets], targets)
+        positions = torch.ones_like(blocks, dtype=torch.bool)
+        positions[:, -1] = False  # the last token has no next one
+        return Batch(blocks, torch.ones_like(blocks), blocks[:, 1:].reshape(-1), positions)
 
-    def train_batches(self, batch_size: int, generator: torch.Generator):
-        while True:
-            for idx in torch.randperm(len(self.train), generator=generator).split(batch_size):
-                yield self.batch(self.train[idx])
+    def collate(self, items: torch.Tensor, generator: torch.Generator) -> Batch:
+        return self.batch(items)
 
 
 class CausalLM(Task):
     name = "clm"
-    teacher_class = "AutoModelForCausalLM"
+    head = "causal-lm"
     needs = ("begin",)  # texts are joined with the end token, the begin one where a tokenizer has only that
     generates = True
+    target_unit = "next-token positions"
+    usage = ('from transformers import AutoModelForCausalLM, AutoTokenizer\n'
+             'model = AutoModelForCausalLM.from_pretrained("PATH")\n'
+             'tokenizer = AutoTokenizer.from_pretrained("PATH")\n'
+             'ids = tokenizer("the weather today", return_tensors="pt").input_ids\n'
+             'print(tokenizer.decode(model.generate(ids, max_new_tokens=20)[0]))')
 
-    def data(self, tok, specials, train, heldout, settings, eval_size, seed) -> CLMData:
-        return CLMData(tok, specials, train, heldout, settings.seq_len, eval_size, seed)
-
-    def teacher_logits(self, teacher, batch: Batch) -> torch.Tensor:
-        out = teacher(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-        return out[:, :-1][batch.masked[:, 1:]]
+    def data(self, tok, specials, train, heldout, settings, eval_size, seed, layout="texts") -> CLMData:
+        return CLMData(tok, specials, train, heldout, settings.seq_len, eval_size, seed, layout)
 
     def check_teacher(self, config, data, vocab_size: int) -> str | None:
         if config.vocab_size != vocab_size:

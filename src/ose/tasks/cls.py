@@ -5,23 +5,26 @@ from __future__ import annotations
 import torch
 
 from ..errors import DataError
-from .base import Batch, Task, TaskData
+from .base import Batch, Task, TaskData, cap_rows
 
 
 class ClassificationData(TaskData):
-    """[CLS] text [SEP], truncated to L tokens, padded to the longest in the batch."""
+    """[CLS] text [SEP], truncated to L tokens, padded to the longest in the batch. B is drawn from
+    the held-out examples; the test part is the held-out examples B did not take."""
 
     def __init__(self, tok, specials, train: list, heldout: list, seq_len: int, eval_size: int, seed: int,
-                 label_names: list[str]):
-        self.specials = specials
+                 label_names: list[str], layout: str):
+        self.specials, self.layout = specials, layout
         self.label_names = label_names
         self.num_labels = len(label_names)
-        self.train_unit = "examples"
+        self.train_unit = self.row_unit = "examples"
         self.pad = specials.id(tok, "pad")
         self.train = self._encode(tok, train, seq_len)
-        g = torch.Generator().manual_seed(seed + 1)
-        order = torch.randperm(len(heldout), generator=g)[:eval_size].tolist()
-        self.heldout = self.collate([self._encode(tok, [heldout[i]], seq_len)[0] for i in order])
+        order = torch.randperm(len(heldout), generator=torch.Generator().manual_seed(seed + 1))
+        held = self._encode(tok, [heldout[i] for i in order.tolist()], seq_len)
+        self.heldout = self.collate(held[:eval_size])
+        rest = held[eval_size:]
+        self.test = self.collate([rest[i] for i in cap_rows(len(rest), seed + 2).tolist()]) if rest else None
 
     def _encode(self, tok, examples: list, seq_len: int):
         cls, sep = self.specials.id(tok, "begin"), self.specials.id(tok, "end")
@@ -29,29 +32,20 @@ class ClassificationData(TaskData):
         encoded = tok.encode_batch([e.text for e in examples], add_special_tokens=False)
         return [([cls, *enc.ids[: seq_len - 2], sep], index[e.label]) for enc, e in zip(encoded, examples)]
 
-    def collate(self, items) -> Batch:
+    def collate(self, items, generator: torch.Generator | None = None) -> Batch:
         width = max(len(ids) for ids, _ in items)
         ids = torch.full((len(items), width), self.pad, dtype=torch.long)
         for row, (seq, _) in enumerate(items):
             ids[row, : len(seq)] = torch.tensor(seq)
         return Batch(ids, (ids != self.pad).long(), torch.tensor([y for _, y in items]))
 
-    def train_batches(self, batch_size: int, generator: torch.Generator):
-        while True:
-            for idx in torch.randperm(len(self.train), generator=generator).split(batch_size):
-                yield self.collate([self.train[i] for i in idx.tolist()])
-
-    def chunks(self, size: int):
-        b = self.heldout
-        for start in range(0, b.input_ids.shape[0], size):
-            rows = slice(start, start + size)
-            yield Batch(b.input_ids[rows], b.attention_mask[rows], b.labels[rows])
-
 
 class Classification(Task):
     name = "cls"
-    teacher_class = "AutoModelForSequenceClassification"
+    head = "sequence-classification"
     needs = ("begin", "end", "pad")
+    usage = ('from transformers import pipeline\n'
+             'classify = pipeline("text-classification", model="PATH")')
 
     def check_examples(self, examples: list, source: str, label_field: str) -> None:
         unlabelled = sum(e.label is None for e in examples)
@@ -62,9 +56,9 @@ class Classification(Task):
         if len(names) < 2:
             raise DataError(f"{source}: classification needs at least 2 labels, found {names}")
 
-    def data(self, tok, specials, train, heldout, settings, eval_size, seed) -> ClassificationData:
+    def data(self, tok, specials, train, heldout, settings, eval_size, seed, layout="texts") -> ClassificationData:
         labels = sorted({e.label for e in train + heldout})
-        return ClassificationData(tok, specials, train, heldout, settings.seq_len, eval_size, seed, labels)
+        return ClassificationData(tok, specials, train, heldout, settings.seq_len, eval_size, seed, labels, layout)
 
     def check_teacher(self, config, data, vocab_size: int) -> str | None:
         if config.num_labels != data.num_labels:

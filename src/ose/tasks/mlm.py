@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..data import SPECIALS
-from .base import Batch, BlockData, Task
+from .base import Batch, BlockData, Task, cap_rows
 
 
 class MLMData(BlockData):
@@ -13,11 +13,13 @@ class MLMData(BlockData):
     cut into blocks of L tokens ([CLS] …). Random replacements are drawn above ose's WordPiece specials."""
 
     def __init__(self, tok, specials, train: list, heldout: list, seq_len: int, eval_size: int, seed: int,
-                 vocab_size: int):
+                 vocab_size: int, layout: str):
         self.ids = {role: specials.id(tok, role) for role in MLM.needs}
         self.vocab_size = vocab_size
-        held, g = self.split_blocks(tok, specials, train, heldout, seq_len, eval_size, seed)
+        held, g, test = self.split_blocks(tok, specials, train, heldout, seq_len, eval_size, seed, layout)
         self.heldout = self.mask(held, g)
+        test = test[cap_rows(len(test), seed + 2)]
+        self.test = self.mask(test, torch.Generator().manual_seed(seed + 2)) if len(test) else None
 
     def mask(self, blocks: torch.Tensor, g: torch.Generator) -> Batch:
         special = (blocks == self.ids["begin"]) | (blocks == self.ids["end"]) | (blocks == self.ids["pad"])
@@ -30,22 +32,20 @@ class MLMData(BlockData):
         inputs[rand] = torch.randint(len(SPECIALS), self.vocab_size, (int(rand.sum()),), generator=g)
         return Batch(inputs, torch.ones_like(inputs), blocks[masked], masked)
 
-    def train_batches(self, batch_size: int, generator: torch.Generator):
-        while True:
-            for idx in torch.randperm(len(self.train), generator=generator).split(batch_size):
-                yield self.mask(self.train[idx], generator)
+    def collate(self, items: torch.Tensor, generator: torch.Generator) -> Batch:
+        return self.mask(items, generator)
 
 
 class MLM(Task):
     name = "mlm"
-    teacher_class = "AutoModelForMaskedLM"
+    head = "masked-lm"
     needs = ("begin", "end", "pad", "mask")
+    target_unit = "masked tokens"
+    usage = ('from transformers import pipeline\n'
+             'fill = pipeline("fill-mask", model="PATH")')
 
-    def data(self, tok, specials, train, heldout, settings, eval_size, seed) -> MLMData:
-        return MLMData(tok, specials, train, heldout, settings.seq_len, eval_size, seed, tok.get_vocab_size())
-
-    def teacher_logits(self, teacher, batch: Batch) -> torch.Tensor:
-        return super().teacher_logits(teacher, batch)[batch.masked]
+    def data(self, tok, specials, train, heldout, settings, eval_size, seed, layout="texts") -> MLMData:
+        return MLMData(tok, specials, train, heldout, settings.seq_len, eval_size, seed, tok.get_vocab_size(), layout)
 
     def check_teacher(self, config, data, vocab_size: int) -> str | None:
         if config.vocab_size != vocab_size:
