@@ -111,3 +111,18 @@ def test_every_option_with_a_flag_reaches_the_configuration(run_cli, monkeypatch
 
 class _Stop:
     best = {"w": 1.0}
+
+
+@pytest.mark.parametrize("flags, theta, eval_batches", [
+    ([], Theta(lr=5e-4, optimizer="adamw"), 16),                                   # --from's defaults
+    (["--eval-batches", "4", "--theta", "lr=0.05,momentum=0.9,batch_size=32"], Theta(), 4),  # given: kept
+])
+def test_an_option_given_at_a_defaults_value_is_kept_under_from(flags, theta, eval_batches):
+    """None means "not given": --from's defaults fill only what was left out, whatever its value."""
+    from ose.cli import _extract_options, build_parser
+
+    args = build_parser().parse_args(["extract", "--from", "some-checkpoint", *flags])
+    cfg = load_config(None, _extract_options(args)).with_defaults()
+    assert cfg.theta == [theta] and cfg.eval_batches == eval_batches
+    scratch = load_config(None, {}).with_defaults()
+    assert scratch.theta == [Theta()] and scratch.eval_batches == 4

@@ -198,3 +198,18 @@ def test_cli_non_integer_is_a_usage_error(run_cli, capsys):
     with pytest.raises(SystemExit) as e:
         run_cli("latency", "bert-tiny", "--repeats", "many")
     assert e.value.code == 2 and capsys.readouterr().err.startswith("ose: error: ")
+
+
+def test_compare_times_fp32_cpu_copies_and_leaves_the_models_as_they_were():
+    """The card promises CPU latency: a model trained elsewhere (bf16 here; CUDA on a GPU machine)
+    is timed as an fp32 copy on the CPU, and the model itself is not moved or cast."""
+    from ose.families import get_family
+
+    bert = get_family("bert")
+    settings = bert.settings_type(vocab_size=64, max_positions=16, seq_len=8, head="classifier")
+    torch.manual_seed(0)
+    model = bert.build({"D": 1, "A": 2, "H": 16, "I": 32}, settings).to(torch.bfloat16)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    timings = lat.compare({"m": model}, 64, 8, batch_sizes=(1,), repeats=1, warmup=0, rounds=1)
+    assert timings["m"]["1"] > 0
+    assert all(v.dtype == torch.bfloat16 and torch.equal(v, before[k]) for k, v in model.state_dict().items())

@@ -193,6 +193,18 @@ def test_distil_exports_a_model_stock_transformers_loads_offline(distilled):
     assert result.teacher_accuracy is not None and 0 <= result.accuracy <= 1
 
 
+def test_count_from_an_export_counts_its_head_and_labels(distilled, run_cli):
+    from transformers import AutoModelForSequenceClassification
+
+    _, model = distilled
+    code, printed, _ = run_cli("count", "--from", model, "--format", "json")
+    doc = json.loads(printed)
+    numel = sum(p.numel() for p in AutoModelForSequenceClassification.from_pretrained(model).parameters())
+    assert code == 0 and doc["settings"]["head"] == "classifier" and doc["settings"]["num_labels"] == 3
+    assert doc["params"] == numel == json.loads((model / "ose.json").read_text())["params"]
+    assert doc["checkpoint"]["matches"] is True
+
+
 def test_a_killed_distil_resumes_to_the_same_model(extraction, distilled, tmp_path, bert_checkpoint):
     """SIGKILL right after the student's first saved state; the resumed run ends with the same
     weights. The study is a copy without the reference's saved runs, and another directory is
@@ -260,6 +272,27 @@ def test_a_bad_checkpoint_is_one_line(run_cli, bert_checkpoint, tmp_path, name, 
     assert not (tmp_path / "out").exists()
 
 
+def test_a_sharded_checkpoint_loads_like_the_single_file(bert_checkpoint, tmp_path, run_cli):
+    from transformers import BertModel
+
+    sharded = tmp_path / "sharded"
+    BertModel.from_pretrained(bert_checkpoint).save_pretrained(sharded, max_shard_size="40KB")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(bert_checkpoint / name, sharded / name)
+    shards = sorted(p.name for p in sharded.glob("model-*.safetensors"))
+    assert len(shards) > 2 and (sharded / "model.safetensors.index.json").is_file()
+    source = load_source(str(sharded))
+    assert source.weights.endswith("model.safetensors.index.json") and source.xi == T
+    _, one = BERT.load_pretrained(str(bert_checkpoint), str(bert_checkpoint / "model.safetensors"))
+    _, many = BERT.load_pretrained(source.path, source.weights)
+    assert one.keys() == many.keys() and all(torch.equal(one[k], many[k]) for k in one)
+    code, printed, _ = run_cli("count", "--from", sharded, "--format", "json")
+    assert code == 0 and json.loads(printed)["checkpoint"]["matches"] is True
+    (sharded / shards[1]).unlink()
+    code, _, err = run_cli("count", "--from", sharded)
+    assert code == 2 and err.count("\n") == 1 and f"names shard {shards[1]}, which is missing" in err
+
+
 def test_a_tokenizer_that_does_not_match_ts_vocabulary_is_one_line(run_cli, bert_checkpoint, tmp_path):
     def grow(d):
         config = json.loads((d / "config.json").read_text())
@@ -299,6 +332,40 @@ def test_a_distil_into_the_state_of_another_is_refused(extraction, distilled, ru
     code, _, err = run_cli("distil", out, "--steps", "7", "--out", model, "--quiet")
     assert code == 2 and err.count("\n") == 1 and "steps: 6 → 7" in err
     assert {p: p.read_bytes() for p in model.rglob("*") if p.is_file()} == before
+
+
+def test_ts_fine_tune_is_trained_once_per_study_and_reused(extraction, distilled, tmp_path):
+    """A second ose distil of the study (into another folder) trains no T: it reads T's finished run."""
+    from ose.distil import distil
+
+    _, out = extraction
+    first, _ = distilled
+    saved = next((out / ".distil").glob("T-*.pt"))
+    before = saved.read_bytes()
+    lines = []
+    again = distil(out, steps=6, out=tmp_path / "again", save_every=2, log=lines.append)
+    assert again.teacher.reused and again.student.reused
+    assert any(line.startswith("distil: T trained earlier, reused") for line in lines)
+    assert saved.read_bytes() == before and again.teacher_accuracy == first.teacher_accuracy
+
+
+def test_a_study_with_relative_paths_distils_from_another_directory(bert_checkpoint, tmp_path, monkeypatch):
+    """--from and --data given relative to where ose extract ran; ose distil runs elsewhere."""
+    from ose.distil import distil
+
+    work = tmp_path / "work"
+    shutil.copytree(bert_checkpoint, work / "ckpt")
+    rows = [json.dumps({"text": f"the {w} sat on mat {i} and it was {w}", "label": w})
+            for i, w in enumerate(["good", "bad"] * 300)]
+    (work / "data.jsonl").write_text("\n".join(rows) + "\n")
+    monkeypatch.chdir(work)
+    ose.extract(source="ckpt", data="data.jsonl", task="cls", seq_len=32, epsilon=30, steps=2, eval_batches=1,
+                threads=1, out="run", progress=False, log=lambda *a: None)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    done = distil(work / "run", steps=2, log=lambda *a: None)
+    facts = (done.out / "ose.json").read_text()
+    assert done.out == work / "run" / "model" and str(work) not in facts and '"from": "ckpt"' in facts
 
 
 def test_teacher_from_distils_every_candidate_from_t_fine_tuned(extraction, bert_checkpoint, tmp_path, run_cli):

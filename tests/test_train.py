@@ -235,3 +235,50 @@ def test_theta_check_accepts_numbers():
     assert Theta().check() is None
     assert Theta(lr=1, momentum=0, batch_size=1).check() is None
     assert Theta(lr=0.3, momentum=0.5, batch_size=64).as_dict() == {"lr": 0.3, "momentum": 0.5, "batch_size": 64}
+
+
+def test_a_saved_state_holds_the_cuda_random_state_where_a_gpu_trains(monkeypatch):
+    """A run resumed on a GPU continues dropout's CUDA stream where it stopped, not only the CPU's."""
+    from ose import train as training
+
+    streams = [torch.tensor([1, 2, 3], dtype=torch.uint8)]
+    restored = []
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: streams)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.append)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert "cuda" not in training._random_state("cpu")
+    state = training._random_state("cuda")
+    assert torch.equal(state["cpu"], torch.get_rng_state()) and state["cuda"] is streams
+    training._restore_random_state(state)
+    assert restored == [streams]
+
+
+def test_a_checkpoint_resumes_to_the_same_weights_and_loads_weights_only(mlm, tmp_path):
+    """Interrupted at step 4 (its last save at step 2), a run continues from the saved step and ends
+    with the weights of an uninterrupted run; its file holds nothing weights_only refuses."""
+    from ose.train import Checkpoint, fit
+
+    theta, cfg = Theta(lr=0.1, momentum=0.9, batch_size=8), fp32(steps=6)
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_4(step, loss):
+        if step == 4:
+            raise Killed
+
+    def run(path, progress=None):
+        m = model(seed=1)
+        torch.manual_seed(0)  # the dropout stream a fresh run starts from
+        fit(m, BERT, MLM, mlm, theta, cfg, 6, progress=progress, checkpoint=Checkpoint(path, {"run": 1}, every=2))
+        return m
+
+    whole = run(tmp_path / "whole.pt")
+    with pytest.raises(Killed):
+        run(tmp_path / "killed.pt", kill_at_4)
+    saved = torch.load(tmp_path / "killed.pt", weights_only=True)
+    assert saved["step"] == 2 and not saved.get("finished") and "optimizer" in saved
+    resumed = run(tmp_path / "killed.pt")
+    assert torch.load(tmp_path / "killed.pt", weights_only=True)["finished"]
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name

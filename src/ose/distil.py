@@ -46,13 +46,15 @@ class Trained:
     steps: int                 # steps trained
     stop: EarlyStop
     test: Measured
+    reused: bool = False       # an earlier ose distil of the study trained it; its saved result was used
 
     def summary(self) -> str:
         """How the run ended, in words: its steps, why it stopped, its test accuracy."""
         lo, hi = self.test.interval()
         why = "validation accuracy stopped improving" if self.steps < self.run["steps"] else "reached the cap"
-        return (f"trained {self.steps} steps ({why}; best at step {self.stop.best_step}): test accuracy "
-                f"{self.test.accuracy:.4f} [{lo:.4f}, {hi:.4f}] over {self.test.targets:,} targets")
+        return (f"{'trained earlier, reused: ' if self.reused else ''}{self.steps} steps ({why}; best at step "
+                f"{self.stop.best_step}): test accuracy {self.test.accuracy:.4f} [{lo:.4f}, {hi:.4f}] over "
+                f"{self.test.targets:,} targets")
 
     def record(self) -> dict:
         """What the card states of the run: where it stopped and why, its validation record."""
@@ -107,7 +109,8 @@ def train_final(inputs: StudyInputs, xi: dict, theta: Theta, run: dict, state: P
                  stop=stop, progress=progress, checkpoint=Checkpoint(state / f"{run['phase']}-{_tag(run)}.pt",
                                                                      run, save_every))
     model.eval()
-    return Trained(model, run, fitted.steps, stop, measure(model, inputs.family, inputs.task, inputs.data.test, cfg))
+    return Trained(model, run, fitted.steps, stop, measure(model, inputs.family, inputs.task, inputs.data.test, cfg),
+                   fitted.reused)
 
 
 def _progress(phase: str, steps: int, stop: EarlyStop, log):

@@ -265,6 +265,7 @@ def _restore_random_state(state: dict) -> None:
 class Fitted:
     steps: int           # steps trained (the last one, where a stop ended the run early)
     train_loss: float    # smoothed training loss at the end
+    reused: bool = False  # the checkpoint held the finished run: nothing was trained
 
 
 # --- the loop --------------------------------------------------------------------------------
@@ -289,7 +290,7 @@ def fit(model, family, task: Task, data: TaskData, theta: Theta, cfg: ExtractCon
         if stop is not None:
             stop.load_state_dict(saved["stop"])
         if saved.get("finished"):
-            return Fitted(saved["step"], saved["ema"])
+            return Fitted(saved["step"], saved["ema"], reused=True)
         opt.load_state_dict(saved["optimizer"])
         _restore_random_state(saved["random"])
         done, ema = saved["step"], saved["ema"]
