@@ -119,3 +119,10 @@ def test_bad_input_is_one_line_and_exit_2(run_cli, args, problem):
     code, out, err = run_cli(*args)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("ose: error:") and problem in err, err
+
+
+def test_ose_distils_default_cap_is_one_number():
+    """The command line states distil's cap without importing torch; it must be distil's own."""
+    from ose import cli, distil
+
+    assert cli.STEPS == distil.STEPS

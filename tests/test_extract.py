@@ -335,3 +335,44 @@ def test_no_warning_where_abnc_holds_or_for_strategies_that_promise_nothing(root
         "warning: ABⁿC: part B costs more than A + C for 16 of 54 architectures in parameters, 54 of 54")
     for name in ("exhaustive", "random"):
         assert abnc_warning(thin, make_strategy(name, thin.candidates(), 3)) is None
+
+
+def test_retry_failed_runs_a_failed_evaluation_again_and_keeps_the_failed_record(root, study, monkeypatch, run_cli):
+    from ose.store import open_store
+
+    reference, _ = study
+    victim = next(r for r in reference.evaluations)
+    arch = ",".join(f"{k}={victim[k]}" for k in ("D", "A", "H", "I"))
+    out = root / "retry"
+    monkeypatch.setenv("OSE_FAULT", f"raise:{arch}")
+    failed = run(space=str(root / "space.toml"), epsilon=3, steps=5, theta=THETAS, seed=0, out=str(out))
+    assert sum(r["status"] == "failed" for r in failed.evaluations) == 2  # one architecture under both θ
+    monkeypatch.delenv("OSE_FAULT")
+    again = run(space=str(root / "space.toml"), epsilon=3, steps=5, theta=THETAS, seed=0, out=str(out))
+    assert sum(r["status"] == "failed" for r in again.evaluations) == 2  # resuming alone keeps what is stored
+    args = ["extract", "--space", root / "space.toml", "--epsilon", "3", "--steps", "5", "--seed", "0", "--quiet",
+            "--max-examples", "2000", "--eval-batches", "1", "--threads", "1",
+            "--out", out, "--retry-failed", *[a for t in THETAS for a in ("--theta", ",".join(
+                f"{k}={v}" for k, v in t.items()))]]
+    code, printed, _ = run_cli(*args)
+    assert code == 0 and "retrying 2 failed evaluation(s)" in printed
+
+    def table(records):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
+    doc = json.loads((out / "results.json").read_text())
+    assert table(doc["evaluations"]) == table(reference.evaluations)
+    store = open_store(out, readonly=True)
+    assert [r["message"] for r in store.retired()] == [f"RuntimeError: injected fault in {arch}"] * 2
+    store.close()
+
+
+def test_a_study_resumed_with_another_thread_count_says_so(root, study):
+    lines = []
+    ose.extract(space=str(root / "space.toml"), epsilon=3, steps=5, theta=THETAS, seed=0, out=str(root / "a"),
+                progress=False, log=lines.append, **{**TINY, "threads": 2})
+    assert any(line.startswith("note: this study's evaluations so far ran with 1 thread(s), these with 2")
+               for line in lines)
+    lines.clear()
+    run_again = ose.extract(space=str(root / "space.toml"), epsilon=3, steps=5, theta=THETAS, seed=0,
+                            out=str(root / "a"), progress=False, log=lines.append, **TINY)
+    assert run_again.best is not None and not any("thread(s)" in line for line in lines)

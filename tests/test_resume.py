@@ -11,9 +11,11 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
+from ose.space import load_space
 
 
 @pytest.fixture(scope="module")
@@ -52,16 +54,21 @@ def _table(out):
     return [strip(r) for r in doc["evaluations"]], strip(doc["best"])
 
 
-def _kill_when(proc, condition, delay=0.0, limit=120):
+def _kill_when_held(proc, folder: Path, limit=120):
+    """SIGKILL ``proc`` once it is busy on the held architecture (the ``hold`` fault wrote its pid file)."""
     start = time.time()
-    while not condition():
+    while not list(folder.glob("held.*")):
         if proc.poll() is not None:
             raise AssertionError(f"extraction ended before the kill point (rc={proc.returncode})")
         assert time.time() - start < limit, "kill point never reached"
         time.sleep(0.02)
-    time.sleep(delay)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+
+
+def _archs(root) -> list[str]:
+    """The architectures in the order the study evaluates them (under each θ in turn)."""
+    return [c.key for c in load_space(root / "space.toml").candidates()]
 
 
 @pytest.fixture(scope="module")
@@ -90,30 +97,33 @@ def test_sigkill_at_six_moments_then_resume_loses_and_repeats_nothing(env, refer
         return subprocess.Popen(_cmd(root, out), env={**e, **({"OSE_FAULT": fault} if fault else {})},
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    # 1. while starting up (imports, data), before anything is stored
-    p = start()
-    time.sleep(1.0)
-    p.send_signal(signal.SIGKILL)
-    p.wait()
+    archs = _archs(root)
+    # 1. while starting up, once its inputs are prepared, before anything is stored
+    p = start("prepared:1")
+    assert p.wait() == -signal.SIGKILL
     assert check_survivors() == 0
     # 2. inside the very first store transaction, before its commit
     p = start("store-write:1")
     assert p.wait() == -signal.SIGKILL
     assert check_survivors() == 0
-    # 3. in the middle of training, after three evaluations were stored
-    p = start()
-    _kill_when(p, lambda: len(_rows(out)) >= 3, delay=0.05)
+    # 3. in the middle of training the fourth architecture (under the first θ), three stored
+    held = root / "held-3"
+    held.mkdir()
+    p = start(f"hold:{archs[3]}@{held}")
+    _kill_when_held(p, held)
     n = check_survivors()
-    assert 3 <= n < 16
+    assert n == 3
     # 4. inside the second store transaction of the resumed run
     p = start("store-write:2")
     assert p.wait() == -signal.SIGKILL
     assert check_survivors() == n + 1
-    # 5. again mid-training, a little later
-    p = start()
-    _kill_when(p, lambda: len(_rows(out)) >= n + 4, delay=0.1)
+    # 5. again mid-training, later: the first architecture under the second θ, all 8 of the first stored
+    held = root / "held-8"
+    held.mkdir()
+    p = start(f"hold:{archs[0]}@{held}")
+    _kill_when_held(p, held)
     n = check_survivors()
-    assert n < 16
+    assert n == 8
     # 6. after every evaluation, while the output files are written
     p = start("report-write:1")
     assert p.wait() == -signal.SIGKILL

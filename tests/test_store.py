@@ -168,3 +168,26 @@ def test_a_note_is_replaced_and_never_touches_the_identity(store):
     store.set_note("run", {"pid": 1})
     store.set_note("run", {"pid": 2})
     assert store.note("run") == {"pid": 2} and store.meta() == {"jobs": ["a"]}
+
+
+def test_only_a_failed_evaluation_retires_and_it_is_kept_whole(store):
+    store.add("ok", _rec(1), {"D": 1}, {"lr": 0.1})
+    store.add("bad", {**_rec(2, "failed"), "message": "out of memory"}, {"D": 2}, {"lr": 0.1})
+    assert not store.retire("ok") and not store.retire("missing")
+    assert store.retire("bad") and not store.retire("bad")
+    assert [r["key"] for r in store.records()] == ["ok"]
+    kept = store.retired()
+    assert [(r["key"], r["status"], r["message"]) for r in kept] == [("bad", "failed", "out of memory")]
+    assert kept[0]["retired_at"] >= kept[0]["finished_at"]
+    assert store.add("bad", _rec(2), {"D": 2}, {"lr": 0.1})  # the key is free to run again
+    assert [r["status"] for r in store.records()] == ["ok", "ok"] and len(store.retired()) == 1
+
+
+def test_a_study_without_retired_evaluations_reads_as_before(tmp_path):
+    """The retired table appears only when something retires: files stay readable as schema 1."""
+    s = SQLiteStore(tmp_path / STUDY_FILE)
+    s.add("k", _rec(1), {}, {})
+    assert s.retired() == []
+    s.close()
+    tables = {r[0] for r in sqlite3.connect(tmp_path / STUDY_FILE).execute("SELECT name FROM sqlite_master")}
+    assert "retired" not in tables and SQLiteStore(tmp_path / STUDY_FILE, readonly=True).retired() == []

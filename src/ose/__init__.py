@@ -6,7 +6,7 @@ Public API: load a search space, count an architecture, run an extraction.
 from .costs import Cost, w_coefficient
 from .space import SearchSpace, SpaceError, load_space, preset_names
 
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = ["Cost", "SearchSpace", "SpaceError", "count", "extract", "load_space", "preset_names", "w_coefficient"]
 

@@ -250,6 +250,7 @@ def cmd_status(args) -> int:
 def cmd_distil(args) -> int:
     """Train the study's pick (distilled from T when it is pretrained) and export it as a model."""
     from .distil import distil
+    from .export import size_text
 
     if args.save_every < 1:
         raise UsageError(f"--save-every must be a positive integer, got {args.save_every}")
@@ -258,8 +259,8 @@ def cmd_distil(args) -> int:
     test = r.card["test"]
     t = f" (T fine-tuned: {r.teacher_accuracy:.4f}, {r.accuracy / r.teacher_accuracy:.3f} of T's)" \
         if r.teacher_accuracy is not None else ""
-    print(f"test accuracy {r.accuracy:.4f}{t} on {test['rows']:,} {test['row_unit']} ({test['targets']:,} "
-          f"{test['target_unit']}) nothing was selected on; CPU speed-up over T: " + ", ".join(
+    print(f"test accuracy {r.accuracy:.4f}{t} on {size_text(test)} nothing was selected on; CPU speed-up over T: "
+          + ", ".join(
               f"{r.latency['T'][b] / r.latency['model'][b]:.2f}× at batch {b}" for b in r.latency["model"]))
     print(f"wrote {r.out} (config.json, model.safetensors, tokenizer, README.md, ose.json)")
     return 0
@@ -333,6 +334,9 @@ def _extract_flags(e) -> None:
             e.add_argument(flag, action="append", metavar=meta["metavar"], help=meta["help"])
             continue
         kind = next(t for t in typing.get_args(hints[f.name]) or (hints[f.name],) if t is not type(None))
+        if kind is bool:  # a switch; None when absent, so a config file's value stands
+            e.add_argument(flag, dest=f.name, action="store_true", default=None, help=meta["help"])
+            continue
         e.add_argument(flag, dest=f.name, type=kind, choices=choices_of(f), metavar=meta["metavar"],
                        help=meta["help"])
     e.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -167,6 +167,8 @@ class ExtractConfig:
     address: str | None = option(None, "join an existing Ray cluster at HOST:PORT (default: start a local Ray)")
     gpus_per_eval: float = option(0.0, "Ray: GPUs reserved by each evaluation", check="non-negative")
     retries: int = option(2, "re-runs of an evaluation whose worker died (default 2)", check="non-negative")
+    retry_failed: bool = option(False, "on resume, run the study's failed evaluations again (the failed records "
+                                       "are kept apart in the study, not lost)")
     strategy: str = option("fptas", "the search (default fptas, Algorithm 1); the others are baselines",
                            choices=_names("strategies", "STRATEGIES"))
     budget: int | None = option(None, "random/tpe/nsga2: candidates to train (default ⌈|Ξ|/ε⌉, the FPTAS's)",

@@ -100,7 +100,7 @@ def _accuracy(measured) -> dict:
 def card_facts(meta: dict, pick: dict, inputs, theta, student, teacher, timings: dict) -> dict:
     """Everything the model card states, as data (also written to ose.json). The counts are the
     model exported (its head, its labels), p and i against T's with the same head."""
-    from . import __version__
+    from .version import __version__
 
     space, names = inputs.space, list(inputs.family.parameters)
     xi = {k: pick[k] for k in names}
@@ -127,7 +127,7 @@ def card_facts(meta: dict, pick: dict, inputs, theta, student, teacher, timings:
             "usage": inputs.task.usage, "run": student.run, "ose_version": __version__}
 
 
-def _size(test: dict) -> str:
+def size_text(test: dict) -> str:
     """``3,304 examples``, or ``997 blocks of 64 tokens (9,330 masked tokens)``."""
     rows = f"{test['rows']:,} {test['row_unit']}"
     return rows if test["row_unit"] == test["target_unit"] else f"{rows} ({test['targets']:,} {test['target_unit']})"
@@ -186,7 +186,7 @@ as the argmax of the W-coefficient (W = {float(f['search']['W']):.4g}, strategy 
 ε = {f['search']['epsilon']}, s = {f['search']['steps']}), then {teacher}.
 
 Task: `{f['task']}` (head: {f['head']}); labels: {labels}. Data: {f['data']['source']} ({f['data']['examples']} examples).
-Accuracies are measured on the test part: {_size(test)}, {test['what']}; neither the search nor
+Accuracies are measured on the test part: {size_text(test)}, {test['what']}; neither the search nor
 the training selected on them. Sequences of up to {f['seq_len']} tokens.
 
 | | this model | T | model / T |

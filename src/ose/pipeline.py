@@ -84,7 +84,7 @@ FORMAT = 2
 
 
 def settings_document(cfg: ExtractConfig, ctx: Context, strategy: Strategy, source=None, legacy: bool = False) -> dict:
-    from . import __version__
+    from .version import __version__
 
     origin = {"init": "inherit" if ctx.inherited else "scratch"}
     if source is not None:
@@ -197,6 +197,12 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
                 "total": strategy.budget * len(cfg.theta) + bool(reference), "created_at": time.time()}
         executor.start(ctx)
         store, lock = studies.open_study(out, meta, new_study, log)
+        if cfg.retry_failed:
+            retry_failed(store, jobs, log)
+        before = store.meta()["settings"].get("threads")
+        threads_note = (f"note: this study's evaluations so far ran with {before} thread(s), these with "
+                        f"{ctx.cfg.threads}: their losses may differ in the last digits (docs/STUDIES.md, "
+                        f"\"Threads and the numbers\")" if store.records() and before != ctx.cfg.threads else None)
     except BaseException:
         if executor is not None:
             executor.close()
@@ -204,6 +210,8 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
     log(f"ose extract: {ctx.space.name}, task {cfg.task}, data {ctx.data_identity['source']} "
         f"({ctx.data_identity['examples']} examples), device {ctx.cfg.device}/{ctx.cfg.precision}")
     log(bound_line(cfg, ctx.space, strategy))
+    if threads_note:
+        log(threads_note)
     warning = abnc_warning(ctx.space, strategy)
     if warning:
         log(warning)
@@ -238,6 +246,16 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
         log(report.pick_line(doc))
     log(f"results: {out / 'results.json'}   report: {out / 'report.html'}")
     return ExtractResult(cfg, out, doc, files)
+
+
+def retry_failed(store: Store, jobs: list[str] | None, log) -> None:
+    """``--retry-failed``: the study's failed evaluations (of this plan's jobs; all of them for an
+    adaptive strategy) are retired, whole, so that they run again."""
+    failed = [r["key"] for r in store.records() if r.get("status") == "failed" and (jobs is None or r["key"] in jobs)]
+    retired = [key for key in failed if store.retire(key)]
+    if retired:
+        log(f"retrying {len(retired)} failed evaluation(s); the failed records are kept in the study "
+            f"(its retired evaluations)")
 
 
 def drive(strategy: Strategy, thetas: list[Theta], run_jobs, planned: list[Candidate] | None = None,

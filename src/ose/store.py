@@ -7,6 +7,9 @@ One interface, two implementations: ``MemoryStore`` (tests, throw-away runs) and
 - ``add`` writes one evaluation in one transaction; an evaluation already stored under the
   same key is left as it is (two writers racing on a key leave exactly one row).
 - Stored evaluations are never changed or deleted; ``records`` returns them in insertion order.
+  The one exception is a failed evaluation, which ``retire`` moves whole to the retired
+  evaluations (``retired``), so that its job can run again (``--retry-failed``: an out-of-memory
+  caused by a neighbour need not be final); nothing is lost.
 - ``meta`` is the study's identity (configuration, space, data, version), written once.
 - A note (``set_note``/``note``) is information about the latest run, such as its time
   estimate; unlike ``meta`` it may be replaced, and it never changes an evaluation.
@@ -54,6 +57,15 @@ class Store(ABC):
         """Every stored evaluation, each with its ``key`` and ``finished_at``."""
 
     @abstractmethod
+    def retire(self, key: str) -> bool:
+        """Move the failed evaluation under ``key`` to the retired ones; False (nothing done) if
+        there is none, or it did not fail."""
+
+    @abstractmethod
+    def retired(self) -> list[dict]:
+        """Every retired evaluation, each with its ``key``, ``finished_at`` and ``retired_at``."""
+
+    @abstractmethod
     def set_note(self, name: str, value: dict) -> None:
         """Keep ``value`` under ``name``, replacing what was there."""
 
@@ -72,6 +84,7 @@ class MemoryStore(Store):
     def __init__(self):
         self._meta: dict | None = None
         self._rows: dict[str, dict] = {}
+        self._retired: list[dict] = []
         self._notes: dict[str, dict] = {}
 
     def meta(self) -> dict | None:
@@ -89,6 +102,15 @@ class MemoryStore(Store):
 
     def records(self) -> list[dict]:
         return [_copy(r) for r in self._rows.values()]
+
+    def retire(self, key: str) -> bool:
+        if self._rows.get(key, {}).get("status") != "failed":
+            return False
+        self._retired.append({**self._rows.pop(key), "retired_at": time.time()})
+        return True
+
+    def retired(self) -> list[dict]:
+        return [_copy(r) for r in self._retired]
 
     def set_note(self, name: str, value: dict) -> None:
         self._notes[name] = _copy(value)
@@ -115,6 +137,11 @@ CREATE TABLE evaluations (
     finished_at REAL NOT NULL
 );
 """
+# Failed evaluations set aside to run again. Created when first needed, so a study file stays
+# readable by an ose that predates it (schema version 1 either way).
+_RETIRED_DDL = """CREATE TABLE IF NOT EXISTS retired (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, record TEXT NOT NULL,
+    finished_at REAL NOT NULL, retired_at REAL NOT NULL)"""
 
 
 class SQLiteStore(Store):
@@ -221,6 +248,33 @@ class SQLiteStore(Store):
                     self._db.execute("ROLLBACK")
                 raise
         return self._guard(write)
+
+    def retire(self, key: str) -> bool:
+        def move():
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(_RETIRED_DDL)
+                row = self._db.execute("SELECT record, finished_at FROM evaluations WHERE key=? AND status='failed'",
+                                       (key,)).fetchone()
+                if row is not None:
+                    self._db.execute("INSERT INTO retired (key, record, finished_at, retired_at) VALUES (?, ?, ?, ?)",
+                                     (key, row[0], row[1], time.time()))
+                    self._db.execute("DELETE FROM evaluations WHERE key=?", (key,))
+                self._db.execute("COMMIT")
+                return row is not None
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        return self._guard(move)
+
+    def retired(self) -> list[dict]:
+        def read():
+            if not self._db.execute("SELECT 1 FROM sqlite_master WHERE name='retired'").fetchone():
+                return []
+            return self._db.execute("SELECT key, record, finished_at, retired_at FROM retired ORDER BY id").fetchall()
+        return [{**json.loads(rec), "key": key, "finished_at": at, "retired_at": when}
+                for key, rec, at, when in self._guard(read)]
 
     def set_note(self, name: str, value: dict) -> None:
         self._guard(lambda: self._db.execute("INSERT OR REPLACE INTO ose_meta VALUES (?, ?)",

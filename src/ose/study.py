@@ -24,7 +24,7 @@ LOCK_FILE = "study.lock"
 # Keys that may change between runs of the same study without changing its numbers (the thread
 # count can, in the last digits: see docs/STUDIES.md), and where its files were found.
 VOLATILE = {"config.out", "config.threads", "threads", "ose_version", "created_at", "config.executor",
-            "config.workers", "config.address", "config.gpus_per_eval", "config.retries"}
+            "config.workers", "config.address", "config.gpus_per_eval", "config.retries", "config.retry_failed"}
 VOLATILE_PREFIXES = ("inputs.",)
 # Options added after studies were first stored, with the value a study stored before them ran
 # under: such a study resumes when that value is asked for again.

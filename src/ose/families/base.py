@@ -189,6 +189,6 @@ class Family(ABC):
         return model
 
     def __reduce__(self):  # by name: workers receive the space, and look the family up again
-        from . import get_family
+        from .registry import get_family
 
         return get_family, (self.name,)

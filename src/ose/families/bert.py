@@ -179,3 +179,6 @@ class Bert(Family):
         if head == "masked-lm":
             return model.cls(hidden)
         return model.classifier(model.dropout(model.base_model.pooler(hidden)))
+
+
+BERT = Bert()

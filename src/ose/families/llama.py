@@ -185,3 +185,6 @@ class Llama(Family):
 
     def project(self, model, hidden, head: str, attention_mask=None):
         return model.lm_head(hidden)
+
+
+LLAMA = Llama()
