@@ -65,7 +65,7 @@ class Trained:
         if self.steps >= cap and len(history) >= 2:
             half = [a for s, a in history if s > cap // 2] or [history[-1][1]]
             first = [a for s, a in history if s <= cap // 2] or [history[0][1]]
-            out["still_rising"] = max(half) - max(first)  # the best of the last half over the first's
+            out["still_rising"] = max(half) - max(first)  # how far from a plateau: the last half's best over the first's
         return out
 
 

@@ -143,7 +143,8 @@ def _trained(record: dict | None) -> str:
         return "—"
     line = f"{record['steps']} of at most {record['steps_cap']} steps (best at {record['best_step']})"
     if "still_rising" in record:
-        line += f"; stopped by the cap, validation accuracy +{100 * record['still_rising']:.1f} points over its last half"
+        line += (f"; stopped by the cap: its best validation accuracy in the last half was "
+                 f"{100 * record['still_rising']:+.1f} points on the first half's, so it may be short of its plateau")
     return line
 
 
@@ -165,10 +166,9 @@ def model_card(f: dict) -> str:
     source = f["source"]
     origin = (f"extracted from `{source['from']}` (T = ⟨{t_arch}⟩), starting from T's weights sliced to its shape"
               if source else f"trained from scratch; T = ⟨{t_arch}⟩ is the search space's maximum point")
-    teacher = ("distilled from T fine-tuned on the task (both stopped once accuracy on a validation part of "
-               f"{f['training']['validation_rows']:,} training rows stopped improving)" if t else
-               f"trained until accuracy on a validation part of {f['training']['validation_rows']:,} training rows "
-               "stopped improving")
+    stop = (f"once accuracy on a validation part of {f['training']['validation_rows']:,} training rows stopped "
+            f"improving, or at the cap of {f['training']['model']['steps_cap']} steps")
+    teacher = (f"distilled from T fine-tuned on the task (each stopped {stop})" if t else f"trained (stopped {stop})")
     labels = ", ".join(f["labels"]) if f["labels"] else "none (a language model)"
     usage = f.get("usage")
     snippet = f"\n```python\n{usage.replace('PATH', 'PATH/TO/THIS/DIRECTORY')}\n```\n" if usage else ""

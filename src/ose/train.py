@@ -319,9 +319,9 @@ def fit(model, family, task: Task, data: TaskData, theta: Theta, cfg: ExtractCon
         bound.apply()
         value = loss.item()
         ema = value if ema is None else 0.9 * ema + 0.1 * value
-        if progress is not None:
-            progress(step, ema)
         halt = stop is not None and stop.after_step(step, ema, step == steps)
+        if progress is not None:  # after the stop, so that a progress line shows its latest measurement
+            progress(step, ema)
         if checkpoint is not None and not halt and step < steps and step % checkpoint.every == 0:
             checkpoint.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "ema": ema,
                              "random": _random_state(cfg.device),
