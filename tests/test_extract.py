@@ -370,9 +370,9 @@ def test_a_study_resumed_with_another_thread_count_says_so(root, study):
     lines = []
     ose.extract(space=str(root / "space.toml"), epsilon=3, steps=5, theta=THETAS, seed=0, out=str(root / "a"),
                 progress=False, log=lines.append, **{**TINY, "threads": 2})
-    assert any(line.startswith("note: this study's evaluations so far ran with 1 thread(s), these with 2")
+    assert any(line.startswith("note: this study's evaluations so far ran with 1 thread(s) each, these with 2")
                for line in lines)
     lines.clear()
     run_again = ose.extract(space=str(root / "space.toml"), epsilon=3, steps=5, theta=THETAS, seed=0,
-                            out=str(root / "a"), progress=False, log=lines.append, **TINY)
+                            out=str(root / "a"), progress=False, log=lines.append, **{**TINY, "threads": 2})
     assert run_again.best is not None and not any("thread(s)" in line for line in lines)

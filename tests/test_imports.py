@@ -67,3 +67,12 @@ def test_no_module_of_ose_imports_itself_back():
 def test_the_cycle_finder_finds_one():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_count_and_space_from_a_checkpoint_need_no_torch():
+    """ose count/space --from read tensor names and shapes from file headers: starting them loads no torch."""
+    import subprocess
+    import sys
+
+    code = "import sys, ose.cli, ose.pretrained, ose.space; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"

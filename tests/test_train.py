@@ -11,7 +11,7 @@ from ose.config import ExtractConfig, Theta
 from ose.data import prepare
 from ose.families import get_family
 from ose.tasks import get_task
-from ose.train import CandidateFailed, distillation_loss, heldout_error
+from ose.train import CandidateFailed, distillation_loss, measure
 from ose.train import train as train_candidate
 
 VOCAB = 512
@@ -61,7 +61,8 @@ def train(model, data, theta, cfg, seed=0, teacher=None, progress=None):
 
 
 def evaluate(model, data, cfg):
-    return heldout_error(model, BERT, MLM, data, cfg)
+    m = measure(model, BERT, MLM, data.heldout, cfg)
+    return m.error, m.loss
 
 
 def test_heldout_error_falls_with_training(mlm):

@@ -75,17 +75,17 @@ def cmd_space(args) -> int:
 
 def _checkpoint_check(source, xi: dict, cost, head: str) -> dict:
     """p of the parts a checkpoint holds against its tensors' element count: A and B against its
-    embeddings and layers, and C (the head its config names) against the rest."""
+    embeddings and layers, C (the head its config names) against that head's tensors."""
     from .pretrained import checkpoint_params
 
-    held = checkpoint_params(source)
+    held = checkpoint_params(source, head)
     counted = cost.parts["A"].params + cost.parts["B"].params
     is_t = xi == source.xi
-    matches = held["body"] == counted and (head == "none" or held["rest"] == cost.parts["C"].params)
     return {"path": source.path, "weights": source.weights, "tensor_elements_embeddings_and_layers": held["body"],
-            "tensor_elements_other": held["rest"], "counted_A_plus_B": counted, "head": head,
-            "counted_C": cost.parts["C"].params, "matches": matches if is_t else None,
-            "heads": sorted(source.heads)}
+            "tensor_elements_head": held["head"], "tensor_elements_other": held["rest"], "counted_A_plus_B": counted,
+            "head": head, "counted_C": cost.parts["C"].params,
+            "matches": held["body"] == counted and held["head"] == cost.parts["C"].params if is_t else None,
+            "inherited_heads": sorted(source.heads)}
 
 
 def _boolean(text: str) -> bool:
@@ -161,11 +161,10 @@ def cmd_count(args) -> int:
     if source is not None:
         c = doc["checkpoint"]
         verdict = {True: "equal", False: "DIFFERENT", None: "(ξ is not T)"}[c["matches"]]
-        head = (f"p(C) of its {c['head']} head = {c['counted_C']:,}" if c["head"] != "none" else
-                "no head counted (its config names none)")
         print(f"# checkpoint {c['weights']}: {c['tensor_elements_embeddings_and_layers']:,} elements in embeddings "
-              f"and layers, p(A) + p(B) = {c['counted_A_plus_B']:,}; {c['tensor_elements_other']:,} elements "
-              f"elsewhere, {head}: {verdict}; heads with weights: {', '.join(c['heads']) or 'none'}")
+              f"and layers, p(A) + p(B) = {c['counted_A_plus_B']:,}; {c['tensor_elements_head']:,} in its "
+              f"{c['head']} head, p(C) = {c['counted_C']:,}: {verdict}; {c['tensor_elements_other']:,} elements "
+              f"elsewhere (another head's, a pooler); heads candidates inherit: {', '.join(c['inherited_heads']) or 'none'}")
     if vs:
         print(f"\n# ratios to {vs}")
         print(table.text_table([doc["ratios"]]))

@@ -29,12 +29,15 @@ from .config import Theta
 from .errors import ConfigError, DataError, StoreError
 from .inputs import StudyInputs, reopen
 from .store import STUDY_FILE, open_store
-from .train import Checkpoint, EarlyStop, Measured, fit, measure
+from .study import check_writable
+from .train import CandidateFailed, Checkpoint, EarlyStop, Measured, differs, fit, measure
 
 STATE_DIR = ".distil"
 STEPS = 300        # the cap of each final training
 PATIENCE = 3       # validation measurements without improvement before a run stops
-MEASURES = 10      # validation measurements over a run that reaches the cap (every steps/MEASURES steps)
+MEASURES = 10      # validation measurements over a run that reaches the cap (every steps/MEASURES steps),
+MIN_EVERY = 25     # but at least this many steps apart: closer measurements differ mostly by the noise of
+                   # the last few batches, and would stop a fine-tune that is still rising
 
 
 @dataclass
@@ -98,16 +101,20 @@ def train_final(inputs: StudyInputs, xi: dict, theta: Theta, run: dict, state: P
     cfg = inputs.cfg
     model = inputs.build(xi)
     torch.manual_seed(cfg.seed)  # dropout's stream, the same for every run of this phase
-    every = max(1, run["steps"] // MEASURES)
+    every = run["every"]
 
     def validation_accuracy() -> float:
         return measure(model, inputs.family, inputs.task, inputs.data.validation, cfg).accuracy
 
     stop = EarlyStop(validation_accuracy, model, every, PATIENCE)
     progress = _progress(run["phase"], run["steps"], stop, log)
-    fitted = fit(model, inputs.family, inputs.task, inputs.data, theta, cfg, run["steps"], teacher=teacher,
-                 stop=stop, progress=progress, checkpoint=Checkpoint(state / f"{run['phase']}-{_tag(run)}.pt",
-                                                                     run, save_every))
+    try:
+        fitted = fit(model, inputs.family, inputs.task, inputs.data, theta, cfg, run["steps"], teacher=teacher,
+                     stop=stop, progress=progress,
+                     checkpoint=Checkpoint(state / f"{run['phase']}-{_tag(run)}.pt", run, save_every))
+    except CandidateFailed as e:  # the final training has no weight box: a θ can diverge here
+        raise ConfigError(f"distil: the {run['phase']} run failed: {e} (θ {json.dumps(theta.as_dict())}); the "
+                          f"study's pick was trained with it for {inputs.cfg.steps} steps only") from None
     model.eval()
     return Trained(model, run, fitted.steps, stop, measure(model, inputs.family, inputs.task, inputs.data.test, cfg),
                    fitted.reused)
@@ -129,7 +136,6 @@ def _progress(phase: str, steps: int, stop: EarlyStop, log):
 def check_target(out: Path, run: dict) -> None:
     """Refuse to write the model into a folder holding anything but an export of this same run."""
     from .export import FACTS
-    from .study import check_writable
 
     check_writable(out)
     if not out.exists() or not any(out.iterdir()):
@@ -142,8 +148,7 @@ def check_target(out: Path, run: dict) -> None:
     except (OSError, ValueError):
         old = None
     if old != run:
-        diff = ", ".join(f"{k}: {(old or {}).get(k)!r} → {v!r}" for k, v in run.items() if (old or {}).get(k) != v)
-        raise ConfigError(f"{out} holds another export ({diff or 'unknown'}); use another --out")
+        raise ConfigError(f"{out} holds another export ({differs(old, run)}); use another --out")
 
 
 def distil(run_dir: str | Path, steps: int = STEPS, out: str | Path | None = None, save_every: int = 25,
@@ -160,12 +165,13 @@ def distil(run_dir: str | Path, steps: int = STEPS, out: str | Path | None = Non
     theta = Theta(**{k: pick[k] for k in ("lr", "momentum", "batch_size")},
                   **({"optimizer": pick["optimizer"]} if "optimizer" in pick else {}))
     common = {"study": meta["created_at"], "theta": theta.as_dict(), "steps": steps, "patience": PATIENCE,
-              "measures": MEASURES}
+              "every": max(MIN_EVERY, steps // MEASURES)}
     t_run = None
     if meta["settings"].get("init") == "inherit":  # T is pretrained: fine-tuned, it teaches and is the yardstick
         t_run = {"phase": "T", "architecture": meta["maximum_point"]["architecture"], **common}
     student_run = {"phase": "student", "architecture": xi, **common, **({"teacher": _tag(t_run)} if t_run else {})}
     check_target(out, student_run)
+    check_writable(run_dir / STATE_DIR)  # where each run's state is saved, before any training
     inputs = reopen(run_dir, meta)
     if inputs.data.test is None:
         raise DataError(f"{run_dir}: the held-out part has no rows left for a test part after B; use more data, "

@@ -68,6 +68,7 @@ class Executor(ABC):
 
     def start(self, ctx) -> None:
         self.ctx = ctx
+        self.space = ctx.space  # C counted as the task builds it: the counts of a worker-died record
 
     @abstractmethod
     def run(self, jobs: list[Job], on_step=None) -> Iterator[tuple[str, dict, Theta, dict]]:
@@ -142,7 +143,7 @@ class ProcessExecutor(Executor):
         self.slots: dict[int, _Slot] = {i: self._spawn() for i in range(self.n)}
 
     def start(self, ctx) -> None:
-        self.ctx = worker_context(ctx, self.threads)
+        self.ctx, self.space = worker_context(ctx, self.threads), ctx.space
         for slot in self.slots.values():
             slot.tasks.put(self.ctx)
 
@@ -284,6 +285,7 @@ class RayExecutor(Executor):
         return actor
 
     def start(self, ctx) -> None:
+        self.space = ctx.space  # C counted as the task builds it: the counts of a worker-died record
         self.ctx_ref = self.ray.put(worker_context(ctx, self.threads))
         ready = [actor.setup.remote(self.ctx_ref) for actor in self.actors.values()]
         done, _ = self.ray.wait(ready, num_returns=len(ready), timeout=READY_TIMEOUT)

@@ -50,9 +50,9 @@ class StudyInputs:
     def family(self):
         return self.space.family
 
-    def build(self, xi: dict, seed: int | None = None):
+    def build(self, xi: dict):
         """ξ's model with the task's head: T's weights sliced to its shape (``--init inherit``), or fresh."""
-        torch.manual_seed(self.cfg.seed if seed is None else seed)  # one initialisation stream for every candidate
+        torch.manual_seed(self.cfg.seed)  # one initialisation stream for every candidate
         num_labels = self.data.num_labels or None
         if self.inherited is None:
             return self.family.build(xi, self.space.settings, head=self.task.head, num_labels=num_labels,
@@ -143,14 +143,26 @@ def stored_config(meta: dict, run_dir: Path) -> ExtractConfig:
     cfg = from_dict(settings["config"], ExtractConfig())
     paths = settings.get("inputs")
     if paths is None:  # a study made before it recorded absolute paths: as given, from the working directory
-        paths = {name: getattr(cfg, name) for name in PATHS}
-        for name, value in paths.items():
-            if value and value != "from" and not Path(value).exists() and not Path(value).is_absolute():
-                raise ConfigError(f"{run_dir}: the study names --{name.replace('_', '-')} {value}, a path relative "
-                                  f"to the directory ose extract ran in; run this from there")
+        paths = {name: getattr(cfg, name) for name in ("data", "tokenizer", "source")}
+        _check_relative(run_dir, "data", paths["data"] if paths["data"] != EMBEDDED else None)
+        _check_relative(run_dir, "tokenizer", paths["tokenizer"])
+        if paths["source"]:
+            from .pretrained import resolve
+
+            try:  # a model name (all-MiniLM-L6-v2, a cached hub name) resolves from anywhere
+                resolve(paths["source"])
+            except ConfigError:
+                _check_relative(run_dir, "from", paths["source"])
+                raise
     return dataclasses.replace(cfg, data=paths.get("data") or cfg.data, tokenizer=paths.get("tokenizer"),
                                source=paths.get("source") or cfg.source, out=str(run_dir), device="auto",
                                precision="auto", threads=None)
+
+
+def _check_relative(run_dir: Path, flag: str, value: str | None) -> None:
+    if value and not Path(value).exists() and not Path(value).is_absolute():
+        raise ConfigError(f"{run_dir}: the study names --{flag} {value}, a path relative to the directory ose "
+                          f"extract ran in (a study made before ose recorded absolute paths); run this from there")
 
 
 def reopen(run_dir: Path, meta: dict) -> StudyInputs:

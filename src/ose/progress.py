@@ -95,10 +95,10 @@ def _outcome(record: dict) -> str:
 
 
 def run_note(work: dict[str, float] | None, mean_work: float, steps: int, parallel: int,
-             cost: StepCost | None) -> dict:
+             cost: StepCost | None, threads: int | None = None) -> dict:
     """What ``ose status`` needs to estimate this run's remaining time from the store alone."""
     import os
 
     return {"pid": os.getpid(), "started_at": time.time(), "work": work, "mean_work": mean_work,
-            "steps": steps, "parallel": parallel,
+            "steps": steps, "parallel": parallel, "threads": threads,
             "step_cost": None if cost is None else {"fixed": cost.fixed, "per_work": cost.per_work}}

@@ -108,12 +108,6 @@ def measure(model, family, task: Task, rows: Batch, cfg: ExtractConfig, chunk: i
     return Measured(correct, total, ce / total, by_row, per_row)
 
 
-def heldout_error(model, family, task: Task, data: TaskData, cfg: ExtractConfig) -> tuple[float, float]:
-    """(error rate, cross-entropy) on B."""
-    m = measure(model, family, task, data.heldout, cfg)
-    return m.error, m.loss
-
-
 # --- what a run may add to the loop: a weight box, a stop, saved state -----------------------
 
 def _optimizer(params, theta: Theta):
@@ -231,7 +225,7 @@ class Checkpoint:
             raise ConfigError(f"{self.path}: not a saved training state ({str(e).splitlines()[0][:200]}); "
                               f"remove it to train again") from None
         if state.get("run") != self.run:
-            raise ConfigError(f"{self.path} holds the state of another run ({_differs(state.get('run'), self.run)})")
+            raise ConfigError(f"{self.path} holds the state of another run ({differs(state.get('run'), self.run)})")
         return state
 
     def save(self, state: dict) -> None:
@@ -242,7 +236,8 @@ class Checkpoint:
         fault(f"save-{self.run.get('phase', 'run')}")
 
 
-def _differs(old: dict | None, new: dict) -> str:
+def differs(old: dict | None, new: dict) -> str:
+    """``key: old → new`` for every key of ``new`` whose value ``old`` does not share."""
     old = old or {}
     keys = [k for k in new if old.get(k) != new[k]]
     return ", ".join(f"{k}: {old.get(k)!r} → {new[k]!r}" for k in keys) or "unknown"

@@ -71,10 +71,10 @@ def candidate_config(config: dict, counts: Mapping[str, Any]) -> dict:
 
 def head_of(config: dict, heads: Mapping[str, str]) -> str | None:
     """The head kind a checkpoint's ``architectures`` names (``BertForMaskedLM`` → masked-lm), or None."""
-    suffixes = {"sequence-classification": "ForSequenceClassification", "masked-lm": "ForMaskedLM",
-                "causal-lm": "ForCausalLM"}
+    suffixes = {kind: auto[len("AutoModel"):] for kind, auto in AUTO_CLASSES.items()}  # ForMaskedLM, ...
     names = config.get("architectures") or []
-    return next((kind for kind in heads if any(str(n).endswith(suffixes.get(kind, "\0")) for n in names)), None)
+    return next((kind for kind in heads if kind in suffixes and any(str(n).endswith(suffixes[kind]) for n in names)),
+                None)
 
 
 class Family(ABC):
@@ -85,6 +85,7 @@ class Family(ABC):
     heads: dict[str, str]         # head kind it builds → the settings head that counts it; the first
                                   # is what its models are for (the default task trains it)
     checkpoint_body: tuple[str, ...] = ()  # name prefixes of a checkpoint's part A and B tensors
+    checkpoint_head: dict[str, tuple[str, ...]] = {}  # settings head → name prefixes of its C tensors
 
     @abstractmethod
     def check(self, xi: Mapping[str, int]) -> str | None:
@@ -145,7 +146,7 @@ class Family(ABC):
         return None
 
     def checkpoint_heads(self, tensor_names, config: dict) -> set[str]:
-        """The head kinds whose weights a checkpoint carries."""
+        """The head kinds whose weights a candidate inherits from a checkpoint (sliced with the body)."""
         return set()
 
     def default_grid(self, t: Mapping[str, int]) -> tuple[dict[str, tuple[int, ...]], list[str]]:

@@ -71,6 +71,8 @@ class Bert(Family):
     settings_type = BertSettings
     heads = {"masked-lm": "mlm", "sequence-classification": "classifier"}
     checkpoint_body = ("embeddings.", "encoder.", "bert.embeddings.", "bert.encoder.")
+    checkpoint_head = {"classifier": ("pooler.", "bert.pooler.", "classifier."), "mlm": ("cls.predictions.",),
+                       "none": ()}
     weights_module = "bert_weights"
 
     def check(self, xi: Mapping[str, int]) -> str | None:
@@ -157,9 +159,8 @@ class Bert(Family):
         return None
 
     def checkpoint_heads(self, tensor_names, config: dict) -> set[str]:
-        names = list(tensor_names)
-        return ({"masked-lm"} if any(n.startswith("cls.predictions") for n in names) else set()) | \
-            ({"sequence-classification"} if "classifier.weight" in names else set())
+        """An MLM head is sliced with the body; a classifier is not (candidates train a fresh one)."""
+        return {"masked-lm"} if any(n.startswith("cls.predictions") for n in tensor_names) else set()
 
     def default_grid(self, t: Mapping[str, int]) -> tuple[dict[str, tuple[int, ...]], list[str]]:
         """Fractions of T in each dimension, every head kept whole (H/A = T's head size: exact slices)."""

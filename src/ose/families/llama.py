@@ -77,6 +77,7 @@ class Llama(Family):
     settings_type = LlamaSettings
     heads = {"causal-lm": "lm"}
     checkpoint_body = ("model.embed_tokens.", "model.layers.", "embed_tokens.", "layers.")
+    checkpoint_head = {"lm": ("model.norm.", "norm.", "lm_head."), "none": ("model.norm.", "norm.")}
     weights_module = "llama_weights"
     pretrained_class = "AutoModelForCausalLM"
 

@@ -113,7 +113,7 @@ def cut(state: dict, kept: Slice, settings=None) -> dict:
 
 
 def load_into(model, state: dict) -> list[str]:
-    """Load a ``sliced_state`` into a freshly built ``LlamaForCausalLM`` (tied or not); the keys left
+    """Load a ``cut`` state into a freshly built ``LlamaForCausalLM`` (tied or not); the keys left
     fresh: an untied LM head that T (a bare ``LlamaModel``) never had."""
     own = model.state_dict()
     missing, _ = model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
@@ -121,6 +121,6 @@ def load_into(model, state: dict) -> list[str]:
         model.tie_weights()
     fresh = [k for k in missing if k == "lm_head.weight" and not model.config.tie_word_embeddings]
     body = [k for k in missing if k != "lm_head.weight"]
-    if body:  # sliced_state names every tensor of the body: a gap is a bug, not a checkpoint's
+    if body:  # cut names every tensor of the body: a gap is a bug, not a checkpoint's
         raise RuntimeError(f"sliced weights lack {', '.join(body[:3])}")
     return fresh

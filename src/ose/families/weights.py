@@ -5,34 +5,12 @@ choosing the most important indices."""
 from __future__ import annotations
 
 import contextlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-# A checkpoint's weights: one file, or an index naming the shards each tensor is in (as
-# ``save_pretrained`` writes a model larger than its shard size).
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
-                "pytorch_model.bin.index.json")
-
-
-def shard_files(weights: str | Path) -> list[Path]:
-    """The files holding a checkpoint's tensors: the file itself, or every shard its index names
-    (ValueError, one line, for an index that is not one or names a missing shard)."""
-    weights = Path(weights)
-    if not weights.name.endswith(".index.json"):
-        return [weights]
-    try:
-        weight_map = json.loads(weights.read_text())["weight_map"]
-        names = sorted(set(weight_map.values()))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-        raise ValueError(f"{weights.name} is not a shard index ({type(e).__name__}: {e})") from None
-    missing = [n for n in names if not (weights.parent / n).is_file()]
-    if missing:
-        raise ValueError(f"{weights.name} names shard {missing[0]}, which is missing")
-    return [weights.parent / n for n in names]
-
+from .files import shard_files
 
 def read_tensors(path: str | Path) -> dict:
     """Every tensor of a checkpoint's weights (safetensors or a PyTorch .bin, one file or shards)."""
