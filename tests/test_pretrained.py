@@ -64,6 +64,46 @@ def test_slicing_t_to_its_own_shape_reproduces_t(t_model, bert_checkpoint):
     assert (got - want).abs().max().item() <= 1e-5
 
 
+def test_a_candidate_is_ts_config_with_only_its_counts_replaced(bert_checkpoint, tmp_path):
+    """A ReLU BERT with layer_norm_eps 1e-5: T sliced to its own shape reproduces T (before, the
+    rebuilt config dropped both and differed by 6.5e-2), and a smaller candidate keeps both switches."""
+    relu = tmp_path / "relu-bert"
+    shutil.copytree(bert_checkpoint, relu)
+    config = json.loads((relu / "config.json").read_text())
+    (relu / "config.json").write_text(json.dumps({**config, "hidden_act": "relu", "layer_norm_eps": 1e-5,
+                                                  "hidden_dropout_prob": 0.0}))
+    source = load_source(str(relu))
+    model, state = BERT.load_pretrained(source.path, source.weights)
+    batch = _batch(model.config.vocab_size)
+    imp = importance(model, batch)
+    settings = space_for(source, seq_len=20).settings
+    assert settings.hidden_act == "relu"
+    own = BERT.inherited_model(state, imp, T, settings, "sequence-classification", 3, config=source.config).eval()
+    with torch.no_grad():
+        want = model(input_ids=batch.input_ids).last_hidden_state
+        got = own.base_model(input_ids=batch.input_ids).last_hidden_state
+    assert (got - want).abs().max().item() <= 1e-5
+    small = BERT.build({"D": 1, "A": 2, "H": 32, "I": 64}, settings, head="masked-lm", config=source.config)
+    assert (small.config.hidden_act, small.config.layer_norm_eps, small.config.hidden_dropout_prob) == ("relu", 1e-5, 0.0)
+    assert small.config.num_hidden_layers == 1 and small.config.intermediate_size == 64
+
+
+@pytest.mark.parametrize("change, says", [
+    ({"position_embedding_type": "relative_key"}, "position_embedding_type 'relative_key'"),
+    ({"is_decoder": True}, "is_decoder True"),
+    ({"tie_word_embeddings": False}, "tie_word_embeddings False"),
+    ({"hidden_act": "quick_gelu"}, "hidden_act 'quick_gelu': ose's BERT family counts gelu, relu"),
+    ({"layer_norm_eps": "small"}, "does not describe a bert model"),
+])
+def test_a_bert_config_ose_cannot_rebuild_or_count_is_one_line(bert_checkpoint, tmp_path, run_cli, change, says):
+    odd = tmp_path / "odd"
+    shutil.copytree(bert_checkpoint, odd)
+    config = json.loads((odd / "config.json").read_text())
+    (odd / "config.json").write_text(json.dumps({**config, **change}))
+    code, _, err = run_cli("space", "--from", odd)
+    assert code == 2 and err.count("\n") == 1 and says in err
+
+
 def test_a_depth_only_slice_equals_running_ts_kept_layers(t_model, bert_checkpoint):
     model, state = t_model
     batch = _batch(model.config.vocab_size, seed=1)
