@@ -270,6 +270,10 @@ def _load_user_tokenizer(user_dir: str, vocab_size: int):
         tok = Tokenizer.from_file(str(file))
     except Exception as e:  # tokenizers raises plain Exceptions on malformed files
         raise DataError(f"{file}: not a tokenizer ({str(e).splitlines()[0]})") from None
+    # A saved tokenizer.json may carry its own padding and truncation (all-MiniLM-L6-v2's pads every
+    # text to 128 tokens): ose encodes texts as the exported model is served, its own L and batching.
+    tok.no_padding()
+    tok.no_truncation()
     if tok.get_vocab_size() > vocab_size:
         raise DataError(f"{user_dir}: tokenizer does not fit: its {tok.get_vocab_size()} tokens exceed the "
                         f"space's vocab_size {vocab_size}")
