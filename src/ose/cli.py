@@ -256,7 +256,8 @@ def cmd_distil(args) -> int:
     r = distil(args.run_dir, steps=args.steps, out=args.out, save_every=args.save_every, log=print,
                progress=not args.quiet)
     test = r.card["test"]
-    t = f" (T fine-tuned: {r.teacher_accuracy:.4f}, {r.accuracy / r.teacher_accuracy:.3f} of T's)" \
+    which = "as given" if r.teacher and r.teacher.stop is None else "fine-tuned"
+    t = f" (T {which}: {r.teacher_accuracy:.4f}, {r.accuracy / r.teacher_accuracy:.3f} of T's)" \
         if r.teacher_accuracy is not None else ""
     print(f"test accuracy {r.accuracy:.4f}{t} on {size_text(test)} nothing was selected on; CPU speed-up over T: "
           + ", ".join(

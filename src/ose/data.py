@@ -282,16 +282,22 @@ def _load_user_tokenizer(user_dir: str, vocab_size: int):
 
 # --- one study's data ----------------------------------------------------------------------
 
-def prepare(cfg: ExtractConfig, task, settings, layout: str = "texts"):
+def prepare(cfg: ExtractConfig, task, settings, layout: str = "texts", head_config: dict | None = None):
     """Read, check for the task, split, tokenize, encode: (TaskData, tokenizer, identity dict).
 
     The held-out part holds B, ``eval_batches`` batches of Θ's largest batch size (not its first:
     the order of Θ must not change the study), and the test part, cut as ``layout`` says
-    (``tasks.base.LAYOUTS``).
+    (``tasks.base.LAYOUTS``). ``head_config``: the config of a checkpoint whose own head for the
+    task candidates would inherit; the data's labels are then read as its classes, where they fit
+    (``data.head_unused`` says why not).
     """
     cfg = cfg.with_defaults()
     examples = read_examples(cfg)
     task.check_examples(examples, cfg.data or "embedded corpus", cfg.label_field)
+    identity = {"source": cfg.data or EMBEDDED, "examples": len(examples), "fingerprint": fingerprint(examples)}
+    classes, unused = None, None
+    if head_config is not None:
+        examples, classes, unused = task.fit_head(examples, head_config)
     train, heldout = split(examples, cfg.heldout_fraction, cfg.seed)
     tok = get_tokenizer([e.text for e in train], settings.vocab_size, cfg.tokenizer, cfg.data in (None, EMBEDDED))
     specials = read_specials(tok, cfg.tokenizer)
@@ -300,10 +306,13 @@ def prepare(cfg: ExtractConfig, task, settings, layout: str = "texts"):
         raise DataError(f"{cfg.tokenizer}: tokenizer does not fit task {task.name}: it names no "
                         f"{', '.join(ROLE_NAMES[r] for r in missing)} token")
     eval_size = cfg.eval_batches * max(t.batch_size for t in cfg.theta)
-    data = task.data(tok, specials, train, heldout, settings, eval_size, cfg.seed, layout)
-    identity = {"source": cfg.data or EMBEDDED, "examples": len(examples), "fingerprint": fingerprint(examples),
-                "tokenizer": cfg.tokenizer or _tokenizer_name(cfg, settings.vocab_size),
-                "tokenizer_vocab": tok.get_vocab_size(), **heldout_facts(data)}
+    data = task.data(tok, specials, train, heldout, settings, eval_size, cfg.seed, layout,
+                     **({"classes": classes} if classes else {}))
+    data.head_unused = unused
+    identity.update(tokenizer=cfg.tokenizer or _tokenizer_name(cfg, settings.vocab_size),
+                    tokenizer_vocab=tok.get_vocab_size(), **heldout_facts(data))
+    if head_config is not None:
+        identity["t_head"] = "used" if unused is None else f"not used: {unused}"
     if layout != "legacy":  # what a study made before the test part existed did not record
         identity.update(layout=layout, test_rows=data.test.rows if data.test is not None else 0,
                         test_targets=data.test.labels.numel() if data.test is not None else 0)

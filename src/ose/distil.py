@@ -2,11 +2,12 @@
 
 Its own stage: it reopens the study's inputs (``inputs.reopen``: data, tokenizer, T, checked
 against what the study recorded), never the search's extras. The chosen architecture ξ* (T's
-weights sliced to it when the study inherited them) trains with distillation from T fine-tuned
-on the task (the teacher, and the yardstick the pick is read against). Both are final
-trainings: no weight box, at most ``steps`` steps, stopped once accuracy on a validation part
-carved from the training data stops improving, each keeping the weights of its best
-measurement. Both are then measured on the study's test part (held-out rows that neither the
+weights sliced to it when the study inherited them) trains with distillation from T: the
+checkpoint as given where it carries its own head for the task, else T fine-tuned on the task
+(the teacher, and the yardstick the pick is read against); a study's ``--teacher DIR`` teaches
+instead, T staying the yardstick. Each training here is a final training: no weight box, at most
+``steps`` steps, stopped once accuracy on a validation part carved from the training data stops
+improving, keeping the weights of its best measurement. The pick and T are then measured on the study's test part (held-out rows that neither the
 search nor this training selected on), with 95% intervals, and timed side by side on the CPU;
 ``export`` writes the Hugging Face model directory.
 
@@ -47,20 +48,24 @@ class Trained:
     model: object
     run: dict
     steps: int                 # steps trained
-    stop: EarlyStop
+    stop: EarlyStop | None     # None: not trained here (T as given)
     test: Measured
     reused: bool = False       # an earlier ose distil of the study trained it; its saved result was used
 
     def summary(self) -> str:
         """How the run ended, in words: its steps, why it stopped, its test accuracy."""
         lo, hi = self.test.interval()
+        measured = f"test accuracy {self.test.accuracy:.4f} [{lo:.4f}, {hi:.4f}] over {self.test.targets:,} targets"
+        if self.stop is None:
+            return f"as given, not trained here: {measured}"
         why = "validation accuracy stopped improving" if self.steps < self.run["steps"] else "reached the cap"
         return (f"{'trained earlier, reused: ' if self.reused else ''}{self.steps} steps ({why}; best at step "
-                f"{self.stop.best_step}): test accuracy {self.test.accuracy:.4f} [{lo:.4f}, {hi:.4f}] over "
-                f"{self.test.targets:,} targets")
+                f"{self.stop.best_step}): {measured}")
 
     def record(self) -> dict:
         """What the card states of the run: where it stopped and why, its validation record."""
+        if self.stop is None:
+            return {"as_given": True, "steps": 0}
         cap, history = self.run["steps"], self.stop.history
         out = {"steps_cap": cap, "steps": self.steps, "best_step": self.stop.best_step,
                "stopped": "validation accuracy stopped improving" if self.steps < cap else "the cap",
@@ -111,7 +116,7 @@ def train_final(inputs: StudyInputs, xi: dict, theta: Theta, run: dict, state: P
     try:
         fitted = fit(model, inputs.family, inputs.task, inputs.data, theta, cfg, run["steps"], teacher=teacher,
                      stop=stop, progress=progress,
-                     checkpoint=Checkpoint(state / f"{run['phase']}-{_tag(run)}.pt", run, save_every))
+                     checkpoint=Checkpoint(_state_file(state, run), run, save_every))
     except CandidateFailed as e:  # the final training has no weight box: a θ can diverge here
         raise ConfigError(f"distil: the {run['phase']} run failed: {e} (θ {json.dumps(theta.as_dict())}); the "
                           f"study's pick was trained with it for {inputs.cfg.steps} steps only") from None
@@ -151,10 +156,70 @@ def check_target(out: Path, run: dict) -> None:
         raise ConfigError(f"{out} holds another export ({differs(old, run)}); use another --out")
 
 
+def _teacher_path(meta: dict) -> str | None:
+    """The ``--teacher DIR`` the study was given (its absolute path where recorded), or None."""
+    from .config import TEACHER_FROM
+
+    settings = meta["settings"]
+    named = settings["config"].get("teacher")
+    if named in (None, TEACHER_FROM):
+        return None
+    return (settings.get("inputs") or {}).get("teacher") or named
+
+
+def plan_runs(meta: dict, xi: dict, theta: Theta, steps: int) -> tuple[dict | None, dict]:
+    """(T's run, the student's run): what identifies each training, and so its saved state.
+
+    T is the yardstick the pick is read against: the checkpoint as given when it carries its own
+    head for the task, else T's body with the task's head, fine-tuned (a final training like the
+    pick's); None for a study from scratch. The student learns from ``--teacher DIR`` where the
+    study was given one, else from T."""
+    settings = meta["settings"]
+    common = {"study": meta["created_at"], "theta": theta.as_dict(), "steps": steps, "patience": PATIENCE,
+              "every": max(MIN_EVERY, steps // MEASURES)}
+    t_run, teacher = None, _teacher_path(meta)
+    if settings.get("init") == "inherit":
+        t_run = {"phase": "T", "architecture": meta["maximum_point"]["architecture"]}
+        if settings["data"].get("t_head") == "used":
+            t_run["as_given"] = settings["source"]["weights_sha256"]
+        else:
+            t_run.update(common)
+    student = {"phase": "student", "architecture": xi, **common}
+    if teacher:
+        student["teacher"] = teacher
+    elif t_run:
+        student["teacher"] = _tag(t_run)
+    return t_run, student
+
+
+def yardstick(inputs: StudyInputs, t_run: dict, theta: Theta, state: Path, save_every: int, log, say) -> Trained:
+    """T as given (measured, untouched), or T fine-tuned on the task (trained once per study)."""
+    xi = t_run["architecture"]
+    if "as_given" in t_run:
+        model = inputs.build(xi).eval()  # T sliced to its own shape: T's weights, its own head
+        for p in model.parameters():
+            p.requires_grad_(False)
+        t = Trained(model, t_run, 0, None, measure(model, inputs.family, inputs.task, inputs.data.test, inputs.cfg))
+        log(f"distil: T = {xi}, the checkpoint as given with its own head (the yardstick): {t.summary()}")
+        return t
+    resumed = " (continuing from its saved state)" if _state_file(state, t_run).is_file() else ""
+    log(f"distil: T = {xi} fine-tuned on the task (the yardstick), at most {t_run['steps']} steps{resumed}")
+    t = train_final(inputs, xi, theta, t_run, state, save_every, log=say)
+    log(f"distil: T {t.summary()}")
+    for p in t.model.parameters():
+        p.requires_grad_(False)
+    return t
+
+
+def _state_file(state: Path, run: dict) -> Path:
+    return state / f"{run['phase']}-{_tag(run)}.pt"
+
+
 def distil(run_dir: str | Path, steps: int = STEPS, out: str | Path | None = None, save_every: int = 25,
            log=print, progress: bool = True) -> DistilResult:
     """Distil the pick of the study in ``run_dir``, measure it on the test part, export it."""
     from . import export, latency
+    from .context import load_teacher
 
     run_dir = Path(run_dir)
     if steps < 1:
@@ -164,12 +229,7 @@ def distil(run_dir: str | Path, steps: int = STEPS, out: str | Path | None = Non
     xi = {k: pick[k] for k in meta["settings"]["space"]["parameters"]}
     theta = Theta(**{k: pick[k] for k in ("lr", "momentum", "batch_size")},
                   **({"optimizer": pick["optimizer"]} if "optimizer" in pick else {}))
-    common = {"study": meta["created_at"], "theta": theta.as_dict(), "steps": steps, "patience": PATIENCE,
-              "every": max(MIN_EVERY, steps // MEASURES)}
-    t_run = None
-    if meta["settings"].get("init") == "inherit":  # T is pretrained: fine-tuned, it teaches and is the yardstick
-        t_run = {"phase": "T", "architecture": meta["maximum_point"]["architecture"], **common}
-    student_run = {"phase": "student", "architecture": xi, **common, **({"teacher": _tag(t_run)} if t_run else {})}
+    t_run, student_run = plan_runs(meta, xi, theta, steps)
     check_target(out, student_run)
     check_writable(run_dir / STATE_DIR)  # where each run's state is saved, before any training
     inputs = reopen(run_dir, meta)
@@ -180,23 +240,24 @@ def distil(run_dir: str | Path, steps: int = STEPS, out: str | Path | None = Non
     torch.set_num_threads(inputs.cfg.threads)
     say = log if progress else None
     state = run_dir / STATE_DIR
-    teacher = None
-    if t_run is not None:
-        log(f"distil: T = {t_run['architecture']} fine-tuned (the teacher and the yardstick), at most {steps} steps")
-        teacher = train_final(inputs, t_run["architecture"], theta, t_run, state, save_every, log=say)
-        log(f"distil: T {teacher.summary()}")
-        for p in teacher.model.parameters():
-            p.requires_grad_(False)
-    log(f"distil: training ξ* = {xi}, at most {steps} steps" + (", distilled from T" if teacher else ""))
-    student = train_final(inputs, xi, theta, student_run, state, save_every,
-                          teacher=teacher.model if teacher else None, log=say)
+    t = yardstick(inputs, t_run, theta, state, save_every, log, say) if t_run else None
+    teacher, teacher_name = (t.model, "T as given" if "as_given" in t_run else "T fine-tuned") if t else (None, None)
+    own = _teacher_path(meta)
+    if own:  # the study's --teacher DIR teaches the pick too
+        teacher = load_teacher(own, inputs.task, inputs.space.settings.vocab_size, inputs.data, inputs.cfg.device,
+                               inputs.tokenizer)
+        teacher_name = f"the teacher {Path(own).name}"
+    resumed = " (continuing from its saved state)" if _state_file(state, student_run).is_file() else ""
+    log(f"distil: training ξ* = {xi}, at most {steps} steps" + (f", distilled from {teacher_name}" if teacher else "")
+        + resumed)
+    student = train_final(inputs, xi, theta, student_run, state, save_every, teacher=teacher, log=say)
     log(f"distil: ξ* {student.summary()}")
-    reference = teacher.model if teacher else inputs.build(dict(inputs.space.maximum_point))
+    reference = t.model if t else inputs.build(dict(inputs.space.maximum_point))
     timings = latency.compare({"model": student.model, "T": reference}, inputs.space.settings.vocab_size,
                               inputs.space.settings.seq_len)
-    card = export.card_facts(meta, pick, inputs, theta, student, teacher, timings)
+    card = export.card_facts(meta, pick, inputs, theta, student, t, timings, teacher_name)
     export.export(student.model, inputs, out, card)
-    return DistilResult(out, xi, student, teacher, timings, card)
+    return DistilResult(out, xi, student, t, timings, card)
 
 
 @dataclass

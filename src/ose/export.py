@@ -97,9 +97,10 @@ def _accuracy(measured) -> dict:
     return {"accuracy": measured.accuracy, "interval_95": [lo, hi], "loss": measured.loss}
 
 
-def card_facts(meta: dict, pick: dict, inputs, theta, student, teacher, timings: dict) -> dict:
+def card_facts(meta: dict, pick: dict, inputs, theta, student, t, timings: dict, teacher: str | None = None) -> dict:
     """Everything the model card states, as data (also written to ose.json). The counts are the
-    model exported (its head, its labels), p and i against T's with the same head."""
+    model exported (its head, its labels), p and i against T's with the same head; ``t`` is T's run
+    (the yardstick: as given, or fine-tuned), ``teacher`` what the model was distilled from."""
     from .version import __version__
 
     space, names = inputs.space, list(inputs.family.parameters)
@@ -114,8 +115,8 @@ def card_facts(meta: dict, pick: dict, inputs, theta, student, teacher, timings:
             "init": meta["settings"].get("init", "scratch"),
             "head": space.settings.head, "params": cost.params, "ops": cost.ops, "T_params": t_cost.params,
             "T_ops": t_cost.ops, "test": test_facts(inputs, student.test), "model": _accuracy(student.test),
-            "T": _accuracy(teacher.test) if teacher else None,
-            "training": {"model": student.record(), "T": teacher.record() if teacher else None,
+            "T": _accuracy(t.test) if t else None, "teacher": teacher,
+            "training": {"model": student.record(), "T": t.record() if t else None,
                          "validation_rows": inputs.data.validation.rows},
             "latency_seconds": timings, "seq_len": space.settings.seq_len,
             "theta": theta.as_dict(), "distillation": ({"alpha": inputs.cfg.kd_alpha, "beta": inputs.cfg.kd_beta,
@@ -141,6 +142,8 @@ def _percent(a: dict) -> str:
 def _trained(record: dict | None) -> str:
     if record is None:
         return "—"
+    if record.get("as_given"):
+        return "as given (the checkpoint, not trained here)"
     line = f"{record['steps']} of at most {record['steps_cap']} steps (best at {record['best_step']})"
     if "still_rising" in record:
         line += (f"; stopped by the cap: its best validation accuracy in the last half was "
@@ -168,7 +171,10 @@ def model_card(f: dict) -> str:
               if source else f"trained from scratch; T = ⟨{t_arch}⟩ is the search space's maximum point")
     stop = (f"once accuracy on a validation part of {f['training']['validation_rows']:,} training rows stopped "
             f"improving, or at the cap of {f['training']['model']['steps_cap']} steps")
-    teacher = (f"distilled from T fine-tuned on the task (each stopped {stop})" if t else f"trained (stopped {stop})")
+    given = t and f["training"]["T"].get("as_given")
+    teacher = (f"trained (stopped {stop})" if not f.get("teacher") else
+               f"distilled from {f['teacher']} (stopped {stop})" if given or not t else
+               f"distilled from {f['teacher']} (each stopped {stop})")
     labels = ", ".join(f["labels"]) if f["labels"] else "none (a language model)"
     usage = f.get("usage")
     snippet = f"\n```python\n{usage.replace('PATH', 'PATH/TO/THIS/DIRECTORY')}\n```\n" if usage else ""

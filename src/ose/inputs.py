@@ -19,6 +19,7 @@ import torch
 from .config import ExtractConfig, from_dict
 from .data import EMBEDDED, prepare
 from .errors import ConfigError, DataError
+from .families.base import head_of
 from .space import SearchSpace, space_from_dict
 from .store import STUDY_FILE
 from .tasks import get_task, tasks_of
@@ -32,7 +33,7 @@ class Inherited:
 
     state: dict
     importance: object
-    heads: set            # the head kinds whose weights the checkpoint carries
+    heads: set            # the head kinds whose weights candidates inherit (T's, where they fit the task)
 
 
 @dataclass
@@ -50,6 +51,12 @@ class StudyInputs:
     def family(self):
         return self.space.family
 
+    @property
+    def t_as_given(self) -> bool:
+        """Whether T is the checkpoint as given, with its own head for the task: it is then the
+        yardstick and teacher unchanged (otherwise T's body gets the task's head, fine-tuned)."""
+        return self.inherited is not None and self.task.head in self.inherited.heads
+
     def build(self, xi: dict):
         """ξ's model with the task's head: T's weights sliced to its shape (``--init inherit``), or fresh."""
         torch.manual_seed(self.cfg.seed)  # one initialisation stream for every candidate
@@ -62,11 +69,14 @@ class StudyInputs:
                                            self.task.head, num_labels, self.base_config)
 
 
-def resolve_task(cfg: ExtractConfig, family) -> ExtractConfig:
-    """The configuration with its task made concrete: the family's first unless one was named."""
+def resolve_task(cfg: ExtractConfig, family, source=None) -> ExtractConfig:
+    """The configuration with its task made concrete: the one whose head the checkpoint carries
+    (a ``*ForSequenceClassification`` classifies), else the family's first, unless one was named."""
     names = tasks_of(family)
-    if cfg.task is None:  # the family's first task: what its models are for
-        cfg = dataclasses.replace(cfg, task=names[0])
+    if cfg.task is None:
+        own = source and head_of(source.config, family.heads)
+        named = [n for n in names if get_task(n).head == own]
+        cfg = dataclasses.replace(cfg, task=named[0] if named else names[0])  # the first: what its models are for
     if cfg.task not in names:
         raise ConfigError(f"family {family.name} cannot train task {cfg.task} (its tasks: {', '.join(names)})")
     return cfg
@@ -88,22 +98,28 @@ def prepare_inputs(cfg: ExtractConfig, space: SearchSpace, source=None, layout: 
     if source is not None and cfg.tokenizer is None:  # T reads its own token ids
         cfg = dataclasses.replace(cfg, tokenizer=source.path)
     task = get_task(cfg.task)
-    data, tok, identity = prepare(cfg, task, space.settings, layout)
+    head_config = source.config if source is not None and cfg.inherits and task.head in source.heads else None
+    data, tok, identity = prepare(cfg, task, space.settings, layout, head_config)
     if source is not None and tok.get_vocab_size() != space.settings.vocab_size:
         raise ConfigError(f"tokenizer {cfg.tokenizer}: {tok.get_vocab_size():,} tokens, but T ({source.spec}) has a "
                           f"vocabulary of {space.settings.vocab_size:,}; use the checkpoint's own tokenizer")
     _check_batch_size(max(t.batch_size for t in cfg.theta), data)
     if count_built_head:
         space = counted_as_built(space, task, data)
-    inherited = inherit(space, source, data, cfg.seed) if cfg.inherits else None
+    inherited = inherit(space, source, data, task, cfg.seed) if cfg.inherits else None
     return StudyInputs(cfg, space, task, data, tok, identity, inherited, source.config if source else None)
 
 
-def inherit(space: SearchSpace, source, data, seed: int) -> Inherited:
-    """Load T once, in the driver; measure its parts on one seeded batch of the training data."""
+def inherit(space: SearchSpace, source, data, task, seed: int) -> Inherited:
+    """Load T once, in the driver; measure its parts on one seeded batch of the training data. T's
+    head for the task is inherited unless the data's labels do not fit it (``data.head_unused``)."""
     model, state = space.family.load_pretrained(source.path, source.weights)
     calibration = next(data.train_batches(CALIBRATION_ROWS, torch.Generator().manual_seed(seed)))
-    return Inherited(state, space.family.importance(model, calibration), source.heads)
+    heads = set(source.heads)
+    if data.head_unused is not None:
+        heads.discard(task.head)
+        state = space.family.without_head(state, task.head)
+    return Inherited(state, space.family.importance(model, calibration), heads)
 
 
 def _check_batch_size(batch_size: int, data) -> None:

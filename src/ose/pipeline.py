@@ -100,9 +100,22 @@ def settings_document(cfg: ExtractConfig, ctx: Context, strategy: Strategy, sour
                                              if ctx.latency else {})}}
 
 
-def maximum_point_document(space: SearchSpace) -> dict:
+def maximum_point_document(space: SearchSpace, ctx: Context | None = None) -> dict:
+    """T's counts; with its own head for the task (``ctx.t_as_given``), also its ê on B as given."""
     c = space.max_cost.as_dict()
-    return {"architecture": dict(space.maximum_point), **{k: v for k, v in c.items() if k != "parts"}}
+    doc = {"architecture": dict(space.maximum_point), **{k: v for k, v in c.items() if k != "parts"}}
+    if ctx is not None and ctx.t_as_given:
+        doc["as_given"] = t_as_given(ctx)
+    return doc
+
+
+def t_as_given(ctx: Context) -> dict:
+    """T as the checkpoint has it (no training) on B: the error and loss the candidates start below."""
+    from .train import measure
+
+    m = measure(ctx.build(dict(ctx.space.maximum_point)), ctx.family, ctx.task, ctx.data.heldout, ctx.cfg)
+    lo, hi = m.interval()
+    return {"error": m.error, "loss": m.loss, "accuracy_interval_95": [lo, hi], "targets": m.targets}
 
 
 def job_key(xi: dict, theta: Theta) -> str:
@@ -152,7 +165,7 @@ def load(cfg: ExtractConfig):
             cfg = dataclasses.replace(cfg, space=DEFAULT_SPACE)
         space = load_space(cfg.space)
         space = space.with_settings(**overrides) if overrides else space
-    cfg = resolve_task(cfg, space.family)
+    cfg = resolve_task(cfg, space.family, source)
     if source is not None and cfg.inherits:
         check_inheritable(space)
     return cfg, space, source
@@ -193,7 +206,7 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
         if jobs is not None and reference:
             jobs.insert(0, reference[0])
         meta = {"settings": settings_document(cfg, ctx, strategy, source, legacy),
-                "maximum_point": maximum_point_document(ctx.space), "jobs": jobs,
+                "maximum_point": maximum_point_document(ctx.space, ctx), "jobs": jobs,
                 "total": strategy.budget * len(cfg.theta) + bool(reference), "created_at": time.time()}
         executor.start(ctx)
         store, lock = studies.open_study(out, meta, new_study, log)
@@ -219,7 +232,12 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
     if source is not None:
         log(f"T from {source.spec} ({source.path}); candidates "
             + ("inherit its weights, sliced to their shape" if ctx.inherited else "start from scratch"))
-        if ctx.inherited and ctx.task.head not in source.heads:
+        if ctx.t_as_given:
+            log(f"T is {source.spec} as given, with its own {ctx.task.head} head: candidates inherit it, sliced")
+        elif ctx.inherited and ctx.data.head_unused:
+            log(f"note: {source.spec}'s {ctx.task.head} head is not used ({ctx.data.head_unused}); each candidate's "
+                f"starts fresh")
+        elif ctx.inherited:
             log(f"note: {source.spec} has no {ctx.task.head} head; each candidate's starts fresh")
     if strategy.adaptive and cfg.ask_batch * len(cfg.theta) < executor.n:
         log(f"note: {strategy.name} asks {cfg.ask_batch} candidate(s) per round, so at most "

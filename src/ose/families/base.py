@@ -86,6 +86,8 @@ class Family(ABC):
                                   # is what its models are for (the default task trains it)
     checkpoint_body: tuple[str, ...] = ()  # name prefixes of a checkpoint's part A and B tensors
     checkpoint_head: dict[str, tuple[str, ...]] = {}  # settings head → name prefixes of its C tensors
+    head_tensors: dict[str, tuple[str, ...]] = {}  # head kind → prefixes (as ``normalize`` names them) of the
+                                                   # tensors a candidate inherits only if T's head is used
 
     @abstractmethod
     def check(self, xi: Mapping[str, int]) -> str | None:
@@ -148,6 +150,11 @@ class Family(ABC):
     def checkpoint_heads(self, tensor_names, config: dict) -> set[str]:
         """The head kinds whose weights a candidate inherits from a checkpoint (sliced with the body)."""
         return set()
+
+    def without_head(self, state: dict, head: str) -> dict:
+        """T's tensors without those of its ``head``: candidates then train a fresh one."""
+        drop = self.head_tensors.get(head, ())
+        return {k: v for k, v in state.items() if not (drop and k.startswith(drop))}
 
     def default_grid(self, t: Mapping[str, int]) -> tuple[dict[str, tuple[int, ...]], list[str]]:
         """A search grid below T = ``t``: candidate values per parameter, and constraints."""

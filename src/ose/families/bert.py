@@ -73,6 +73,7 @@ class Bert(Family):
     checkpoint_body = ("embeddings.", "encoder.", "bert.embeddings.", "bert.encoder.")
     checkpoint_head = {"classifier": ("pooler.", "bert.pooler.", "classifier."), "mlm": ("cls.predictions.",),
                        "none": ()}
+    head_tensors = {"sequence-classification": ("classifier.",), "masked-lm": ("cls.",)}
     weights_module = "bert_weights"
 
     def check(self, xi: Mapping[str, int]) -> str | None:
@@ -159,8 +160,12 @@ class Bert(Family):
         return None
 
     def checkpoint_heads(self, tensor_names, config: dict) -> set[str]:
-        """An MLM head is sliced with the body; a classifier is not (candidates train a fresh one)."""
-        return {"masked-lm"} if any(n.startswith("cls.predictions") for n in tensor_names) else set()
+        """An MLM head, and a classifier (``*ForSequenceClassification``), are sliced with the body."""
+        names = list(tensor_names)
+        heads = {"masked-lm"} if any(n.startswith("cls.predictions") for n in names) else set()
+        if any(n.startswith("classifier.") for n in names) and head_of(config, self.heads) == "sequence-classification":
+            heads.add("sequence-classification")
+        return heads
 
     def default_grid(self, t: Mapping[str, int]) -> tuple[dict[str, tuple[int, ...]], list[str]]:
         """Fractions of T in each dimension, every head kept whole (H/A = T's head size: exact slices)."""

@@ -127,7 +127,8 @@ def cut(state: dict, kept: Slice, settings) -> dict:
                        ("cls.predictions.transform.dense.bias", lambda t: t[ch]),
                        ("cls.predictions.transform.LayerNorm.weight", lambda t: t[ch]),
                        ("cls.predictions.transform.LayerNorm.bias", lambda t: t[ch]),
-                       ("cls.predictions.bias", lambda t: t)):
+                       ("cls.predictions.bias", lambda t: t),
+                       ("classifier.weight", lambda t: t[:, ch]), ("classifier.bias", lambda t: t)):
         if name in state:
             out[name] = take(state[name])
     return {k: v.clone() for k, v in out.items()}
@@ -138,7 +139,7 @@ def load_into(model, state: dict) -> list[str]:
     head, a pooler or an MLM head T never had). A gap in the body is an error: ``cut`` names
     every tensor of the embeddings and layers."""
     prefix = "" if model.base_model is model else f"{model.base_model_prefix}."
-    named = {(k if k.startswith("cls.") else prefix + k): v for k, v in state.items()}
+    named = {(k if k.startswith(("cls.", "classifier.")) else prefix + k): v for k, v in state.items()}
     own = model.state_dict()
     missing, _ = model.load_state_dict({k: v for k, v in named.items() if k in own}, strict=False)
     if "cls.predictions.decoder.weight" in own:  # tied to the (sliced) word embeddings

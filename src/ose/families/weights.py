@@ -27,15 +27,19 @@ def read_tensors(path: str | Path) -> dict:
 
 @contextlib.contextmanager
 def quiet_loading():
-    """transformers draws "Loading weights" and "Writing model shards" bars on stderr, which would
-    turn a one-line error (a broken weights file) into several lines, and litter a log."""
+    """transformers draws "Loading weights" and "Writing model shards" bars and load reports on stderr,
+    which would turn a one-line error (a broken weights file) into several lines, and litter a log."""
     from transformers.utils import logging as hf_logging
 
-    enabled = hf_logging.is_progress_bar_enabled()
+    enabled, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
     hf_logging.disable_progress_bar()
+    # Its load report ("classifier.* UNEXPECTED" for a body loaded from a classifier) speaks of
+    # transformers' classes; what ose does with a checkpoint's head it says in its own line.
+    hf_logging.set_verbosity_error()
     try:
         yield
     finally:
+        hf_logging.set_verbosity(verbosity)
         if enabled:
             hf_logging.enable_progress_bar()
 

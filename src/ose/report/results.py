@@ -103,7 +103,11 @@ def source_line(doc: dict) -> str | None:
     arch = ", ".join(f"{k}={v}" for k, v in t["architecture"].items())
     line = (f"T: {source['from']} ⟨{arch}⟩, p = {t['params']:,}; candidates start from its weights"
             if doc["settings"].get("init") == "inherit" else f"T: {source['from']} ⟨{arch}⟩; candidates start fresh")
-    ref, pick = t.get("reference"), doc.get("best")
+    ref, pick, given = t.get("reference"), doc.get("best"), t.get("as_given")
+    if given:
+        lo, hi = given["accuracy_interval_95"]
+        line += (f"; T as given (its own head, untrained here): ê {given['error']:.4f} on B "
+                 f"(accuracy 95%: [{lo:.3f}, {hi:.3f}])")
     if ref and ref.get("status") == "ok":
         line += f"; T's own ê after {ref['steps']} steps: {ref['error']:.4f}"
         if pick and ref["error"] < 1 and pick["error"] <= 1:

@@ -85,6 +85,7 @@ class TaskData:
     specials: object = None    # ose.data.Specials: the tokens its inputs were built with
     train_unit: str            # what one training item is, for messages: "examples", "blocks of L tokens"
     row_unit: str = "examples"  # what one row of B or the test part is
+    head_unused: str | None = None  # why T's own head for the task cannot read these labels (data.prepare)
 
     def train_size(self) -> int:
         """How many items one epoch of training batches draws from."""
@@ -188,6 +189,12 @@ class Task(ABC):
 
     def check_examples(self, examples: list, source: str, label_field: str) -> None:
         """Refuse examples this task cannot learn from (one-line DataError)."""
+
+    def fit_head(self, examples: list, config: dict) -> tuple[list, list[str] | None, str | None]:
+        """How T's own head for this task (its checkpoint's ``config``) reads the examples: (the
+        examples relabelled as its classes name them, those classes in its order, None), or (the
+        examples, None, why the head cannot be used). A language model's head reads any text."""
+        return examples, None, None
 
     @abstractmethod
     def data(self, tok, specials, train: list, heldout: list, settings, eval_size: int, seed: int,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import torch
 
 from ..errors import DataError
@@ -56,11 +58,55 @@ class Classification(Task):
         if len(names) < 2:
             raise DataError(f"{source}: classification needs at least 2 labels, found {names}")
 
-    def data(self, tok, specials, train, heldout, settings, eval_size, seed, layout="texts") -> ClassificationData:
-        labels = sorted({e.label for e in train + heldout})
+    def fit_head(self, examples: list, config: dict) -> tuple[list, list[str] | None, str | None]:
+        classes, relabel, why = head_labels({e.label for e in examples}, config)
+        if classes is None:
+            return examples, None, why
+        return [type(e)(e.text, relabel[e.label]) for e in examples], classes, None
+
+    def data(self, tok, specials, train, heldout, settings, eval_size, seed, layout="texts",
+             classes: list[str] | None = None) -> ClassificationData:
+        labels = classes or sorted({e.label for e in train + heldout})
         return ClassificationData(tok, specials, train, heldout, settings.seq_len, eval_size, seed, labels, layout)
 
     def check_teacher(self, config, data, vocab_size: int) -> str | None:
         if config.num_labels != data.num_labels:
             return f"{config.num_labels} labels, the data has {data.num_labels}"
+        # Named classes must be the data's, in the same order: a teacher whose class 0 means another
+        # label would teach every answer inverted.
+        theirs = [str(config.id2label[i]) for i in range(config.num_labels)]
+        if not all(GENERIC.fullmatch(name) for name in theirs) and theirs != list(data.label_names):
+            return f"its classes are {', '.join(theirs)} in that order; the study's are {', '.join(data.label_names)}"
         return None
+
+
+GENERIC = re.compile(r"LABEL_\d+")  # transformers' names for classes nobody named
+
+
+def head_labels(labels: set[str], config: dict) -> tuple[list[str] | None, dict[str, str], str | None]:
+    """How the data's ``labels`` meet a checkpoint's classifier (its config's ``id2label``): (its
+    classes in index order, data label → class name, None), or (None, {}, why it cannot be used).
+
+    A label that is one of the classifier's names is that class; integer labels 0..n-1 are class
+    indices (the classifier's names then name them). Anything else would be a guess about which
+    output means what, so the classifier is not used.
+    """
+    id2label = config.get("id2label") or {}
+    try:
+        classes = [str(id2label.get(str(i), id2label.get(i))) for i in range(len(id2label))]
+    except (TypeError, AttributeError):
+        classes = []
+    if not classes or "None" in classes:
+        return None, {}, "its config.json names no classes (id2label)"
+    named = [c for c in classes if not GENERIC.fullmatch(c)]
+    if named and labels <= set(classes):
+        return classes, {label: label for label in labels}, None
+    if all(label.isdigit() for label in labels) and max(int(label) for label in labels) < len(classes):
+        names = classes if named else [str(i) for i in range(len(classes))]
+        return names, {label: names[int(label)] for label in labels}, None
+    shown = ", ".join(sorted(labels)[:4]) + (", …" if len(labels) > 4 else "")
+    if not named:
+        return None, {}, (f"its classes are unnamed ({', '.join(classes[:4])}), so which of the data's labels "
+                          f"({shown}) each one means is unknown; name them in config.json's id2label, or use "
+                          f"integer labels 0..{len(classes) - 1}")
+    return None, {}, f"its classes are {', '.join(classes[:6])}; the data's labels are {shown}"
