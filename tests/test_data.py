@@ -1,6 +1,7 @@
 """``ose.data``: reading D, the seeded split, the tokenizer and its cache, MLM masking and B."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -64,15 +65,39 @@ def test_folder_of_text_files_in_sorted_order(tmp_path):
     (tmp_path / "a.txt").write_text("from a 1\nfrom a 2\n")
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "c.txt").write_text("from c\n")
-    (tmp_path / "ignored.csv").write_text("not, read\n")
+    (tmp_path / "ignored.json").write_text('{"text": "not read"}\n')
     texts = [e.text for e in read_examples(ExtractConfig(data=str(tmp_path)))]
     assert texts == ["from a 1", "from a 2", "from b", "from c"]
 
 
-def test_folder_without_text_files(tmp_path):
-    (tmp_path / "x.csv").write_text("a,b\n")
-    with pytest.raises(DataError, match="no .txt or .jsonl"):
+def test_folder_without_data_files(tmp_path):
+    (tmp_path / "x.json").write_text("{}\n")
+    (tmp_path / "README.md").write_text("# about this data\n")
+    with pytest.raises(DataError, match=r"folder holds no data files \(\.txt, \.text, \.jsonl, \.csv, \.tsv\)$"):
         read_examples(ExtractConfig(data=str(tmp_path)))
+
+
+def test_which_files_a_folder_takes_is_said_and_recorded(tmp_path):
+    """.txt, .text, .jsonl, .csv and .tsv in any case, at any depth; not a README.md (it used to
+    become examples), nor anything under a hidden name (a notebook's checkpoint copies)."""
+    rows = "".join(json.dumps({"text": f"row {i}", "label": i % 2}) + "\n" for i in range(20))
+    (tmp_path / "a.jsonl").write_text(rows)
+    (tmp_path / "B.CSV").write_text("text,label\n" + "".join(f"csv {i},{i % 2}\n" for i in range(20)))
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "c.tsv").write_text("label\ttext\n1\ttabbed\n")
+    (tmp_path / "README.md").write_text("# about this data\n")
+    (tmp_path / ".ipynb_checkpoints").mkdir()
+    (tmp_path / ".ipynb_checkpoints" / "a-checkpoint.jsonl").write_text(rows)
+    (tmp_path / ".hidden.txt").write_text("not read\n")
+    assert [p.name for p in D.source_files(str(tmp_path))] == ["B.CSV", "a.jsonl", "c.tsv"]
+    assert D.describe_source(str(tmp_path)) == f"data: 3 files from {tmp_path} (B.CSV, a.jsonl, sub/c.tsv)"
+    assert D.describe_source(str(tmp_path), shown=2).endswith("(B.CSV, a.jsonl, …)")
+    assert len(read_examples(ExtractConfig(data=str(tmp_path)))) == 41
+    _, _, identity = prep("cls", 512, 32, 4, 0, data=str(tmp_path), eval_batches=1)
+    assert identity["files"] == 3 and identity["examples"] == 41
+    # A file, or the embedded corpus, is no folder: no count, no note.
+    assert D.describe_source(str(tmp_path / "a.jsonl")) is None and D.describe_source(None) is None
+    assert "files" not in prep("cls", 512, 32, 4, 0, data=str(tmp_path / "a.jsonl"), eval_batches=1)[2]
 
 
 def test_jsonl_with_text_and_label(tmp_path):
@@ -88,6 +113,112 @@ def test_jsonl_without_text_field_is_a_data_error(tmp_path):
     f.write_text('{"text": "ok"}\n{"body": "no text here"}\n')
     with pytest.raises(DataError, match=r"d\.jsonl:2: no text field 'text'"):
         read_examples(ExtractConfig(data=str(f)))
+
+
+def _jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_a_number_label_names_one_class_however_written(tmp_path):
+    """1, 1.0, "1" and "01" were four classes; a JSON boolean was Python's "True"."""
+    labels = [1, 1.0, "1", " 01 ", 0, -0.0, "0.50", 0.5, 1e20, "12345678901234567891", None, "", float("nan")]
+    f = _jsonl(tmp_path / "d.jsonl", [{"text": f"t {i}", "label": v} for i, v in enumerate(labels)])
+    assert [e.label for e in read_examples(ExtractConfig(data=f))] == [
+        "1", "1", "1", "1", "0", "0", "0.5", "0.5", "100000000000000000000", "12345678901234567891",
+        None, None, None]
+    f = _jsonl(tmp_path / "b.jsonl", [{"text": "yes", "label": True}, {"text": "no", "label": False}])
+    assert [e.label for e in read_examples(ExtractConfig(data=f))] == ["true", "false"]
+    f = _jsonl(tmp_path / "s.jsonl", [{"text": "a", "label": "pos"}, {"text": "b", "label": "true"}])
+    assert [e.label for e in read_examples(ExtractConfig(data=f))] == ["pos", "true"]  # text stays as written
+
+
+def test_labels_of_mixed_kinds_are_refused_naming_one_of_each(tmp_path):
+    f = _jsonl(tmp_path / "d.jsonl", [{"text": "a", "label": "pos"}, {"text": "b", "label": "neg"},
+                                      {"text": "c", "label": 1}, {"text": "d", "label": True}])
+    with pytest.raises(DataError) as e:
+        read_examples(ExtractConfig(data=f))
+    assert str(e.value) == (f'{f}: labels of mixed kinds: text "pos" ({f}:1), number 1 ({f}:3), boolean true '
+                            f"({f}:4); give every label as one kind")
+    # Across the files of a folder too; a number written as a string is a number.
+    (tmp_path / "d.jsonl").unlink()
+    _jsonl(tmp_path / "a.jsonl", [{"text": "a", "label": "0"}])
+    _jsonl(tmp_path / "b.jsonl", [{"text": "b", "label": "pos"}])
+    mixed = r'labels of mixed kinds: number "0" \(.*a\.jsonl:1\), text "pos" \(.*b\.jsonl:1\)'
+    with pytest.raises(DataError, match=mixed):
+        read_examples(ExtractConfig(data=str(tmp_path)))
+    # A task that learns no labels reads them as they come.
+    assert [e.label for e in read_examples(ExtractConfig(data=str(tmp_path)), strict_labels=False)] == ["0", "pos"]
+
+
+@pytest.mark.parametrize("text, problem", [(5, "a number"), (["a", "b"], "a list"), ({"a": 1}, "an object"),
+                                           (True, "a boolean")])
+def test_a_text_field_of_the_wrong_type_is_named(tmp_path, text, problem):
+    f = _jsonl(tmp_path / "d.jsonl", [{"text": "fine"}, {"text": text}])
+    with pytest.raises(DataError, match=rf"^{re.escape(f)}:2: field 'text' is {problem}, not a string$"):
+        read_examples(ExtractConfig(data=f))
+
+
+@pytest.mark.parametrize("label, problem", [([1, 2], "a list"), ({"y": 1}, "an object")])
+def test_a_label_of_the_wrong_type_is_named(tmp_path, label, problem):
+    f = _jsonl(tmp_path / "d.jsonl", [{"text": "fine", "label": 1}, {"text": "odd", "label": label}])
+    with pytest.raises(DataError, match=rf"^{re.escape(f)}:2: field 'label' is {problem}, not a label "):
+        read_examples(ExtractConfig(data=f))
+    assert [e.label for e in read_examples(ExtractConfig(data=f), strict_labels=False)] == ["1", None]
+
+
+def test_a_jsonl_row_that_is_no_object_is_named(tmp_path):
+    f = tmp_path / "d.jsonl"
+    f.write_text('{"text": "ok"}\n["a", "list"]\n')
+    with pytest.raises(DataError, match=r"d\.jsonl:2: a list, not a JSON object with a text field 'text'$"):
+        read_examples(ExtractConfig(data=str(f)))
+
+
+def test_csv_and_tsv_are_read_by_their_header(tmp_path):
+    f = tmp_path / "d.csv"
+    f.write_text('id,text,label\n1,"hello, world",pos\n2,"a ""quoted""\nline",neg\n3,,pos\n')
+    assert read_examples(ExtractConfig(data=str(f))) == [Example("hello, world", "pos"),
+                                                         Example('a "quoted"\nline', "neg")]
+    t = tmp_path / "d.tsv"
+    t.write_text("sentence\tgold\nit works, truly\t1\nit does not\t0.0\n")
+    assert read_examples(ExtractConfig(data=str(t), text_field="sentence", label_field="gold")) == [
+        Example("it works, truly", "1"), Example("it does not", "0")]
+    assert read_examples(ExtractConfig(data=str(t), text_field="sentence")) == [  # no label column: no labels
+        Example("it works, truly"), Example("it does not")]
+
+
+def test_csv_without_the_text_column_names_the_columns_found(tmp_path):
+    f = tmp_path / "d.csv"
+    f.write_text("sentence,gold\nsome text,1\n")
+    with pytest.raises(DataError) as e:
+        read_examples(ExtractConfig(data=str(f)))
+    assert str(e.value) == (f"{f}: no column 'text' in its header (columns: sentence, gold); name the text column "
+                            f"with --text-field")
+
+
+def test_csv_row_with_the_wrong_number_of_fields(tmp_path):
+    f = tmp_path / "d.csv"
+    f.write_text("text,label\nfine,1\nshort\nfine,0\n")
+    with pytest.raises(DataError, match=r"d\.csv:3: 1 fields where the header has 2$"):
+        read_examples(ExtractConfig(data=str(f)))
+    f.write_text("text,label\nfine,1\ntoo,many,fields\n")
+    with pytest.raises(DataError, match=r"d\.csv:3: 3 fields where the header has 2$"):
+        read_examples(ExtractConfig(data=str(f)))
+
+
+@pytest.mark.parametrize("name, content, field", [
+    ("d.jsonl", '{"text": "first", "label": 1}\n', "text"),
+    ("d.txt", "first\n", "text"),
+    ("d.csv", "text,label\nfirst,1\n", "text"),
+    ("d.tsv", "words\tlabel\nfirst\t1\n", "words"),
+])
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path, name, content, field):
+    """Excel and Notepad write one; JSONL was refused with Python's "decode using utf-8-sig", a
+    CSV's first column was named "\ufefftext", and a text file's first example began with it."""
+    f = tmp_path / name
+    f.write_bytes(b"\xef\xbb\xbf" + content.encode() + content.splitlines()[-1].replace("first", "second").encode())
+    examples = read_examples(ExtractConfig(data=str(f), text_field=field))
+    assert [e.text for e in examples] == ["first", "second"]
 
 
 def test_invalid_json_line_is_a_data_error(tmp_path):
@@ -357,6 +488,28 @@ def test_classification_needs_two_labels_and_names_the_source(tmp_path, monkeypa
     with pytest.raises(DataError, match=r"one\.jsonl: classification needs at least 2 labels"):
         prep("cls", 512, 32, 4, 0, data=str(f))
     # Without a path the message names the embedded corpus (it used to say "None").
-    monkeypatch.setattr(D, "read_examples", lambda cfg: [Example(f"t {i}", "x") for i in range(10)])
+    monkeypatch.setattr(D, "read_examples", lambda cfg, **_: [Example(f"t {i}", "x") for i in range(10)])
     with pytest.raises(DataError, match="^embedded corpus: classification needs at least 2 labels"):
         prep("cls", 512, 32, 4, 0)
+
+
+def test_one_class_however_written_is_one_class(tmp_path):
+    f = _jsonl(tmp_path / "one.jsonl", [{"text": f"t {i}", "label": [1, "1", 1.0][i % 3]} for i in range(12)])
+    with pytest.raises(DataError, match=r"one\.jsonl: classification needs at least 2 labels, found \['1'\]$"):
+        prep("cls", 512, 32, 4, 0, data=f)
+
+
+def test_label_order_puts_numbers_by_value():
+    assert D.label_order(str(i) for i in range(12)) == [str(i) for i in range(12)]
+    assert D.label_order(["10", "-1", "0.5", "2", "1e-05"]) == ["-1", "1e-05", "0.5", "2", "10"]
+    assert D.label_order(["true", "false"]) == ["false", "true"]
+    assert D.label_order(["pos", "neg", "Neutral", "10"]) == ["10", "Neutral", "neg", "pos"]
+
+
+def test_integer_labels_are_their_class_index(tmp_path):
+    """Labels 0..11 sorted as strings made class 2 the label "10"; label k is class k."""
+    f = _jsonl(tmp_path / "twelve.jsonl", [{"text": f"text number {i}", "label": i % 12} for i in range(240)])
+    data, tok, _ = prep("cls", 512, 32, 8, 0, data=f, eval_batches=1)
+    assert data.label_names == [str(k) for k in range(12)]
+    numbers = [int(tok.decode(ids).split()[-1]) for ids in data.heldout.input_ids.tolist()]
+    assert [n % 12 for n in numbers] == data.heldout.labels.tolist()

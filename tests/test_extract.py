@@ -376,3 +376,23 @@ def test_a_study_resumed_with_another_thread_count_says_so(root, study):
     run_again = ose.extract(space=str(root / "space.toml"), epsilon=3, steps=5, theta=THETAS, seed=0,
                             out=str(root / "a"), progress=False, log=lines.append, **{**TINY, "threads": 2})
     assert run_again.best is not None and not any("thread(s)" in line for line in lines)
+
+
+def test_a_data_folder_is_named_file_by_file_at_the_start(root, tiny_space, capsys):
+    folder = root / "folder"
+    folder.mkdir()
+    for name, offset in (("a.jsonl", 0), ("b.jsonl", 1)):
+        (folder / name).write_text("".join(json.dumps({"text": f"a short text {i}", "label": (i + offset) % 2}) + "\n"
+                                           for i in range(100)))
+    (folder / "README.md").write_text("# not data\n")
+    space = root / "folder.toml"
+    space.write_text(tiny_space(H=(16,), I=(32,)))
+    code = main(["extract", "--space", str(space), "--task", "cls", "--data", str(folder), "--epsilon", "2",
+                 "--steps", "1", "--theta", "batch_size=8", "--eval-batches", "1", "--threads", "1",
+                 "--out", str(root / "folder-out")])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert lines[0].startswith("ose extract: ") and f"data {folder} (200 examples)" in lines[0]
+    assert lines[1] == f"data: 2 files from {folder} (a.jsonl, b.jsonl)"
+    doc = json.loads((root / "folder-out" / "results.json").read_text())
+    assert doc["settings"]["data"]["files"] == 2

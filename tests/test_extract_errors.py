@@ -37,6 +37,10 @@ def files(tmp_path_factory, tiny_space):
     (d / "blank.txt").write_text("\n   \n\t\n\n")
     (d / "plain.txt").write_text("".join(f"a plain line of text number {i}\n" for i in range(50)))
     (d / "nolabels.jsonl").write_text("".join(json.dumps({"text": f"tweet {i} text"}) + "\n" for i in range(50)))
+    (d / "mixed.jsonl").write_text("".join(json.dumps({"text": f"tweet {i}", "label": ["pos", 1][i % 2]}) + "\n"
+                                           for i in range(50)))
+    (d / "numbertext.jsonl").write_text('{"text": "a tweet"}\n{"text": 42}\n')
+    (d / "columns.csv").write_text("sentence,gold\na tweet,1\n")
     (d / "badtheta.toml").write_text('[[theta]]\nlr = "fast"\nbatch_size = 8\n')
     (d / "duptheta.toml").write_text("[[theta]]\nlr = 1\nbatch_size = 8\n[[theta]]\nlr = 1.0\nbatch_size = 8\n")
     (d / "unknown.toml").write_text("steps = 2\nspeed = 11\n")
@@ -80,6 +84,12 @@ CASES = {
     "only blank lines": (["--data", "{d}/blank.txt"], "no usable text"),
     "cls on jsonl without labels": (["--task", "cls", "--data", "{d}/nolabels.jsonl"], "no label field"),
     "cls on a text file": (["--task", "cls", "--data", "{d}/plain.txt"], "no label field"),
+    "cls on labels of mixed kinds": (["--task", "cls", "--data", "{d}/mixed.jsonl"],
+                                     'mixed.jsonl: labels of mixed kinds: text "pos" ('),
+    "a text field that is a number": (["--data", "{d}/numbertext.jsonl"],
+                                      "numbertext.jsonl:2: field 'text' is a number, not a string"),
+    "csv without the text column": (["--data", "{d}/columns.csv"],
+                                    "columns.csv: no column 'text' in its header (columns: sentence, gold)"),
     "tokenizer too large": (["--tokenizer", "{d}/bigtok"], "does not fit"),
     "tokenizer without [MASK]": (["--tokenizer", "{d}/nomask"], "does not fit"),
     "epsilon 0": (["--epsilon", "0"], "epsilon"),

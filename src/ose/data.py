@@ -1,20 +1,26 @@
 """Data D: corpora, the train / held-out split, and the tokenizer; the task encodes the rest.
 
-Sources: the embedded tweet corpus (ships with ose), plain-text files or folders, JSONL
-with a text field (and a label field for classification), or a Hugging Face ``datasets``
-dataset saved with ``save_to_disk``. The train / held-out split is a seeded permutation;
+Sources: the embedded tweet corpus (ships with ose), plain-text files, JSONL with a text field
+(and a label field for classification), CSV or TSV files with a header naming those columns,
+folders of such files, or a Hugging Face ``datasets`` dataset saved with ``save_to_disk``.
+Labels are named canonically (``label_name``) and ordered numerically where they are numbers
+(``label_order``). The train / held-out split is a seeded permutation;
 the task (``ose.tasks``) turns both parts into training batches and the fixed held-out
 batches B.
 """
 
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
 import json
+import math
+import numbers
 import os
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,11 +35,16 @@ if TYPE_CHECKING:
 EMBEDDED = "embedded:tweets"
 SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # ose's WordPiece, in id order
 ROLE_NAMES = {"begin": "[CLS] or bos", "end": "[SEP] or eos", "pad": "[PAD] or pad", "mask": "[MASK] or mask"}
-TEXT_SUFFIXES = (".txt", ".text", ".md")
+# What a data folder takes; a README.md beside the data is documentation, not examples (a file
+# named on --data is read by its suffix, and as plain text under any other).
+DATA_SUFFIXES = (".txt", ".text", ".jsonl", ".csv", ".tsv")
+TABLE_DELIMITERS = {".csv": ",", ".tsv": "\t"}
 SNIFF_BYTES = 64 * 1024           # how much of a file decides whether it is text
 MAX_NON_TEXT = 0.1                # above this share of non-text bytes, a file is binary
 # Invalid UTF-8 (decoded as U+FFFD) and control characters other than whitespace.
 _NON_TEXT = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f\ufffd]")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")  # a label written as a number
+_INTEGER = re.compile(r"[+-]?\d+")
 
 
 @dataclass(frozen=True)
@@ -43,28 +54,72 @@ class Example:
 
 
 # --- reading ------------------------------------------------------------------------------
+#
+# Readers return rows (text, raw label value, where it was read); ``_examples`` then names every
+# label canonically over the whole source at once, so that a mix of kinds across a folder's
+# files is caught as surely as one inside a file.
 
-def _read_jsonl(lines, source: str, cfg: ExtractConfig) -> list[Example]:
-    out = []
+def _kind_of(value) -> str:
+    """A value's type as a message names it, in JSON's words where it has them."""
+    names = {bool: "a boolean", int: "a number", float: "a number", list: "a list", dict: "an object",
+             type(None): "null"}
+    return names.get(type(value), f"a {type(value).__name__}")
+
+
+def _text(value, field: str, where: str) -> str:
+    if value is None:
+        raise DataError(f"{where}: no text field {field!r}")
+    if not isinstance(value, str):
+        raise DataError(f"{where}: field {field!r} is {_kind_of(value)}, not a string")
+    return value
+
+
+def _read_jsonl(lines, source: str, cfg: ExtractConfig) -> list[tuple]:
+    rows = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
+        where = f"{source}:{n}"
         try:
             row = json.loads(line)
         except json.JSONDecodeError as e:
-            raise DataError(f"{source}:{n}: invalid JSON ({e.msg})") from None
-        if not isinstance(row, dict) or not isinstance(row.get(cfg.text_field), str):
-            raise DataError(f"{source}:{n}: no text field {cfg.text_field!r}")
-        label = row.get(cfg.label_field)
-        out.append(Example(row[cfg.text_field], None if label is None else str(label)))
-    return out
+            raise DataError(f"{where}: invalid JSON ({e.msg})") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{where}: {_kind_of(row)}, not a JSON object with a text field {cfg.text_field!r}")
+        rows.append((_text(row.get(cfg.text_field), cfg.text_field, where), row.get(cfg.label_field), where))
+    return rows
 
 
-def _read_text(path: Path) -> list[Example]:
-    return [Example(line.strip()) for line in path.read_text(errors="replace").splitlines() if line.strip()]
+def _read_table(path: Path, cfg: ExtractConfig) -> list[tuple]:
+    """A CSV or TSV file with a header row, its columns named by the text and label fields."""
+    # newline="": the csv module reads line breaks inside quoted fields itself.
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as f:
+        reader = csv.DictReader(f, delimiter=TABLE_DELIMITERS[path.suffix.lower()])
+        try:
+            columns = reader.fieldnames or []
+            if cfg.text_field not in columns:
+                raise DataError(f"{path}: no column {cfg.text_field!r} in its header (columns: "
+                                f"{', '.join(columns) or 'none'}); name the text column with --text-field")
+            rows = []
+            for row in reader:
+                where = f"{path}:{reader.line_num}"
+                if None in row or None in row.values():  # the csv module's marks of extra and missing fields
+                    given = sum(v is not None for k, v in row.items() if k is not None) + len(row.get(None, []))
+                    raise DataError(f"{where}: {given} fields where the header has {len(columns)}")
+                rows.append((row[cfg.text_field], row.get(cfg.label_field), where))
+        except csv.Error as e:
+            raise DataError(f"{path}:{reader.line_num}: not valid {path.suffix[1:].upper()} ({e})") from None
+    return rows
 
 
-def _read_saved_dataset(path: Path, cfg: ExtractConfig) -> list[Example]:
+def _read_text(path: Path) -> list[tuple]:
+    # splitlines, not the file's own lines: it is how ose always cut text, and the data's fingerprint
+    # depends on it.
+    lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
+    return [(line.strip(), None, str(path)) for line in lines if line.strip()]  # no label: no line to name
+
+
+def _read_saved_dataset(path: Path, cfg: ExtractConfig) -> list[tuple]:
     try:
         from datasets import load_from_disk
     except ImportError:
@@ -75,31 +130,139 @@ def _read_saved_dataset(path: Path, cfg: ExtractConfig) -> list[Example]:
     if cfg.text_field not in ds.column_names:
         raise DataError(f"{path}: no text field {cfg.text_field!r} (columns: {', '.join(ds.column_names)})")
     labels = ds[cfg.label_field] if cfg.label_field in ds.column_names else [None] * len(ds)
-    return [Example(t, None if l is None else str(l)) for t, l in zip(ds[cfg.text_field], labels)]
+    wheres = (f"{path} row {i}" for i in range(len(ds)))
+    return [(_text(t, cfg.text_field, w), l, w) for t, l, w in zip(ds[cfg.text_field], labels, wheres)]
 
 
-def read_examples(cfg: ExtractConfig) -> list[Example]:
-    """Every example of the configured source, in a stable order."""
+def _read_one(path: Path, cfg: ExtractConfig) -> list[tuple]:
+    _check_text(path)
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        with path.open(encoding="utf-8-sig", errors="replace") as f:
+            return _read_jsonl(f, str(path), cfg)
+    if suffix in TABLE_DELIMITERS:
+        return _read_table(path, cfg)
+    return _read_text(path)
+
+
+def _is_saved_dataset(path: Path) -> bool:
+    return (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists()
+
+
+def source_files(data: str | None) -> list[Path] | None:
+    """The files a data folder contributes, in reading order; None for any other source.
+
+    Every file below the folder whose suffix (in any case) is one of ``DATA_SUFFIXES``, except
+    those under a hidden name (an editor's or a notebook's copies would be read twice)."""
+    if data in (None, EMBEDDED):
+        return None
+    path = Path(data)
+    if not path.is_dir() or _is_saved_dataset(path):
+        return None
+    return sorted(p for p in path.rglob("*") if p.suffix.lower() in DATA_SUFFIXES and p.is_file()
+                  and not any(part.startswith(".") for part in p.relative_to(path).parts))
+
+
+def describe_source(data: str | None, shown: int = 4) -> str | None:
+    """One line naming the files a data folder contributes, None for any other source."""
+    files = source_files(data)
+    if files is None:
+        return None
+    names = [p.relative_to(data).as_posix() for p in files[:shown]] + (["…"] if len(files) > shown else [])
+    return f"data: {len(files)} file{'s' * (len(files) != 1)} from {data} ({', '.join(names)})"
+
+
+def _read_rows(cfg: ExtractConfig) -> list[tuple]:
     if cfg.data in (None, EMBEDDED):
-        with gzip.open(resources.files("ose.corpora").joinpath("tweets.jsonl.gz").open("rb"), "rt") as f:
-            examples = _read_jsonl(f, "embedded corpus", cfg)
-    else:
-        path = Path(cfg.data)
-        if not path.exists():
-            raise DataError(f"{path}: no such file or directory")
-        if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
-            examples = _read_saved_dataset(path, cfg)
-        elif path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (*TEXT_SUFFIXES, ".jsonl"))
-            if not files:
-                raise DataError(f"{path}: folder holds no .txt or .jsonl files")
-            examples = [e for p in files for e in _read_one(p, cfg)]
-        else:
-            examples = _read_one(path, cfg)
-    examples = [e for e in examples if e.text.strip()]
-    if not examples:
-        raise DataError(f"{cfg.data or 'embedded corpus'}: no usable text")
+        with gzip.open(resources.files("ose.corpora").joinpath("tweets.jsonl.gz").open("rb"), "rt",
+                       encoding="utf-8") as f:
+            return _read_jsonl(f, "embedded corpus", cfg)
+    path = Path(cfg.data)
+    if not path.exists():
+        raise DataError(f"{path}: no such file or directory")
+    if _is_saved_dataset(path):
+        return _read_saved_dataset(path, cfg)
+    files = source_files(cfg.data)
+    if files is None:
+        return _read_one(path, cfg)
+    if not files:
+        raise DataError(f"{path}: folder holds no data files ({', '.join(DATA_SUFFIXES)})")
+    return [row for p in files for row in _read_one(p, cfg)]
+
+
+def read_examples(cfg: ExtractConfig, strict_labels: bool = True) -> list[Example]:
+    """Every example of the configured source, in a stable order, each label by its canonical name.
+
+    ``strict_labels`` (a task that learns from labels): a label of the wrong type, or labels of
+    mixed kinds, are refused; otherwise such a label is dropped and kinds may mix."""
+    source = cfg.data or "embedded corpus"
+    rows = [row for row in _read_rows(cfg) if row[0].strip()]
+    if not rows:
+        raise DataError(f"{source}: no usable text")
+    examples = _examples(rows, source, cfg.label_field, strict_labels)
     return spread(examples, cfg.max_examples) if cfg.max_examples else examples
+
+
+# --- labels -------------------------------------------------------------------------------
+
+def label_name(value, field: str, where: str) -> tuple[str, str] | None:
+    """The kind ("text", "number" or "boolean") and canonical name of one label; None for a missing
+    one (absent, null, NaN or blank).
+
+    1, 1.0, "1" and "01" name one class, "1"; 0.5 and "0.50" the class "0.5"; JSON's true and
+    false the classes "true" and "false" (a string "true" is text)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, bool):
+        return "boolean", "true" if value else "false"
+    if isinstance(value, numbers.Integral):
+        return "number", str(int(value))
+    if isinstance(value, numbers.Real):
+        if not math.isfinite(value):
+            raise DataError(f"{where}: field {field!r} is {value}, not a finite number")
+        return "number", _number_name(float(value))
+    if isinstance(value, str):
+        if not value.strip():
+            return None
+        if _NUMBER.fullmatch(value.strip()) and math.isfinite(float(value)):
+            return "number", _number_name(value.strip())
+        return "text", value
+    raise DataError(f"{where}: field {field!r} is {_kind_of(value)}, not a label (text, a number or a boolean)")
+
+
+def _number_name(value: str | float) -> str:
+    if isinstance(value, str) and _INTEGER.fullmatch(value):
+        return str(int(value))  # exactly, however long: through a float 10**20 + 1 would lose its 1
+    f = float(value)
+    return str(int(f)) if f.is_integer() else repr(f)
+
+
+def label_order(names) -> list[str]:
+    """Class names in class-index order: numbers by value (labels 0..n-1 are classes 0..n-1: 10
+    comes after 9, not after 1), other names in sorted order."""
+    names = set(names)
+    if names and all(_NUMBER.fullmatch(n) for n in names):
+        return sorted(names, key=Decimal)
+    return sorted(names)
+
+
+def _examples(rows: list[tuple], source: str, field: str, strict: bool) -> list[Example]:
+    """Rows as examples, their labels named; ``strict``: see ``read_examples``."""
+    examples, first = [], {}  # first: the first label of each kind, to show a mix
+    for text, value, where in rows:
+        try:
+            named = label_name(value, field, where)
+        except DataError:
+            if strict:
+                raise
+            named = None
+        if named is not None:
+            first.setdefault(named[0], (value, where))
+        examples.append(Example(text, None if named is None else named[1]))
+    if strict and len(first) > 1:
+        shown = ", ".join(f"{kind} {json.dumps(v, default=str)} ({where})" for kind, (v, where) in first.items())
+        raise DataError(f"{source}: labels of mixed kinds: {shown}; give every label as one kind")
+    return examples
 
 
 def spread(examples: list[Example], n: int) -> list[Example]:
@@ -123,14 +286,6 @@ def _check_text(path: Path) -> None:
     if share > MAX_NON_TEXT:
         raise DataError(f"{path}: not a text file (binary content: {share:.0%} of its first {len(head):,} bytes "
                         f"are neither UTF-8 text nor whitespace)")
-
-
-def _read_one(path: Path, cfg: ExtractConfig) -> list[Example]:
-    _check_text(path)
-    if path.suffix == ".jsonl":
-        with path.open(errors="replace") as f:
-            return _read_jsonl(f, str(path), cfg)
-    return _read_text(path)
 
 
 def split(examples: list[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
@@ -292,9 +447,11 @@ def prepare(cfg: ExtractConfig, task, settings, layout: str = "texts", head_conf
     (``data.head_unused`` says why not).
     """
     cfg = cfg.with_defaults()
-    examples = read_examples(cfg)
+    examples = read_examples(cfg, strict_labels=task.labelled)
     task.check_examples(examples, cfg.data or "embedded corpus", cfg.label_field)
-    identity = {"source": cfg.data or EMBEDDED, "examples": len(examples), "fingerprint": fingerprint(examples)}
+    files = source_files(cfg.data)
+    identity = {"source": cfg.data or EMBEDDED, "examples": len(examples), **({"files": len(files)} if files else {}),
+                "fingerprint": fingerprint(examples)}
     classes, unused = None, None
     if head_config is not None:
         examples, classes, unused = task.fit_head(examples, head_config)

@@ -19,6 +19,7 @@ from . import estimate
 from . import study as studies
 from .config import ConfigError, ExtractConfig, Theta, load_config
 from .context import Context, make_context
+from .data import describe_source
 from .executors import Executor, make_executor
 from .inputs import resolve_task, resolved_paths
 from .progress import SearchProgress, StepBars, interactive, run_note
@@ -223,6 +224,8 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
         raise
     log(f"ose extract: {ctx.space.name}, task {cfg.task}, data {ctx.data_identity['source']} "
         f"({ctx.data_identity['examples']} examples), device {ctx.cfg.device}/{ctx.cfg.precision}")
+    if files_note := describe_source(cfg.data):
+        log(files_note)
     log(bound_line(cfg, ctx.space, strategy))
     if threads_note:
         log(threads_note)

@@ -186,6 +186,7 @@ class Task(ABC):
     generates: bool = False  # a language model that continues text (its export's template adds no end token)
     target_unit: str = "examples"  # what one target of B or the test part is, for numbers reported on it
     usage: str | None = None  # the model card's snippet; PATH stands for the exported directory
+    labelled: bool = False  # learns from the examples' labels: a label of the wrong type or kind is refused
 
     def check_examples(self, examples: list, source: str, label_field: str) -> None:
         """Refuse examples this task cannot learn from (one-line DataError)."""

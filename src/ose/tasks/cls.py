@@ -6,6 +6,7 @@ import re
 
 import torch
 
+from ..data import label_order
 from ..errors import DataError
 from .base import Batch, Task, TaskData, cap_rows
 
@@ -46,15 +47,16 @@ class Classification(Task):
     name = "cls"
     head = "sequence-classification"
     needs = ("begin", "end", "pad")
+    labelled = True
     usage = ('from transformers import pipeline\n'
              'classify = pipeline("text-classification", model="PATH")')
 
     def check_examples(self, examples: list, source: str, label_field: str) -> None:
         unlabelled = sum(e.label is None for e in examples)
         if unlabelled:
-            raise DataError(f"{source}: {unlabelled} examples have no label field {label_field!r}; "
-                            f"classification needs a label for each")
-        names = sorted({e.label for e in examples})
+            raise DataError(f"{source}: {unlabelled} examples have no label field {label_field!r} (or a null "
+                            f"or empty one); classification needs a label for each")
+        names = label_order(e.label for e in examples)
         if len(names) < 2:
             raise DataError(f"{source}: classification needs at least 2 labels, found {names}")
 
@@ -66,7 +68,7 @@ class Classification(Task):
 
     def data(self, tok, specials, train, heldout, settings, eval_size, seed, layout="texts",
              classes: list[str] | None = None) -> ClassificationData:
-        labels = classes or sorted({e.label for e in train + heldout})
+        labels = classes or label_order(e.label for e in train + heldout)
         return ClassificationData(tok, specials, train, heldout, settings.seq_len, eval_size, seed, labels, layout)
 
     def check_teacher(self, config, data, vocab_size: int) -> str | None:
