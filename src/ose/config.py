@@ -150,7 +150,10 @@ class ExtractConfig:
                             choices=("auto", "fp32", "bf16"))
     device: str = option("auto", "auto: cuda if available", choices=("auto", "cpu", "cuda"))
     threads: int | None = option(None, "torch threads per evaluation (default: usable cores)", check="positive")
-    heldout_fraction: float = option(0.1, "share of the examples held out for B", check="fraction", flag=False)
+    heldout_fraction: float = option(0.1, "share of the examples held out for B and the test part (default 0.1)",
+                                     check="fraction")
+    test_data: str | None = option(None, "your own test set, in --data's format: every final number is measured on "
+                                         "it (default: held-out texts apart from B's)", metavar="FILE")
     eval_batches: int | None = option(None, "|B| in batches of Θ's largest batch size (default 4; 16 with "
                                             "inherited weights)", check="positive")
     tokenizer: str | None = option(None, "a local tokenizer directory (default: WordPiece trained on the data)")

@@ -470,10 +470,35 @@ def prepare(cfg: ExtractConfig, task, settings, layout: str = "texts", head_conf
                     tokenizer_vocab=tok.get_vocab_size(), **heldout_facts(data))
     if head_config is not None:
         identity["t_head"] = "used" if unused is None else f"not used: {unused}"
+    if cfg.test_data:
+        data.test, digest = _own_test(cfg, task, tok, data, head_config, classes)
+        identity["test_data"] = {"source": cfg.test_data, "rows": data.test.rows, "fingerprint": digest}
     if layout != "legacy":  # what a study made before the test part existed did not record
         identity.update(layout=layout, test_rows=data.test.rows if data.test is not None else 0,
                         test_targets=data.test.labels.numel() if data.test is not None else 0)
     return data, tok, identity
+
+
+def _own_test(cfg: ExtractConfig, task, tok, data, head_config: dict | None, classes: list[str] | None):
+    """``--test-data``: the user's test set, read like the data, its labels named as the training
+    data's (T's classes where its head is used), encoded as B is; with the examples' fingerprint."""
+    import dataclasses
+
+    examples = read_examples(dataclasses.replace(cfg, data=cfg.test_data, max_examples=None),
+                             strict_labels=task.labelled)
+    digest = fingerprint(examples)
+    if task.labelled:
+        unlabelled = sum(e.label is None for e in examples)
+        if unlabelled:
+            raise DataError(f"{cfg.test_data}: {unlabelled} test examples have no label field {cfg.label_field!r}")
+        if classes:
+            examples, theirs, why = task.fit_head(examples, head_config)
+            if theirs != classes:
+                raise DataError(f"{cfg.test_data}: T's head cannot read the test labels ({why})")
+    try:
+        return data.encode_test(tok, examples, cfg.seed), digest
+    except DataError as e:
+        raise DataError(f"{cfg.test_data}: {e}") from None
 
 
 def _tokenizer_name(cfg, vocab_size: int) -> str:

@@ -85,7 +85,8 @@ def _name(path: str | None) -> str | None:
 def test_facts(inputs, measured) -> dict:
     """Which rows the final numbers come from: the test part, its size and units, how it was cut."""
     data = inputs.data
-    note = ("held-out texts apart from B's" if data.layout == "texts" else
+    note = (f"the examples of {_name(inputs.cfg.test_data)} (--test-data)" if inputs.cfg.test_data else
+            "held-out texts apart from B's" if data.layout == "texts" else
             "held-out rows B did not take (this study predates a separate test part; for text cut into "
             "blocks, a text can run across the edge of a B block into a test block)")
     return {"set": "test", "rows": measured.rows, "row_unit": data.row_unit, "targets": measured.targets,

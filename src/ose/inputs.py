@@ -132,7 +132,7 @@ def _check_batch_size(batch_size: int, data) -> None:
 
 # --- a stored study's inputs, reopened ----------------------------------------------------
 
-PATHS = ("data", "tokenizer", "source", "teacher", "latency_file")  # options that name files
+PATHS = ("data", "tokenizer", "source", "teacher", "latency_file", "test_data")  # options that name files
 
 
 def resolved_paths(cfg: ExtractConfig, source=None) -> dict:
@@ -171,6 +171,7 @@ def stored_config(meta: dict, run_dir: Path) -> ExtractConfig:
                 _check_relative(run_dir, "from", paths["source"])
                 raise
     return dataclasses.replace(cfg, data=paths.get("data") or cfg.data, tokenizer=paths.get("tokenizer"),
+                               test_data=paths.get("test_data") or cfg.test_data,
                                source=paths.get("source") or cfg.source, out=str(run_dir), device="auto",
                                precision="auto", threads=None)
 
@@ -199,4 +200,7 @@ def reopen(run_dir: Path, meta: dict) -> StudyInputs:
     if inputs.data_identity["fingerprint"] != settings["data"]["fingerprint"]:
         raise DataError(f"{inputs.data_identity['source']}: the data changed since the study ran (its examples "
                         f"differ from the {settings['data']['examples']:,} the study used)")
+    test = settings["data"].get("test_data")
+    if test and inputs.data_identity["test_data"]["fingerprint"] != test["fingerprint"]:
+        raise DataError(f"{cfg.test_data}: the test data changed since the study ran")
     return inputs

@@ -71,6 +71,30 @@ def bound_line(cfg: ExtractConfig, space: SearchSpace, strategy: Strategy) -> st
             f"{which} candidates × |Θ| = {strategy.budget * len(cfg.theta)} trainings (T = {space.maximum_point})")
 
 
+SMALL_TEST = 300  # below this many test targets a final accuracy is uncertain by more than ±6 points
+
+
+def parts_line(ctx: Context) -> str:
+    """Where the numbers come from: B (the search selects on it) and the test part (nobody does)."""
+    data, unit = ctx.data, ctx.task.target_unit
+    test = data.test
+    own = " (--test-data)" if ctx.cfg.test_data else ""
+    where = f"{test.rows:,} {data.row_unit}{own}" if test is not None else "none"
+    return (f"B: {data.heldout.rows:,} {data.row_unit} ({data.heldout.labels.numel():,} {unit}), what the search "
+            f"selects on; test part: {where}, what the final numbers (ose distil) are measured on")
+
+
+def small_test_warning(ctx: Context) -> str | None:
+    n = ctx.data.test.labels.numel() if ctx.data.test is not None else 0
+    if n >= SMALL_TEST:
+        return None
+    cure = "use more data, a larger --heldout-fraction, fewer --eval-batches, or --test-data FILE"
+    if n == 0:
+        return f"warning: no held-out rows are left for a test part after B; ose distil will refuse: {cure}"
+    return (f"warning: the test part holds only {n:,} {ctx.task.target_unit}: a final accuracy measured on it is "
+            f"uncertain by up to ±{1.96 * (0.25 / n) ** 0.5:.2f} (95%); {cure}")
+
+
 def abnc_warning(space: SearchSpace, strategy: Strategy) -> str | None:
     """Only the FPTAS's approximation ratio rests on ABⁿC; the other strategies promise none."""
     abnc = space.abnc()
@@ -226,6 +250,10 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
         f"({ctx.data_identity['examples']} examples), device {ctx.cfg.device}/{ctx.cfg.precision}")
     if files_note := describe_source(cfg.data):
         log(files_note)
+    log(parts_line(ctx))
+    small = small_test_warning(ctx)
+    if small:
+        log(small)
     log(bound_line(cfg, ctx.space, strategy))
     if threads_note:
         log(threads_note)

@@ -105,6 +105,10 @@ class TaskData:
         """B in batches of at most ``size`` rows, each with its own targets."""
         return self.heldout.chunks(size)
 
+    @abstractmethod
+    def encode_test(self, tok, examples: list, seed: int) -> Batch:
+        """A test part of the user's own (``--test-data``), encoded as B is (masks drawn with ``seed + 2``)."""
+
     def with_validation(self, seed: int, rows: int = VALIDATION_ROWS) -> TaskData:
         """A copy whose training set gives up ``rows`` items (at most a tenth, drawn with its own
         seed) to ``validation``: where final training sees when to stop, apart from B and the test part."""
@@ -155,6 +159,12 @@ class BlockData(TaskData):
             raise DataError(f"too little text for blocks of {seq_len} tokens in train and held-out parts")
         after = next((s for s in starts if s >= n * body), len(stream))
         return self.rows_of(stream[: n * body], seq_len), g, self.rows_of(stream[after:], seq_len)
+
+    def encode_test(self, tok, examples: list, seed: int) -> Batch:
+        rows = self.blocks(tok, examples, self.train.shape[1])
+        if not len(rows):
+            raise DataError(f"the test data holds too little text for one block of {self.train.shape[1]} tokens")
+        return self.collate(rows, torch.Generator().manual_seed(seed + 2))
 
     def stream(self, tok, examples: list) -> tuple[list[int], list[int]]:
         """The token ids of the texts joined by the end token, and where each text starts."""

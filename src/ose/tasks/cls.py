@@ -21,13 +21,19 @@ class ClassificationData(TaskData):
         self.label_names = label_names
         self.num_labels = len(label_names)
         self.train_unit = self.row_unit = "examples"
-        self.pad = specials.id(tok, "pad")
+        self.pad, self.seq_len = specials.id(tok, "pad"), seq_len
         self.train = self._encode(tok, train, seq_len)
         order = torch.randperm(len(heldout), generator=torch.Generator().manual_seed(seed + 1))
         held = self._encode(tok, [heldout[i] for i in order.tolist()], seq_len)
         self.heldout = self.collate(held[:eval_size])
         rest = held[eval_size:]
         self.test = self.collate([rest[i] for i in cap_rows(len(rest), seed + 2).tolist()]) if rest else None
+
+    def encode_test(self, tok, examples: list, seed: int) -> Batch:
+        unknown = sorted({e.label for e in examples} - set(self.label_names))
+        if unknown:
+            raise DataError(f"the test data has labels the training data lacks: {', '.join(unknown[:4])}")
+        return self.collate(self._encode(tok, examples, self.seq_len))
 
     def _encode(self, tok, examples: list, seq_len: int):
         cls, sep = self.specials.id(tok, "begin"), self.specials.id(tok, "end")
