@@ -1,5 +1,13 @@
-"""What ose distil's card states of a final training run: where it stopped, and why."""
+"""What ose distil's card states of a final training run (where it stopped, and why); what distil
+refuses (an unfinished study, one in use, a folder it must not write over) and the ways out."""
 
+import json
+import shlex
+import sqlite3
+
+import pytest
+
+import ose
 from ose.distil import Trained
 from ose.train import EarlyStop, Measured
 
@@ -25,3 +33,92 @@ def test_a_run_its_validation_stopped_says_so_and_claims_no_rise():
     assert record["best_step"] == 20 and "50 steps (validation accuracy stopped improving; best at step 20)" in \
         trained.summary()
     assert "test accuracy 0.7000 [0.6" in trained.summary() and "over 100 targets" in trained.summary()
+
+
+# --- what distil refuses, and the ways out -------------------------------------------------
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, tiny_space):
+    """A finished scratch cls study of two candidates, and a copy with its last evaluation lost."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("refusals")
+    (root / "space.toml").write_text(tiny_space())
+    ose.extract(space=str(root / "space.toml"), task="cls", epsilon=4, steps=2, max_examples=1500, eval_batches=1,
+                threads=1, out=str(root / "run"), progress=False, log=lambda *a: None)
+    shutil.copytree(root / "run", root / "cut")
+    with sqlite3.connect(root / "cut" / "study.db") as db:
+        db.execute("DELETE FROM evaluations WHERE id = (SELECT max(id) FROM evaluations)")
+    return root
+
+
+def test_an_unfinished_study_is_refused_with_the_command_that_finishes_it(study, run_cli, tmp_path):
+    import shutil
+
+    cut = tmp_path / "cut"
+    shutil.copytree(study / "cut", cut)
+    code, _, err = run_cli("distil", cut, "--steps", 2)
+    assert code == 2 and err.count("\n") == 1 and "the study is unfinished (1 of 2 evaluations stored)" in err
+    assert not (cut / "model").exists()
+    command = err.split("finish it with `")[1].split("`")[0]
+    assert command.startswith("ose extract ") and f"--out {cut}" in command
+    code, _, err = run_cli(*shlex.split(command)[1:], "--quiet")  # the command given resumes and finishes it
+    assert code == 0, err
+    code, _, err = run_cli("distil", cut, "--steps", 2, "--quiet")
+    assert code == 0, err
+
+
+def test_partial_distils_the_best_so_far_and_the_card_says_so(study, run_cli, tmp_path):
+    code, _, err = run_cli("distil", study / "cut", "--steps", 2, "--partial", "--out", tmp_path / "m", "--quiet")
+    assert code == 0, err
+    assert json.loads((tmp_path / "m" / "ose.json").read_text())["search"]["unfinished"] == \
+        "1 of 2 evaluations stored"
+    assert "**The search was unfinished**" in (tmp_path / "m" / "README.md").read_text()
+
+
+def test_a_study_in_use_is_refused_as_extract_refuses_it(study, run_cli, tmp_path):
+    from ose.study import StudyLock
+
+    lock = StudyLock(study / "run")
+    try:
+        code, _, err = run_cli("distil", study / "run", "--steps", 2, "--out", tmp_path / "m")
+    finally:
+        lock.release()
+    assert code == 2 and err.count("\n") == 1 and "study in use by pid" in err and not (tmp_path / "m").exists()
+
+
+def test_a_folder_ose_did_not_write_is_refused_unless_forced(study, run_cli, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "README.md").write_text("my notes")
+    code, _, err = run_cli("distil", study / "run", "--steps", 2, "--out", mine)
+    assert code == 2 and "holds files ose did not write" in err and "--force" in err
+    assert (mine / "README.md").read_text() == "my notes"
+    code, _, err = run_cli("distil", study / "run", "--steps", 2, "--out", study / "run")
+    assert code == 2 and "is the study's own folder" in err
+    code, _, err = run_cli("distil", study / "run", "--steps", 2, "--out", mine, "--force", "--quiet")
+    assert code == 0, err
+    assert (mine / "ose.json").is_file()
+
+
+def test_restart_trains_again_rather_than_reusing_the_saved_run(study, tmp_path):
+    from ose.distil import distil
+
+    lines = []
+    distil(study / "run", steps=2, out=tmp_path / "a", log=lines.append)
+    again = distil(study / "run", steps=2, out=tmp_path / "a", log=lines.append)
+    assert again.student.reused and "(continuing from its saved state)" in lines[-2]
+    restarted = distil(study / "run", steps=2, out=tmp_path / "a", log=lines.append, restart=True)
+    assert not restarted.student.reused and restarted.accuracy == again.accuracy  # deterministic, retrained
+
+
+def test_extract_never_writes_into_a_folder_of_the_users(tiny_space, run_cli, tmp_path):
+    space = tmp_path / "space.toml"
+    space.write_text(tiny_space())
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "results.csv").write_text("my,table\n")
+    code, _, err = run_cli("extract", "--space", space, "--out", mine, "--steps", 1, "--quiet")
+    assert code == 2 and err.count("\n") == 1 and "holds files ose did not write (results.csv)" in err
+    assert (mine / "results.csv").read_text() == "my,table\n" and sorted(p.name for p in mine.iterdir()) == \
+        ["results.csv"]

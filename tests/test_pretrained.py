@@ -389,6 +389,14 @@ def test_a_distil_into_the_state_of_another_is_refused(extraction, distilled, ru
     assert {p: p.read_bytes() for p in model.rglob("*") if p.is_file()} == before
 
 
+def test_a_distil_onto_ts_checkpoint_is_refused_even_when_forced(extraction, bert_checkpoint, run_cli):
+    _, out = extraction
+    before = {p: p.read_bytes() for p in bert_checkpoint.rglob("*") if p.is_file()}
+    code, _, err = run_cli("distil", out, "--steps", "2", "--out", bert_checkpoint, "--force", "--quiet")
+    assert code == 2 and err.count("\n") == 1 and "is T's checkpoint" in err
+    assert {p: p.read_bytes() for p in bert_checkpoint.rglob("*") if p.is_file()} == before
+
+
 def test_distil_refuses_a_study_whose_state_it_cannot_save(extraction, tmp_path, run_cli, monkeypatch):
     """A study folder ose distil cannot write in (its runs' state goes there) is one line, before training."""
     import ose.study

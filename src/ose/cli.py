@@ -254,7 +254,7 @@ def cmd_distil(args) -> int:
     if args.save_every < 1:
         raise UsageError(f"--save-every must be a positive integer, got {args.save_every}")
     r = distil(args.run_dir, steps=args.steps, out=args.out, save_every=args.save_every, log=print,
-               progress=not args.quiet)
+               progress=not args.quiet, partial=args.partial, force=args.force, restart=args.restart)
     test = r.card["test"]
     which = "as given" if r.teacher and r.teacher.stop is None else "fine-tuned"
     t = f" (T {which}: {r.teacher_accuracy:.4f}, {r.accuracy / r.teacher_accuracy:.3f} of T's)" \
@@ -390,6 +390,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", help="where the model goes (default RUN_DIR/model)")
     d.add_argument("--save-every", type=int, default=25, help="steps between saved states, to resume from (default 25)")
     d.add_argument("--quiet", action="store_true", help="no progress lines")
+    d.add_argument("--partial", action="store_true",
+                   help="distil an unfinished study's best so far (the card says so); refused without it")
+    d.add_argument("--force", action="store_true",
+                   help="write over an --out folder holding files ose did not write, or another export")
+    d.add_argument("--restart", action="store_true",
+                   help="train again from the start, not from this distillation's saved state")
     d.set_defaults(func=cmd_distil)
 
     lt = sub.add_parser("latency", help="measured forward-pass latency of every architecture and T, vs the op count")

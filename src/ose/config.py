@@ -199,6 +199,26 @@ class ExtractConfig:
         if self.teacher == TEACHER_FROM and not self.inherits:
             raise ConfigError("teacher 'from' is T of --from, fine-tuned: it needs --from MODEL with inherited weights")
 
+    def command(self) -> str:
+        """The ``ose extract`` command line of this configuration: every flagged option that differs
+        from its default (what resumes the study)."""
+        import shlex
+
+        words = ["ose", "extract"]
+        for f in dataclasses.fields(self):
+            value, flag = getattr(self, f.name), f.metadata.get("flag", True)
+            if not flag or value == f.default or (f.name == "theta" and value is None):
+                continue
+            name = f"--{flag if isinstance(flag, str) else f.name.replace('_', '-')}"
+            if f.name == "theta":
+                for t in value:
+                    words += [name, ",".join(f"{k}={v}" for k, v in t.as_dict().items())]
+            elif value is True:
+                words.append(name)
+            else:
+                words += [name, str(value)]
+        return " ".join(shlex.quote(w) for w in words)
+
     def with_defaults(self) -> ExtractConfig:
         """This configuration with the options left unset (None) at their defaults, which differ when
         candidates inherit T's weights; an option given, even at a default's value, stays as given."""

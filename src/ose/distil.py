@@ -28,9 +28,9 @@ import torch
 
 from .config import Theta
 from .errors import ConfigError, DataError, StoreError
-from .inputs import StudyInputs, reopen
+from .inputs import StudyInputs, reopen, stored_config
 from .store import STUDY_FILE, open_store
-from .study import check_writable
+from .study import StudyLock, check_free, check_writable
 from .train import CandidateFailed, Checkpoint, EarlyStop, Measured, differs, fit, measure
 
 STATE_DIR = ".distil"
@@ -77,8 +77,9 @@ class Trained:
         return out
 
 
-def load_study(run_dir: Path) -> tuple[dict, dict]:
-    """(the study's identity, its pick) or a one-line StoreError."""
+def load_study(run_dir: Path, partial: bool = False) -> tuple[dict, dict, str | None]:
+    """(the study's identity, its pick, how far an unfinished study got) or a one-line StoreError.
+    An unfinished study's best so far is not the search's answer: it is refused unless ``partial``."""
     from .report.outputs import REFERENCE
     from .strategies.selection import best
 
@@ -86,13 +87,21 @@ def load_study(run_dir: Path) -> tuple[dict, dict]:
         raise StoreError(f"{run_dir}: no study here (no {STUDY_FILE}); run ose extract first")
     store = open_store(run_dir, readonly=True)
     try:
-        meta, records = store.meta(), [r for r in store.records() if not r["key"].startswith(REFERENCE)]
+        meta, stored = store.meta(), store.records()
     finally:
         store.close()
+    records = [r for r in stored if not r["key"].startswith(REFERENCE)]
     pick = best(records) if meta else None
     if pick is None:
         raise StoreError(f"{run_dir}: the study has no finished evaluation to distil")
-    return meta, pick
+    unfinished = None
+    if len(stored) < meta["total"]:
+        unfinished = f"{len(stored)} of {meta['total']} evaluations stored"
+        if not partial:
+            command = stored_config(meta, run_dir).command()
+            raise StoreError(f"{run_dir}: the study is unfinished ({unfinished}); finish it with `{command}`, or "
+                             f"distil its best so far with --partial")
+    return meta, pick, unfinished
 
 
 def _tag(run: dict) -> str:
@@ -138,22 +147,29 @@ def _progress(phase: str, steps: int, stop: EarlyStop, log):
     return report
 
 
-def check_target(out: Path, run: dict) -> None:
-    """Refuse to write the model into a folder holding anything but an export of this same run."""
+def check_target(out: Path, run: dict, run_dir: Path, meta: dict, force: bool = False) -> None:
+    """Refuse to write the model over what it must not replace: T's checkpoint, the study, a folder
+    holding files ose did not write or another export (those two with ``force``: overwritten)."""
     from .export import FACTS
 
     check_writable(out)
-    if not out.exists() or not any(out.iterdir()):
+    source = (meta["settings"].get("inputs") or {}).get("source")
+    for what, folder in (("T's checkpoint", source), ("the study's own folder", run_dir)):
+        if folder and out.resolve() == Path(folder).resolve():
+            raise ConfigError(f"--out {out} is {what}; use another --out")
+    if force or not out.exists() or not any(out.iterdir()):
         return
     facts = out / FACTS
     if not facts.is_file():
-        raise ConfigError(f"{out}: the folder holds files ose did not write; use another --out")
+        raise ConfigError(f"{out}: the folder holds files ose did not write; use another --out (or --force to "
+                          f"write over them)")
     try:
         old = json.loads(facts.read_text()).get("run")
     except (OSError, ValueError):
         old = None
     if old != run:
-        raise ConfigError(f"{out} holds another export ({differs(old, run)}); use another --out")
+        raise ConfigError(f"{out} holds another export ({differs(old, run)}); use another --out (or --force to "
+                          f"replace it)")
 
 
 def _teacher_path(meta: dict) -> str | None:
@@ -216,22 +232,43 @@ def _state_file(state: Path, run: dict) -> Path:
 
 
 def distil(run_dir: str | Path, steps: int = STEPS, out: str | Path | None = None, save_every: int = 25,
-           log=print, progress: bool = True) -> DistilResult:
-    """Distil the pick of the study in ``run_dir``, measure it on the test part, export it."""
-    from . import export, latency
-    from .context import load_teacher
+           log=print, progress: bool = True, partial: bool = False, force: bool = False,
+           restart: bool = False) -> DistilResult:
+    """Distil the pick of the study in ``run_dir``, measure it on the test part, export it.
 
+    ``partial``: distil an unfinished study's best so far; ``force``: write over a folder ose did not
+    write, or another export; ``restart``: train again rather than continue from saved state. The
+    study is held (its lock) while it runs: no extraction or other distil runs it meanwhile."""
     run_dir = Path(run_dir)
     if steps < 1:
         raise ConfigError(f"--steps must be a positive integer, got {steps}")
-    meta, pick = load_study(run_dir)
+    check_free(run_dir)  # a study an extraction (or another distil) runs now: the same line as extract's
+    meta, pick, unfinished = load_study(run_dir, partial)
     out = Path(out) if out else run_dir / "model"
     xi = {k: pick[k] for k in meta["settings"]["space"]["parameters"]}
     theta = Theta(**{k: pick[k] for k in ("lr", "momentum", "batch_size")},
                   **({"optimizer": pick["optimizer"]} if "optimizer" in pick else {}))
     t_run, student_run = plan_runs(meta, xi, theta, steps)
-    check_target(out, student_run)
+    check_target(out, student_run, run_dir, meta, force)
     check_writable(run_dir / STATE_DIR)  # where each run's state is saved, before any training
+    lock = StudyLock(run_dir)
+    try:
+        if restart:
+            for run in (t_run, student_run):
+                if run and "as_given" not in run:
+                    _state_file(run_dir / STATE_DIR, run).unlink(missing_ok=True)
+        return _distil(run_dir, meta, pick, xi, theta, t_run, student_run, out, save_every, log, progress,
+                       unfinished)
+    finally:
+        lock.release()
+
+
+def _distil(run_dir: Path, meta: dict, pick: dict, xi: dict, theta: Theta, t_run: dict | None, student_run: dict,
+            out: Path, save_every: int, log, progress: bool, unfinished: str | None) -> DistilResult:
+    from . import export, latency
+    from .context import load_teacher
+
+    steps = student_run["steps"]
     inputs = reopen(run_dir, meta)
     if inputs.data.test is None:
         raise DataError(f"{run_dir}: the held-out part has no rows left for a test part after B; use more data, "
@@ -256,6 +293,8 @@ def distil(run_dir: str | Path, steps: int = STEPS, out: str | Path | None = Non
     timings = latency.compare({"model": student.model, "T": reference}, inputs.space.settings.vocab_size,
                               inputs.space.settings.seq_len)
     card = export.card_facts(meta, pick, inputs, theta, student, t, timings, teacher_name)
+    if unfinished:
+        card["search"]["unfinished"] = unfinished
     export.export(student.model, inputs, out, card)
     return DistilResult(out, xi, student, t, timings, card)
 

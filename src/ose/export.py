@@ -152,6 +152,12 @@ def _trained(record: dict | None) -> str:
     return line
 
 
+def _unfinished(f: dict) -> str:
+    left = f["search"].get("unfinished")
+    return (f"\n**The search was unfinished** ({left}): this architecture is its best so far, not its answer."
+            if left else "")
+
+
 def model_card(f: dict) -> str:
     """README.md of the exported model."""
     arch = ", ".join(f"{k}={v}" for k, v in f["architecture"].items())
@@ -190,7 +196,7 @@ tags: [ose, optimal-subarchitecture-extraction, {f['family']}]
 
 This model was {origin}, chosen by `ose` (optimal subarchitecture extraction, de Wynter 2020)
 as the argmax of the W-coefficient (W = {float(f['search']['W']):.4g}, strategy {f['search']['strategy']},
-ε = {f['search']['epsilon']}, s = {f['search']['steps']}), then {teacher}.
+ε = {f['search']['epsilon']}, s = {f['search']['steps']}), then {teacher}.{_unfinished(f)}
 
 Task: `{f['task']}` (head: {f['head']}); labels: {labels}. Data: {f['data']['source']} ({f['data']['examples']} examples).
 Accuracies are measured on the test part: {size_text(test)}, {test['what']}; neither the search nor

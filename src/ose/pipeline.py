@@ -152,9 +152,23 @@ def _check_out(out: Path) -> dict | None:
     not after the slow data preparation."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: output path exists and is not a directory")
+    _check_foreign(out)
     studies.check_writable(out)
     studies.check_free(out)
     return studies.read_meta(out)
+
+
+def _check_foreign(out: Path) -> None:
+    """A study's folder is ose's (it holds ``study.db``): results, report and figures are written
+    over. A folder without one that holds anything else is the user's, and nothing in it is replaced."""
+    from .latency import LATENCY_FILE
+
+    if not out.is_dir() or (out / studies.STUDY_FILE).exists():
+        return
+    theirs = sorted(p.name for p in out.iterdir() if p.name not in (studies.LOCK_FILE, LATENCY_FILE))
+    if theirs:
+        shown = ", ".join(theirs[:3]) + (", …" if len(theirs) > 3 else "")
+        raise ConfigError(f"--out {out} holds files ose did not write ({shown}) and no study; use another --out")
 
 
 def resumes_legacy(stored: dict | None, cfg: ExtractConfig) -> bool:
