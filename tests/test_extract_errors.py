@@ -186,3 +186,23 @@ def test_a_refused_teacher_prints_nothing_else(files, tmp_path):
                            "--max-examples", "2000", "--threads", "1"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
     assert done.stderr == f"ose: error: teacher {teacher}: 2 labels, the data has 3\n"
+
+
+def test_an_unreadable_study_is_one_line_and_new_study_sets_it_aside(files, tmp_path, capsys):
+    """A corrupt study.db: refused in one line naming --new-study; with it, renamed and run anew."""
+    out = tmp_path / "out"
+    out.mkdir()
+    broken = random.Random(1).randbytes(4096)
+    (out / "study.db").write_bytes(broken)
+    args = ["extract", "--space", str(files / "space.toml"), "--out", str(out), "--quiet", "--steps", "1",
+            "--epsilon", "8", "--max-examples", "2000", "--eval-batches", "1", "--threads", "1"]
+    before = snapshot(out)
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (f"ose: error: {out / 'study.db'}: not a usable study file (file is not a database); "
+                            f"--new-study sets it aside (renamed, not deleted) and starts anew\n")
+    assert snapshot(out) == before
+    assert main([*args, "--new-study"]) == 0
+    aside = [p for p in out.iterdir() if p.name.startswith("study.db.corrupt-")]
+    assert [p.read_bytes() for p in aside] == [broken]
+    assert f"set aside the unreadable study file as {aside[0].name}" in capsys.readouterr().out

@@ -128,22 +128,44 @@ def test_a_bare_llama_model_trains_a_fresh_lm_head(llama_checkpoint, tmp_path):
     assert all(r["status"] == "ok" for r in result.evaluations)
 
 
+def _with_config(checkpoint, copy, change: dict):
+    """A copy of ``checkpoint`` whose config.json has ``change`` applied."""
+    copy.mkdir()
+    for f in checkpoint.iterdir():
+        (copy / f.name).write_bytes(f.read_bytes())
+    config = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**config, **change}))
+    return copy
+
+
 @pytest.mark.parametrize("change, says", [
     ({"attention_bias": True}, "attention_bias True"),
+    ({"mlp_bias": True}, "mlp_bias True"),
+    ({"head_dim": 8}, "head_dim 8 is not hidden_size / num_attention_heads"),
+    # transformers builds linear scaling from a legacy rope_scaling beside plain rope_parameters
+    ({"rope_scaling": {"type": "linear", "factor": 2.0}}, "rope_scaling of rope type 'linear'"),
     ({"hidden_act": "gelu"}, "hidden_act 'gelu'"),
     ({"rope_parameters": {"rope_type": "llama3", "rope_theta": 5e5, "factor": 8.0}}, "rope type 'llama3'"),
     ({"num_attention_heads": "4"}, "num_attention_heads must be a positive whole number"),
     ({"num_key_value_heads": 0}, "num_key_value_heads must be a positive whole number"),
 ])
 def test_a_checkpoint_ose_cannot_rebuild_is_one_line(llama_checkpoint, tmp_path, run_cli, change, says):
-    copy = tmp_path / "odd"
-    copy.mkdir()
-    for f in llama_checkpoint.iterdir():
-        (copy / f.name).write_bytes(f.read_bytes())
-    config = json.loads((copy / "config.json").read_text())
-    (copy / "config.json").write_text(json.dumps({**config, **change}))
-    code, _, err = run_cli("space", "--from", copy)
-    assert code == 2 and err.count("\n") == 1 and says in err
+    code, _, err = run_cli("space", "--from", _with_config(llama_checkpoint, tmp_path / "odd", change))
+    assert code == 2 and err.count("\n") == 1 and says in err and "config.json" in err
+
+
+@pytest.mark.parametrize("change, says", [
+    ({"num_hidden_layers": 6}, "config.json says num_hidden_layers 6, model.safetensors has 4 layers"),
+    ({"hidden_size": 128, "head_dim": 32}, "config.json says hidden_size 128, model.safetensors has "
+                                           "model.embed_tokens.weight of 512 × 64"),
+    ({"num_key_value_heads": 4}, "config.json says num_key_value_heads 4 of size 16, model.safetensors has "
+                                 "model.layers.0.self_attn.k_proj.weight of 32 × 64"),
+    ({"intermediate_size": 256}, "config.json says intermediate_size 256, model.safetensors has "
+                                 "model.layers.0.mlp.gate_proj.weight of 128 × 64"),
+], ids=["layers", "hidden", "key-value-heads", "intermediate"])
+def test_a_config_its_weights_contradict_is_one_line(llama_checkpoint, tmp_path, run_cli, change, says):
+    code, printed, err = run_cli("count", "--from", _with_config(llama_checkpoint, tmp_path / "contradicted", change))
+    assert code == 2 and printed == "" and err.count("\n") == 1 and says in err and "Traceback" not in err
 
 
 def test_a_space_whose_heads_t_cannot_give_is_refused_before_training(llama_checkpoint, tmp_path, run_cli):

@@ -91,6 +91,7 @@ def test_a_candidate_is_ts_config_with_only_its_counts_replaced(bert_checkpoint,
 @pytest.mark.parametrize("change, says", [
     ({"position_embedding_type": "relative_key"}, "position_embedding_type 'relative_key'"),
     ({"is_decoder": True}, "is_decoder True"),
+    ({"add_cross_attention": True}, "add_cross_attention True"),
     ({"tie_word_embeddings": False}, "tie_word_embeddings False"),
     ({"hidden_act": "quick_gelu"}, "hidden_act 'quick_gelu': ose's BERT family counts gelu, relu"),
     ({"layer_norm_eps": "small"}, "does not describe a bert model"),
@@ -101,7 +102,7 @@ def test_a_bert_config_ose_cannot_rebuild_or_count_is_one_line(bert_checkpoint, 
     config = json.loads((odd / "config.json").read_text())
     (odd / "config.json").write_text(json.dumps({**config, **change}))
     code, _, err = run_cli("space", "--from", odd)
-    assert code == 2 and err.count("\n") == 1 and says in err
+    assert code == 2 and err.count("\n") == 1 and says in err and "config.json" in err
 
 
 def test_a_depth_only_slice_equals_running_ts_kept_layers(t_model, bert_checkpoint):
@@ -302,6 +303,9 @@ def _broken(tmp_path, checkpoint, name, change):
     ("truncated", lambda d: (d / "model.safetensors").write_bytes(b"\x01\x02"), "not a readable weights file"),
     ("bad-header", lambda d: (d / "model.safetensors").write_bytes((9).to_bytes(8, "little") + b"{not json"),
      "not a readable weights file"),
+    ("cut-after-header", lambda d: (d / "model.safetensors").write_bytes(
+        (d / "model.safetensors").read_bytes()[:50000]),
+     "model.safetensors is not a readable weights file (truncated: 50,000 of the "),
     ("heads", lambda d: (d / "config.json").write_text(json.dumps(
         {**json.loads((d / "config.json").read_text()), "num_attention_heads": 0})), "num_attention_heads must be"),
 ])
@@ -309,6 +313,44 @@ def test_a_bad_checkpoint_is_one_line(run_cli, bert_checkpoint, tmp_path, name, 
     bad = _broken(tmp_path, bert_checkpoint, name, change)
     code, _, err = run_cli("extract", "--from", bad, "--out", tmp_path / "out", "--quiet")
     assert code == 2 and err.count("\n") == 1 and message in err
+    assert not (tmp_path / "out").exists()
+
+
+def _with_config(tmp_path, checkpoint, change):
+    def edit(d):
+        config = json.loads((d / "config.json").read_text())
+        (d / "config.json").write_text(json.dumps({**config, **change(config)}))
+    return _broken(tmp_path, checkpoint, "contradicted", edit)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: {"num_hidden_layers": 12}, "config.json says num_hidden_layers 12, model.safetensors has 4 layers"),
+    (lambda c: {"hidden_size": 128, "num_attention_heads": 8}, "config.json says hidden_size 128, model.safetensors "
+                                                               "has embeddings.word_embeddings.weight of "),
+    (lambda c: {"max_position_embeddings": 128}, "config.json says max_position_embeddings 128, model.safetensors "
+                                                 "has embeddings.position_embeddings.weight of 64 × 64"),
+    (lambda c: {"max_position_embeddings": 32}, "config.json says max_position_embeddings 32"),
+    (lambda c: {"vocab_size": c["vocab_size"] + 7}, "config.json says vocab_size "),
+    (lambda c: {"type_vocab_size": 3}, "config.json says type_vocab_size 3"),
+    (lambda c: {"intermediate_size": 256}, "config.json says intermediate_size 256, model.safetensors has "
+                                           "encoder.layer.0.intermediate.dense.weight of 128 × 64"),
+], ids=["layers", "hidden", "more-positions", "fewer-positions", "vocabulary", "token-types", "intermediate"])
+def test_a_config_its_weights_contradict_is_one_line_before_anything(run_cli, bert_checkpoint, tmp_path, change,
+                                                                     message):
+    """ose count --from counted such a T (12 layers over 6: 33.4 M parameters instead of 22.7 M) and
+    said DIFFERENT; ose extract failed mid-run with a traceback, or trained on layers T lacks."""
+    bad = _with_config(tmp_path, bert_checkpoint, change)
+    code, printed, err = run_cli("count", "--from", bad)
+    assert code == 2 and printed == "" and err.startswith(f"ose: error: --from {bad}: config.json says ")
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+def test_extract_refuses_a_checkpoint_with_fewer_layers_than_its_config(run_cli, bert_checkpoint, tmp_path):
+    bad = _with_config(tmp_path, bert_checkpoint, lambda c: {"num_hidden_layers": 6})
+    code, _, err = run_cli("extract", "--from", bad, "--task", "cls", "--epsilon", 100, "--steps", 1,
+                           "--max-examples", 1500, "--out", tmp_path / "out", "--quiet")
+    assert code == 2 and err == (f"ose: error: --from {bad}: config.json says num_hidden_layers 6, "
+                                 f"model.safetensors has 4 layers\n")
     assert not (tmp_path / "out").exists()
 
 
@@ -343,18 +385,25 @@ def test_a_sharded_checkpoint_loads_like_the_single_file(bert_checkpoint, tmp_pa
     assert one.keys() == many.keys() and all(torch.equal(one[k], many[k]) for k in one)
     code, printed, _ = run_cli("count", "--from", sharded, "--format", "json")
     assert code == 0 and json.loads(printed)["checkpoint"]["matches"] is True
+    cut = sharded / shards[1]
+    cut.write_bytes(cut.read_bytes()[:-100])
+    code, _, err = run_cli("count", "--from", sharded)
+    assert code == 2 and err.count("\n") == 1 and f"({shards[1]}: truncated: " in err
     (sharded / shards[1]).unlink()
     code, _, err = run_cli("count", "--from", sharded)
     assert code == 2 and err.count("\n") == 1 and f"names shard {shards[1]}, which is missing" in err
 
 
 def test_a_tokenizer_that_does_not_match_ts_vocabulary_is_one_line(run_cli, bert_checkpoint, tmp_path):
-    def grow(d):
-        config = json.loads((d / "config.json").read_text())
-        (d / "config.json").write_text(json.dumps({**config, "vocab_size": config["vocab_size"] + 7}))
-    bad = _broken(tmp_path, bert_checkpoint, "mismatch", grow)
-    code, _, err = run_cli("extract", "--from", bad, "--task", "cls", "--max-examples", "1500",
-                           "--out", tmp_path / "out", "--quiet")
+    from ose.config import ExtractConfig
+    from ose.data import read_examples, train_wordpiece
+
+    other = tmp_path / "other-tokenizer"
+    other.mkdir()
+    train_wordpiece([e.text for e in read_examples(ExtractConfig(max_examples=1500))], 300).save(
+        str(other / "tokenizer.json"))
+    code, _, err = run_cli("extract", "--from", bert_checkpoint, "--tokenizer", other, "--task", "cls",
+                           "--max-examples", "1500", "--out", tmp_path / "out", "--quiet")
     assert code == 2 and err.count("\n") == 1 and "use the checkpoint's own tokenizer" in err
     assert not (tmp_path / "out").exists()
 

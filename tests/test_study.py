@@ -161,3 +161,53 @@ def test_lock_file_holds_the_pid(tmp_path):
         store.close()
         lock.release()
     assert holder(tmp_path) is None
+
+
+def _unreadable(kind: str, out) -> bytes:
+    """A study file sqlite cannot read: random bytes, or a real study cut in half."""
+    import random
+
+    if kind == "random-bytes":
+        return random.Random(0).randbytes(5000)
+    store, lock = open_study(out, _meta(12), log=lambda *a: None)
+    for i in range(200):
+        store.add(f"k{i}", {"status": "ok", "pad": "x" * 500}, {}, {})
+    store.close()
+    lock.release()
+    db = sqlite3.connect(out / STUDY_FILE)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    whole = (out / STUDY_FILE).read_bytes()
+    for leftover in out.glob(STUDY_FILE + "-*"):
+        leftover.unlink()
+    return whole[:len(whole) // 2]
+
+
+@pytest.mark.parametrize("kind", ["random-bytes", "truncated"])
+def test_an_unreadable_study_names_new_study_which_sets_it_aside(tmp_path, kind):
+    """Before, a corrupt study.db could not be set aside with --new-study, the documented way out."""
+    broken = _unreadable(kind, tmp_path)
+    (tmp_path / STUDY_FILE).write_bytes(broken)
+    with pytest.raises(StoreError, match="; --new-study sets it aside") as refused:
+        open_study(tmp_path, _meta(13), log=lambda *a: None)
+    assert "\n" not in str(refused.value) and (tmp_path / STUDY_FILE).read_bytes() == broken
+    lines = []
+    store, lock = open_study(tmp_path, _meta(13), new_study=True, log=lines.append)
+    assert store.meta() == _meta(13) and store.records() == []
+    store.close()
+    lock.release()
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith(STUDY_FILE + ".corrupt-")
+             and not p.name.endswith(("-wal", "-shm"))]
+    assert len(aside) == 1 and aside[0].read_bytes() == broken  # renamed, never deleted or written
+    assert lines == [f"set aside the unreadable study file as {aside[0].name}"]
+
+
+def test_two_set_asides_in_one_second_keep_both(tmp_path, monkeypatch):
+    from ose import study
+
+    monkeypatch.setattr(study.time, "strftime", lambda *a: "20260101-000000")
+    for content in (b"first", b"second"):
+        (tmp_path / STUDY_FILE).write_bytes(content)
+        study.set_aside(tmp_path)
+    kept = sorted(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith(STUDY_FILE + "."))
+    assert kept == [b"first", b"second"]

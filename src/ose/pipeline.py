@@ -147,15 +147,15 @@ def job_key(xi: dict, theta: Theta) -> str:
     return f"{arch_key(xi)}|{theta.key()}"
 
 
-def _check_out(out: Path) -> dict | None:
+def _check_out(out: Path, new_study: bool = False) -> dict | None:
     """The identity of the study already in ``out``, if any; an unusable study file is refused now,
-    not after the slow data preparation."""
+    not after the slow data preparation (with ``new_study``, it is set aside when the study opens)."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: output path exists and is not a directory")
     _check_foreign(out)
     studies.check_writable(out)
     studies.check_free(out)
-    return studies.read_meta(out)
+    return studies.stored_meta(out, new_study)[0]
 
 
 def _check_foreign(out: Path) -> None:
@@ -225,7 +225,7 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
     out = Path(cfg.out)
     cfg, space, source = load(cfg)
     strategy = plan(cfg, space)
-    stored = _check_out(out)
+    stored = _check_out(out, new_study)
     legacy = not new_study and resumes_legacy(stored, cfg)
     if legacy:  # its own space, as stored (the counts its evaluations were scored with)
         space = space_from_dict(stored["settings"]["space"], source=str(out / "study.db"))

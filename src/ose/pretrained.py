@@ -96,12 +96,15 @@ def load_source(spec: str) -> Source:
         detail = " ".join(str(e).split())[:300] or type(e).__name__
         raise ConfigError(f"--from {spec}: config.json does not describe a {family.name} model ({detail})") from None
     try:
-        names = tensor_shapes(weights)
+        shapes = tensor_shapes(weights)
     except Exception as e:  # a truncated or foreign file: struct, JSON, pickle and torch errors alike
         detail = (str(e).splitlines() or [type(e).__name__])[0]
         raise ConfigError(f"--from {spec}: {Path(weights).name} is not a readable weights file ({detail})") from None
+    mismatch = family.check_weights(config, shapes, Path(weights).name)
+    if mismatch:
+        raise ConfigError(f"--from {spec}: {mismatch}")
     return Source(spec, str(path), family.name, xi, settings, config, str(weights),
-                  heads=frozenset(family.checkpoint_heads(names, config)))
+                  heads=frozenset(family.checkpoint_heads(shapes, config)))
 
 
 def tensor_shapes(weights: str | Path) -> dict[str, tuple[int, ...]]:
@@ -110,9 +113,10 @@ def tensor_shapes(weights: str | Path) -> dict[str, tuple[int, ...]]:
     out = {}
     for file in shard_files(weights):
         if file.suffix == ".safetensors":
-            with file.open("rb") as f:
-                (size,) = struct.unpack("<Q", f.read(8))
-                header = json.loads(f.read(size))
+            try:
+                header = safetensors_header(file)
+            except ValueError as e:  # of a shard: which one
+                raise ValueError(str(e) if file == Path(weights) else f"{file.name}: {e}") from None
             out.update({k: tuple(v["shape"]) for k, v in header.items()
                         if k != "__metadata__" and v["dtype"] in ("F16", "BF16", "F32", "F64")})
             continue
@@ -121,6 +125,21 @@ def tensor_shapes(weights: str | Path) -> dict[str, tuple[int, ...]]:
         state = torch.load(file, map_location="cpu", weights_only=True)
         out.update({k: tuple(v.shape) for k, v in state.items() if v.is_floating_point()})
     return out
+
+
+def safetensors_header(file: Path) -> dict:
+    """A safetensors file's header, its length checked against the file's: a file cut short after
+    its header (a copy or download stopped midway) reads like a whole one until it is loaded."""
+    with file.open("rb") as f:
+        (size,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(size))
+    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    want, have = 8 + size + end, file.stat().st_size
+    if have < want:
+        raise ValueError(f"truncated: {have:,} of the {want:,} bytes its header describes")
+    if have > want:
+        raise ValueError(f"{have:,} bytes, {have - want:,} more than its header describes")
+    return header
 
 
 def checkpoint_params(source: Source, head: str) -> dict[str, int]:

@@ -144,6 +144,10 @@ _RETIRED_DDL = """CREATE TABLE IF NOT EXISTS retired (
     finished_at REAL NOT NULL, retired_at REAL NOT NULL)"""
 
 
+class UnreadableStudy(StoreError):
+    """A study file this ose cannot read: not SQLite, corrupt, truncated, not ose's, or a newer schema."""
+
+
 class SQLiteStore(Store):
     """``study.db``: one row per evaluation, each written in its own transaction."""
 
@@ -171,26 +175,26 @@ class SQLiteStore(Store):
             if "locked" in str(e) or "busy" in str(e):
                 raise StoreError(f"{self.path}: study is locked by another process past the "
                                  f"{self.timeout:g} s timeout") from None
-            raise StoreError(f"{self.path}: not a usable study file ({e})") from None
+            raise UnreadableStudy(f"{self.path}: not a usable study file ({e})") from None
 
     def _check_readonly(self) -> None:
         """Validate an existing file without writing a byte to it."""
         try:
             db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=self.timeout)
         except sqlite3.Error as e:
-            raise StoreError(f"{self.path}: cannot open ({e})") from None
+            raise UnreadableStudy(f"{self.path}: cannot open ({e})") from None
         try:
             tables = {r[0] for r in self._ro(db, "SELECT name FROM sqlite_master WHERE type='table'")}
             if not {"ose_meta", "evaluations"} <= tables:
-                raise StoreError(f"{self.path}: not an ose study (no ose tables)")
+                raise UnreadableStudy(f"{self.path}: not an ose study (no ose tables)")
             row = self._ro(db, "SELECT value FROM ose_meta WHERE key='schema_version'")
             version = int(row[0][0]) if row else None
             if version != SCHEMA_VERSION:
-                raise StoreError(f"{self.path}: unknown study schema version {version} "
-                                 f"(this ose reads version {SCHEMA_VERSION})")
+                raise UnreadableStudy(f"{self.path}: unknown study schema version {version} "
+                                      f"(this ose reads version {SCHEMA_VERSION})")
             check = self._ro(db, "PRAGMA quick_check")
             if check[0][0] != "ok":
-                raise StoreError(f"{self.path}: study file is corrupt ({check[0][0]})")
+                raise UnreadableStudy(f"{self.path}: study file is corrupt ({check[0][0]})")
         finally:
             db.close()
 

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from .estimate import StepCost, record_work, remaining_seconds
-from .store import STUDY_FILE, Store, StoreError, open_store
+from .store import STUDY_FILE, Store, StoreError, UnreadableStudy, open_store
 
 LOCK_FILE = "study.lock"
 
@@ -163,10 +163,26 @@ def _added_at_default(key: str, a: dict, b: dict) -> bool:
     return default is not MISSING and value == default
 
 
-def set_aside(out: Path) -> Path:
-    """Rename the study file (and its WAL files) so a new study can start; nothing is deleted."""
+def stored_meta(out: Path, new_study: bool = False) -> tuple[dict | None, bool]:
+    """(the identity of the study in ``out`` or None, whether its file is unreadable). An unreadable
+    file is refused in one line that names the way out, unless ``new_study`` will set it aside."""
+    try:
+        return read_meta(out), False
+    except UnreadableStudy as e:
+        if not new_study:
+            raise StoreError(f"{e}; --new-study sets it aside (renamed, not deleted) and starts anew") from None
+        return None, True
+
+
+def set_aside(out: Path, kind: str = "") -> Path:
+    """Rename the study file (and its WAL files) so a new study can start; nothing is deleted.
+    ``kind`` tags the name (``corrupt-``) of a file that is set aside for being unreadable."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    target = Path(out) / f"{STUDY_FILE}.{stamp}"
+    target = Path(out) / f"{STUDY_FILE}.{kind}{stamp}"
+    n = 1
+    while any(Path(f"{target}{suffix}").exists() for suffix in ("", "-wal", "-shm")):  # two in one second
+        n += 1
+        target = Path(out) / f"{STUDY_FILE}.{kind}{stamp}-{n}"
     for suffix in ("", "-wal", "-shm"):
         src = Path(out) / f"{STUDY_FILE}{suffix}"
         if src.exists():
@@ -181,7 +197,9 @@ def open_study(out: Path, meta: dict, new_study: bool = False, log=print) -> tup
     """
     lock = StudyLock(Path(out))
     try:
-        stored = read_meta(out)
+        stored, unreadable = stored_meta(out, new_study)
+        if unreadable:
+            log(f"set aside the unreadable study file as {set_aside(out, 'corrupt-').name}")
         if stored is not None:
             diff = differences(stored, meta)
             if diff and not new_study:

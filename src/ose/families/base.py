@@ -12,6 +12,7 @@ a task (data, loss, metric, teacher) belongs to the task.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from typing import Any, Mapping
 
@@ -75,6 +76,28 @@ def head_of(config: dict, heads: Mapping[str, str]) -> str | None:
     names = config.get("architectures") or []
     return next((kind for kind in heads if kind in suffixes and any(str(n).endswith(suffixes[kind]) for n in names)),
                 None)
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return " × ".join(map(str, shape)) or "a scalar"
+
+
+def layer_count(shapes: Mapping[str, tuple], stem: str, prefixes: tuple[str, ...]) -> int:
+    """A checkpoint's layers: its highest layer index + 1 in tensor names ``{prefix}{stem}N.…``."""
+    pattern = re.compile(f"(?:{'|'.join(map(re.escape, prefixes))}){re.escape(stem)}(\\d+)\\.")
+    return max((int(m[1]) + 1 for name in shapes if (m := pattern.match(name))), default=0)
+
+
+def shape_mismatch(shapes: Mapping[str, tuple], expected, prefixes: tuple[str, ...], file: str) -> str | None:
+    """The first of ``expected``, (what config.json says, tensor name, dimension, its size), that the
+    checkpoint's tensors (name → shape, each name under one of ``prefixes``) contradict, as one line."""
+    for said, name, dim, size in expected:
+        real = next((p + name for p in prefixes if p + name in shapes), None)
+        if real is None:
+            return f"config.json says {said}, {file} has no {name}"
+        if len(shapes[real]) <= dim or shapes[real][dim] != size:
+            return f"config.json says {said}, {file} has {real} of {_shape(shapes[real])}"
+    return None
 
 
 class Family(ABC):
@@ -146,6 +169,26 @@ class Family(ABC):
     def inheritable(self, xi: Mapping[str, int], t: Mapping[str, int]) -> str | None:
         """Why ξ cannot be cut from T = ``t``'s weights, beyond being no larger than T, or None."""
         return None
+
+    # Where a checkpoint's tensors are named: the prefixes its models put before the body's names
+    # (``bert.`` in a BERT with a head), and the stems of its layers' names (``encoder.layer.``).
+    checkpoint_prefixes: tuple[str, ...] = ("",)
+    layer_stem: str = ""
+
+    def expected_shapes(self, config: dict, names) -> list[tuple[str, str, int, int]]:
+        """What a checkpoint's ``config.json`` (one ``from_hf_config`` reads) makes of its tensors
+        (``names``): (what it says, a tensor's name without prefix, dimension, its size), in order."""
+        return []
+
+    def check_weights(self, config: dict, shapes: Mapping[str, tuple], file: str) -> str | None:
+        """Where ``config.json`` and the tensors of ``file`` (name → shape) disagree, as one line
+        naming the field, or None. Checked before any training: otherwise transformers refuses T
+        with a traceback mid-run, or T is counted with layers its weights do not hold."""
+        if self.layer_stem:  # first: with layers missing or extra, every later check is beside the point
+            said, layers = config[HF_COUNTS["D"]], layer_count(shapes, self.layer_stem, self.checkpoint_prefixes)
+            if layers != said:
+                return f"config.json says {HF_COUNTS['D']} {said}, {file} has {layers} layers"
+        return shape_mismatch(shapes, self.expected_shapes(config, shapes), self.checkpoint_prefixes, file)
 
     def checkpoint_heads(self, tensor_names, config: dict) -> set[str]:
         """The head kinds whose weights a candidate inherits from a checkpoint (sliced with the body)."""

@@ -75,6 +75,8 @@ class Bert(Family):
                        "none": ()}
     head_tensors = {"sequence-classification": ("classifier.",), "masked-lm": ("cls.",)}
     weights_module = "bert_weights"
+    checkpoint_prefixes = ("", "bert.")
+    layer_stem = "encoder.layer."
 
     def check(self, xi: Mapping[str, int]) -> str | None:
         return check_heads(xi, PARAMETERS)
@@ -152,6 +154,26 @@ class Bert(Family):
         if head == "sequence-classification":
             settings["num_labels"] = len(config.get("id2label") or {}) or config.get("num_labels", 2)
         return xi, settings
+
+    def expected_shapes(self, config: dict, names) -> list[tuple[str, str, int, int]]:
+        """The embeddings' rows and width, each layer's query, key and value rows (heads × head size)
+        and intermediate rows; a classifier's rows, when it has one (its labels count in C)."""
+        xi, settings = self.from_hf_config(config)
+        D, A, H, I = (xi[k] for k in PARAMETERS)
+        V, P, T = settings["vocab_size"], settings["max_positions"], settings["type_vocab_size"]
+        e = "embeddings."
+        out = [(f"hidden_size {H}", e + "word_embeddings.weight", 1, H),
+               (f"vocab_size {V}", e + "word_embeddings.weight", 0, V),
+               (f"max_position_embeddings {P}", e + "position_embeddings.weight", 0, P),
+               (f"type_vocab_size {T}", e + "token_type_embeddings.weight", 0, T)]
+        for i in range(D):
+            out += [(f"num_attention_heads {A} of size {H // A}", f"encoder.layer.{i}.attention.self.{p}.weight", 0,
+                     A * (H // A)) for p in ("query", "key", "value")]
+            out.append((f"intermediate_size {I}", f"encoder.layer.{i}.intermediate.dense.weight", 0, I))
+        if settings["head"] == "classifier" and "classifier.weight" in names:
+            n = settings["num_labels"]
+            out.append((f"{n} labels (id2label)", "classifier.weight", 0, n))
+        return out
 
     def inheritable(self, xi: Mapping[str, int], t: Mapping[str, int]) -> str | None:
         """Slicing keeps the most important dimensions of T's heads (``bert_weights``): no more than T has."""

@@ -80,6 +80,8 @@ class Llama(Family):
     checkpoint_head = {"lm": ("model.norm.", "norm.", "lm_head."), "none": ("model.norm.", "norm.")}
     weights_module = "llama_weights"
     pretrained_class = "AutoModelForCausalLM"
+    checkpoint_prefixes = ("model.", "")  # a bare LlamaModel's tensors have no ``model.``
+    layer_stem = "layers."
 
     def check(self, xi: Mapping[str, int]) -> str | None:
         problem = check_heads(xi, PARAMETERS)
@@ -150,10 +152,13 @@ class Llama(Family):
         for key, plain in (("hidden_act", "silu"), ("attention_bias", False), ("mlp_bias", False)):
             if config.get(key, plain) != plain:
                 raise ValueError(f"{key} {config[key]!r}: ose's Llama family builds {key} {plain!r} only")
+        # transformers applies a legacy rope_scaling over rope_parameters: each must be plain.
+        for key in ("rope_parameters", "rope_scaling"):
+            given = config.get(key) or {}
+            kind = given.get("rope_type", given.get("type", "default"))
+            if kind != "default":
+                raise ValueError(f"{key} of rope type {kind!r}: ose's Llama family builds plain rotary positions only")
         rope = config.get("rope_parameters") or config.get("rope_scaling") or {}
-        if rope.get("rope_type", rope.get("type", "default")) != "default":
-            raise ValueError(f"rope type {rope.get('rope_type', rope.get('type'))!r}: ose's Llama family builds "
-                             f"plain rotary positions only")
         settings = {"vocab_size": config_count(config, "vocab_size"),
                     "max_positions": config_count(config, "max_position_embeddings"),
                     "tie_embeddings": bool(config.get("tie_word_embeddings", False)),
@@ -162,6 +167,23 @@ class Llama(Family):
                     "rms_norm_eps": float(config.get("rms_norm_eps", 1e-6)),  # transformers' default
                     "head": "lm" if head_of(config, self.heads) else "none"}
         return xi, settings
+
+    def expected_shapes(self, config: dict, names) -> list[tuple[str, str, int, int]]:
+        """The embeddings' rows and width (and an untied LM head's), each layer's query rows (heads ×
+        head size), key and value rows (key/value heads × head size), gate and up rows."""
+        xi, settings = self.from_hf_config(config)
+        D, A, K, H, I = (xi[k] for k in PARAMETERS)
+        d, V = H // A, settings["vocab_size"]
+        kv = "num_key_value_heads" if config.get("num_key_value_heads") is not None else HF_COUNTS["A"]
+        out = [(f"hidden_size {H}", "embed_tokens.weight", 1, H), (f"vocab_size {V}", "embed_tokens.weight", 0, V)]
+        if "lm_head.weight" in names:
+            out += [(f"vocab_size {V}", "lm_head.weight", 0, V), (f"hidden_size {H}", "lm_head.weight", 1, H)]
+        for i in range(D):
+            a = f"layers.{i}."
+            out += [(f"num_attention_heads {A} of size {d}", a + "self_attn.q_proj.weight", 0, A * d),
+                    *((f"{kv} {K} of size {d}", f"{a}self_attn.{p}_proj.weight", 0, K * d) for p in "kv"),
+                    *((f"intermediate_size {I}", f"{a}mlp.{p}_proj.weight", 0, I) for p in ("gate", "up"))]
+        return out
 
     def checkpoint_heads(self, tensor_names, config: dict) -> set[str]:
         return {"causal-lm"} if "lm_head.weight" in tensor_names or config.get("tie_word_embeddings") else set()
