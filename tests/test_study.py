@@ -114,6 +114,23 @@ def test_a_different_configuration_is_refused_and_a_new_study_sets_the_old_aside
         sqlite3.connect(aside[0]).execute("SELECT record FROM evaluations").fetchone()[0]) == {"status": "ok"}
 
 
+def test_a_new_study_moves_the_old_studys_export_and_distil_state_with_it(tmp_path):
+    store, lock = open_study(tmp_path, _meta(12), log=lambda *a: None)
+    store.close()
+    lock.release()
+    for folder, name in (("model", "ose.json"), (".distil", "student-x.pt"), ("notes", "mine.txt")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / name).write_text("old")
+    store, lock = open_study(tmp_path, _meta(13), new_study=True, log=lambda *a: None)
+    store.close()
+    lock.release()
+    stamp = next(p.name for p in tmp_path.iterdir() if p.name.startswith(STUDY_FILE + ".")
+                 and not p.name.endswith(("-wal", "-shm")))[len(STUDY_FILE) + 1:]
+    assert (tmp_path / f"model.{stamp}" / "ose.json").read_text() == "old"
+    assert (tmp_path / f".distil.{stamp}" / "student-x.pt").is_file()
+    assert not (tmp_path / "model").exists() and (tmp_path / "notes" / "mine.txt").is_file()  # the user's stays
+
+
 def test_a_study_from_before_sort_resumes_in_its_own_order_only(tmp_path):
     # It was cut in the whole network's order: the same study under --sort total, not the new default.
     old = _meta(12)

@@ -175,7 +175,8 @@ def stored_meta(out: Path, new_study: bool = False) -> tuple[dict | None, bool]:
 
 
 def set_aside(out: Path, kind: str = "") -> Path:
-    """Rename the study file (and its WAL files) so a new study can start; nothing is deleted.
+    """Rename the study file (and its WAL files) so a new study can start, and the old study's
+    export (``model/``) and distil state (``.distil/``) with the same stamp; nothing is deleted.
     ``kind`` tags the name (``corrupt-``) of a file that is set aside for being unreadable."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     target = Path(out) / f"{STUDY_FILE}.{kind}{stamp}"
@@ -187,6 +188,12 @@ def set_aside(out: Path, kind: str = "") -> Path:
         src = Path(out) / f"{STUDY_FILE}{suffix}"
         if src.exists():
             src.rename(Path(f"{target}{suffix}"))
+    # What ose distil made of the old study (its export, its saved runs) goes with it: beside a new
+    # study, an old pick's model would read as the new one's.
+    for folder, mark in (("model", "ose.json"), (".distil", None)):
+        src = Path(out) / folder
+        if src.is_dir() and (mark is None or (src / mark).is_file()):
+            src.rename(Path(out) / f"{folder}.{target.name[len(STUDY_FILE) + 1:]}")
     return target
 
 
