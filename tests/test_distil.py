@@ -122,3 +122,19 @@ def test_extract_never_writes_into_a_folder_of_the_users(tiny_space, run_cli, tm
     assert code == 2 and err.count("\n") == 1 and "holds files ose did not write (results.csv)" in err
     assert (mine / "results.csv").read_text() == "my,table\n" and sorted(p.name for p in mine.iterdir()) == \
         ["results.csv"]
+
+
+def test_ose_report_after_distil_shows_the_exported_model(study, run_cli, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(study / "run", run)
+    code, _, err = run_cli("distil", run, "--steps", 2, "--quiet")
+    assert code == 0, err
+    card = json.loads((run / "model" / "ose.json").read_text())
+    code, printed, _ = run_cli("report", run)
+    assert code == 0
+    line = next(line for line in printed.splitlines() if line.startswith("exported model/"))
+    assert f"test accuracy {card['model']['accuracy']:.4f}" in line and "CPU speed-up over T" in line
+    assert "Exported models" in (run / "report.html").read_text()
+    assert json.loads((run / "results.json").read_text())["exports"][0]["folder"] == "model"

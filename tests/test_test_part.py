@@ -60,3 +60,13 @@ def test_the_held_out_fraction_sizes_b_and_the_test_part(run_cli, files, tmp_pat
     assert "warning: the test part holds only 28 examples" in out and "±0.19" in out
     code, out, _ = _extract(run_cli, files, tmp_path / "large", "--heldout-fraction", "0.4")
     assert code == 0 and "test part: 448 examples" in out and "warning: the test part" not in out
+
+
+def test_labelled_data_on_the_default_task_gets_a_hint(run_cli, files, tmp_path):
+    code, out, _ = run_cli("extract", "--space", files / "space.toml", "--data", files / "train.jsonl",
+                           "--epsilon", 8, "--steps", 1, "--eval-batches", 1, "--threads", 1, "--out", tmp_path / "r",
+                           "--quiet")
+    assert code == 0 and "note: the data has labels (1,200 examples), but the task is mlm" in out
+    assert "--task cls trains a classifier on them" in out
+    code, out, _ = _extract(run_cli, files, tmp_path / "c")
+    assert code == 0 and "note: the data has labels" not in out

@@ -131,7 +131,8 @@ class ExtractConfig:
     task: str | None = option(None, "what ê is measured on (default: the family's first, mlm for bert, clm for "
                                     "llama)", choices=_names("tasks", "TASKS"))
     epsilon: int = option(3, "ε: architectures per interval; 1 = exhaustive (default 3)", check="positive")
-    steps: int = option(100, "s: SGD steps per candidate (default 100)", check="positive")
+    steps: int = option(100, "s: training steps per candidate, under each θ's optimizer (default 100)",
+                        check="positive")
     out: str = option("runs/ose", "output directory (default runs/ose)")
     seed: int = option(0, "seed of the split, the masks, the initialisation and the batch order")
     theta: list[Theta] | None = field(default=None, metadata=_opt(

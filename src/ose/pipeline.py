@@ -28,6 +28,7 @@ from .report import results as report
 from .space import Candidate, SearchSpace, arch_key, load_space, space_from_dict
 from .store import Store
 from .strategies import Strategy, make_strategy
+from .tasks import tasks_of
 
 
 @dataclass
@@ -223,6 +224,7 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
     """Validate everything, then train; nothing is written before the inputs are known good."""
     cfg.validate()
     out = Path(cfg.out)
+    task_given = cfg.task is not None
     cfg, space, source = load(cfg)
     strategy = plan(cfg, space)
     stored = _check_out(out, new_study)
@@ -265,6 +267,9 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
     if files_note := describe_source(cfg.data):
         log(files_note)
     log(parts_line(ctx))
+    if not task_given and ctx.data.labelled and ctx.task.name != "cls" and "cls" in tasks_of(ctx.family):
+        log(f"note: the data has labels ({ctx.data.labelled:,} examples), but the task is {ctx.task.name}, the "
+            f"default for {source.spec if source else 'this space'}; --task cls trains a classifier on them")
     small = small_test_warning(ctx)
     if small:
         log(small)

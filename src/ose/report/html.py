@@ -135,13 +135,20 @@ def _comparison(doc: dict, latency: dict | None) -> list[dict]:
     return rows
 
 
+def _theta_text(r: dict) -> str:
+    """θ as it trained: AdamW has no momentum, so none is shown for it."""
+    if r.get("optimizer", "sgd") == "adamw":
+        return f"AdamW, lr {r.get('lr')}, batch size {r.get('batch_size')}"
+    return f"SGD, lr {r.get('lr')}, momentum {r.get('momentum')}, batch size {r.get('batch_size')}"
+
+
 def _pick_section(doc: dict, latency: dict | None) -> str:
     names = results.parameter_names(doc)
     pick = doc.get("best")
     if not pick:
         return ("<section id='pick'><h2>Chosen architecture</h2><p>No evaluation finished, so no architecture "
                 "was chosen; the failed evaluations and their reasons are listed below.</p></section>")
-    theta = f"(lr {pick.get('lr')}, momentum {pick.get('momentum')}, batch size {pick.get('batch_size')})"
+    theta = f"({_theta_text(pick)})"
     partial = results.unfinished(doc)
     heading = "Best architecture so far (unfinished study)" if partial else "Chosen architecture"
     parts = [f"<section id='pick'><h2>{heading}</h2>",
@@ -200,7 +207,8 @@ def _evaluations_section(doc: dict) -> str:
     names, t = results.parameter_names(doc), doc["maximum_point"]
     front = {plots.eval_key(r, names) for r in doc.get("pareto", [])}
     pick_key = plots.eval_key(doc["best"], names) if doc.get("best") else None
-    rows = [{"rank": n, **{k: r[k] for k in names}, "lr": r.get("lr"), "momentum": r.get("momentum"),
+    rows = [{"rank": n, **{k: r[k] for k in names}, "optimizer": r.get("optimizer", "sgd"), "lr": r.get("lr"),
+             "momentum": r.get("momentum") if r.get("optimizer", "sgd") == "sgd" else None,
              "batch": r.get("batch_size"), "W": r["w"], "ê": r["error"], "loss": r.get("loss"), "p": r["params"],
              "p/T": r["params"] / t["params"], "i": r["ops"], "i/T": r["ops"] / t["ops"], **_latency_cells(doc, r),
              "steps": r.get("steps"), "seconds": r.get("seconds"),
@@ -256,6 +264,16 @@ def _latency_rows(latency: dict) -> list[dict]:
     return [{"setting": f"latency: {k}", "value": _fmt(v)} for k, v in rows]
 
 
+def _exports_section(doc: dict) -> str:
+    """The models ``ose distil`` exported of this study, measured on the test part."""
+    exported = doc.get("exports")
+    if not exported:
+        return ""
+    items = "".join(f"<li>{_e(results.export_line(e))}</li>" for e in exported)
+    return (f"<section id='exports'><h2>Exported models</h2><p>Distilled with <code>ose distil</code> and measured "
+            f"on the test part, which neither the search nor the training selected on.</p><ul>{items}</ul></section>")
+
+
 def _settings_section(doc: dict, latency: dict | None) -> str:
     rows = _study_rows(doc) + (_latency_rows(latency) if latency else [])
     return f"<section id='settings'><h2>Study settings</h2>{_table(rows, ['setting', 'value'])}</section>"
@@ -264,8 +282,8 @@ def _settings_section(doc: dict, latency: dict | None) -> str:
 def render(doc: dict, pngs: list[Path], latency: dict | None = None) -> str:
     """The page as a string, embedding the figures ``pngs`` (as written by ``plots.write_plots``)."""
     name = doc["settings"].get("space", {}).get("name", "search space")
-    sections = [_pick_section(doc, latency), _figures_section(pngs, latency), _evaluations_section(doc),
-                _settings_section(doc, latency)]
+    sections = [_pick_section(doc, latency), _exports_section(doc), _figures_section(pngs, latency),
+                _evaluations_section(doc), _settings_section(doc, latency)]
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width, initial-scale=1'>"
             f"<title>{_e(f'OSE report: {name}')}</title><style>{_CSS}</style></head><body>"

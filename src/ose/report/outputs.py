@@ -59,8 +59,30 @@ def write_report(out: Path, store: Store, others: list[dict] = ()) -> tuple[dict
     if pick:
         space = space_from_dict(doc["settings"]["space"], source=str(Path(out) / STUDY_FILE))
         best_config = space.family.hf_config({k: pick[k] for k in space.family.parameters}, space.settings)
+    exported = exports(Path(out), store.meta())
+    if exported:
+        doc["exports"] = exported
     files = results.write_outputs(Path(out), doc, best_config)
     return doc, files + html.write_html(Path(out), doc, _latency(out), others)
+
+
+def exports(out: Path, meta: dict) -> list[dict]:
+    """What ``ose distil`` exported of this study into folders of ``out`` (``model/`` by default):
+    each folder's card facts, for the report; exports of a study set aside are not this study's."""
+    import json
+
+    from ..export import FACTS
+
+    found = []
+    for facts in sorted(Path(out).glob(f"*/{FACTS}")):
+        try:
+            card = json.loads(facts.read_text())
+        except (OSError, ValueError):
+            continue
+        if (card.get("run") or {}).get("study") == meta["created_at"]:
+            found.append({"folder": facts.parent.name, **{k: card.get(k) for k in (
+                "architecture", "model", "T", "teacher", "test", "latency_seconds", "params", "T_params")}})
+    return found
 
 
 def _latency(out: Path) -> dict | None:

@@ -157,4 +157,17 @@ def summary(doc: dict, top: int = 5) -> str:
         lines.append(f"{len(failed)} evaluation(s) failed: " +
                      "; ".join(f"{' '.join(f'{n}={r[n]}' for n in names)}: {r['message']}" for r in failed))
     lines += [line for line in (source_line(doc), separation(doc)) if line]
+    lines += [export_line(e) for e in doc.get("exports", [])]
     return "\n".join(lines)
+
+
+def export_line(e: dict) -> str:
+    """One exported model of the study (``ose distil``), measured on the test part."""
+    lo, hi = e["model"]["interval_95"]
+    line = (f"exported {e['folder']}/: ⟨{', '.join(f'{k}={v}' for k, v in e['architecture'].items())}⟩, test "
+            f"accuracy {e['model']['accuracy']:.4f} [{lo:.3f}, {hi:.3f}] on {e['test']['rows']:,} {e['test']['row_unit']}")
+    if e.get("T"):
+        line += f" (T {e['T']['accuracy']:.4f}, {e['model']['accuracy'] / e['T']['accuracy']:.3f} of T's)"
+    lat = e.get("latency_seconds") or {}
+    speed = [f"{lat['T'][b] / lat['model'][b]:.1f}× at batch {b}" for b in lat.get("model", {})]
+    return line + (f"; CPU speed-up over T {', '.join(speed)}" if speed else "")

@@ -86,6 +86,7 @@ class TaskData:
     train_unit: str            # what one training item is, for messages: "examples", "blocks of L tokens"
     row_unit: str = "examples"  # what one row of B or the test part is
     head_unused: str | None = None  # why T's own head for the task cannot read these labels (data.prepare)
+    labelled: int = 0               # examples of the source that carry a label
 
     def train_size(self) -> int:
         """How many items one epoch of training batches draws from."""
