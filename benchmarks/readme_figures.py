@@ -1,0 +1,98 @@
+"""The README's figures for its main command, made again: run it, read what it wrote, print them
+with the commit they came from.
+
+    python benchmarks/readme_figures.py                     # the README's command, in a temporary folder
+    python benchmarks/readme_figures.py --out runs/figures  # kept; a second run reuses the study and
+                                                            # the distil state, and reprints the figures
+
+It runs ``ose extract --from all-MiniLM-L6-v2 --task cls --epsilon 10 --steps 40`` then
+``ose distil --steps 150`` as the README does (each as its own process, timed, with its peak
+memory), and prints the pick, its W and ê on B with their runner-up, the test accuracies of the
+pick and T with their 95% intervals and n, and the CPU speed-ups. Every number quoted in the
+README's set-up section comes from this output; paste it with the commit it names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+EXTRACT = ["--from", "all-MiniLM-L6-v2", "--task", "cls", "--epsilon", "10", "--steps", "40"]
+
+
+def run(args: list[str]) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(["ose", *args, "--quiet"], capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"ose {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+    return time.perf_counter() - start
+
+
+def commit() -> str:
+    def git(*a):
+        return subprocess.run(["git", *a], capture_output=True, text=True, cwd=Path(__file__).parent).stdout.strip()
+
+    return git("rev-parse", "--short", "HEAD") + (" (with uncommitted changes)" if git("status", "--porcelain")
+                                                   else "")
+
+
+def figures(out: Path, seconds: dict, memory_mb: float, distil_steps: int) -> str:
+    doc = json.loads((out / "results.json").read_text())
+    card = json.loads((out / "model" / "ose.json").read_text())
+    done = sorted((r for r in doc["evaluations"] if r["status"] == "ok"), key=lambda r: -r["w"])
+    pick, second = done[0], done[1] if len(done) > 1 else None
+    names = list(doc["maximum_point"]["architecture"])
+
+    def arch(r):
+        return "⟨" + ", ".join(f"{k}={r[k]}" for k in names) + "⟩"
+
+    t_doc, n_b = doc["maximum_point"], doc["settings"]["data"]["heldout_targets"]
+    m, t, test = card["model"], card["T"], card["test"]
+    lat = card["latency_seconds"]
+    lines = [
+        f"main command at commit {commit()}: `ose extract {' '.join(EXTRACT)} --out OUT && ose distil OUT "
+        f"--steps {distil_steps}`",
+        f"time: extract {seconds['extract']:.0f} s, distil {seconds['distil']:.0f} s; peak memory {memory_mb:,.0f} MB",
+        f"pick {arch(pick)}: W {pick['w']:.4g}, ê {pick['error']:.4f} on B ({n_b:,} targets), "
+        f"p/T {pick['params'] / t_doc['params']:.3f}, i/T {pick['ops'] / t_doc['ops']:.4f}",
+    ]
+    if second:
+        lines.append(f"runner-up {arch(second)}: W {second['w']:.4g}, ê {second['error']:.4f}")
+    ref = t_doc.get("reference")
+    if ref and ref.get("status") == "ok":
+        lines.append(f"T's own ê after {ref['steps']} steps: {ref['error']:.4f}")
+    lines += [
+        f"test part: {test['rows']:,} {test['row_unit']} ({test['what']})",
+        f"test accuracy: pick {m['accuracy']:.3f} [{m['interval_95'][0]:.3f}, {m['interval_95'][1]:.3f}], "
+        f"T ({card.get('teacher') or 'T'}) {t['accuracy']:.3f} [{t['interval_95'][0]:.3f}, {t['interval_95'][1]:.3f}], "
+        f"ratio {m['accuracy'] / t['accuracy']:.3f}",
+        "trained: pick {} steps (best at {}), T {}".format(
+            card["training"]["model"]["steps"], card["training"]["model"]["best_step"],
+            "as given" if card["training"]["T"].get("as_given") else
+            f"{card['training']['T']['steps']} steps (best at {card['training']['T']['best_step']})"),
+        "CPU speed-up over T: " + ", ".join(f"{lat['T'][b] / lat['model'][b]:.1f}× at batch {b}" for b in lat["model"]),
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", help="where the study goes (default: a temporary folder)")
+    parser.add_argument("--distil-steps", type=int, default=150)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(args.out) if args.out else Path(tmp) / "demo"
+        seconds = {"extract": run(["extract", *EXTRACT, "--out", str(out)]),
+                   "distil": run(["distil", str(out), "--steps", str(args.distil_steps)])}
+        memory = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        print(figures(out, seconds, memory, args.distil_steps))
+
+
+if __name__ == "__main__":
+    main()
