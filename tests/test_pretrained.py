@@ -512,3 +512,20 @@ def test_teacher_from_distils_every_candidate_from_t_fine_tuned(extraction, bert
     assert [r["train_loss"] for r in taught.evaluations] != [r["train_loss"] for r in result.evaluations]
     code, _, err = run_cli("extract", "--teacher", "from", "--out", tmp_path / "x", "--quiet")
     assert code == 2 and err.count("\n") == 1 and "needs --from MODEL" in err
+
+
+def test_distil_refuses_a_study_whose_t_changed_since(bert_checkpoint, tmp_path, run_cli):
+    from safetensors.torch import load_file, save_file
+
+    copy = tmp_path / "t"
+    shutil.copytree(bert_checkpoint, copy)
+    code, _, err = run_cli("extract", "--from", copy, "--task", "cls", "--seq-len", 32, "--epsilon", 64, "--steps", 1,
+                           "--max-examples", 2000, "--eval-batches", 1, "--threads", 1, "--out", tmp_path / "run",
+                           "--quiet")
+    assert code == 0, err
+    state = load_file(copy / "model.safetensors")
+    name = next(iter(state))
+    state[name] = state[name] + 1e-3  # same names and shapes, other weights
+    save_file(state, copy / "model.safetensors")
+    code, _, err = run_cli("distil", tmp_path / "run", "--steps", 2)
+    assert code == 2 and err.count("\n") == 1 and "its weights changed since the study ran" in err

@@ -70,3 +70,16 @@ def test_labelled_data_on_the_default_task_gets_a_hint(run_cli, files, tmp_path)
     assert "--task cls trains a classifier on them" in out
     code, out, _ = _extract(run_cli, files, tmp_path / "c")
     assert code == 0 and "note: the data has labels" not in out
+
+
+def test_distil_refuses_a_study_whose_data_file_was_replaced(run_cli, files, tmp_path):
+    data = tmp_path / "data.jsonl"
+    data.write_text((files / "train.jsonl").read_text())
+    code, _, err = run_cli("extract", "--space", files / "space.toml", "--task", "cls", "--data", data, "--epsilon", 8,
+                           "--steps", 1, "--eval-batches", 1, "--threads", 1, "--out", tmp_path / "run", "--quiet")
+    assert code == 0, err
+    rows = data.read_text().splitlines(keepends=True)
+    data.write_text("".join(rows[:10]).replace('"negative"', '"positive"') + "".join(rows[10:]))  # relabelled
+    code, _, err = run_cli("distil", tmp_path / "run", "--steps", 2)
+    assert code == 2 and err.count("\n") == 1 and "the data changed since the study ran" in err
+    assert not (tmp_path / "run" / "model").exists()
