@@ -70,6 +70,11 @@ def test_labelled_data_on_the_default_task_gets_a_hint(run_cli, files, tmp_path)
     assert "--task cls trains a classifier on them" in out
     code, out, _ = _extract(run_cli, files, tmp_path / "c")
     assert code == 0 and "note: the data has labels" not in out
+    # The study's configs name the data's classes: best/config.json counts 3 and says which is which.
+    from transformers import AutoConfig
+
+    best = AutoConfig.from_pretrained(tmp_path / "c" / "best")
+    assert best.num_labels == 3 and best.id2label == {0: "negative", 1: "neutral", 2: "positive"}
 
 
 def test_distil_refuses_a_study_whose_data_file_was_replaced(run_cli, files, tmp_path):

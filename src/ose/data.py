@@ -471,6 +471,8 @@ def prepare(cfg: ExtractConfig, task, settings, layout: str = "texts", head_conf
                     tokenizer_vocab=tok.get_vocab_size(), **heldout_facts(data))
     if head_config is not None:
         identity["t_head"] = "used" if unused is None else f"not used: {unused}"
+    if data.label_names:  # class k's name: every config written of the study carries it (id2label)
+        identity["labels"] = list(data.label_names)
     if cfg.test_data:
         data.test, digest = _own_test(cfg, task, tok, data, head_config, classes)
         identity["test_data"] = {"source": cfg.test_data, "rows": data.test.rows, "fingerprint": digest}

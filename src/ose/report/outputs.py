@@ -59,6 +59,10 @@ def write_report(out: Path, store: Store, others: list[dict] = ()) -> tuple[dict
     if pick:
         space = space_from_dict(doc["settings"]["space"], source=str(Path(out) / STUDY_FILE))
         best_config = space.family.hf_config({k: pick[k] for k in space.family.parameters}, space.settings)
+        labels = doc["settings"].get("data", {}).get("labels")
+        if labels and getattr(space.settings, "num_labels", None) == len(labels):
+            best_config.id2label = dict(enumerate(labels))
+            best_config.label2id = {name: i for i, name in enumerate(labels)}
     exported = exports(Path(out), store.meta())
     if exported:
         doc["exports"] = exported
