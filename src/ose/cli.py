@@ -59,6 +59,8 @@ def cmd_space(args) -> int:
         space = load_space(args.space)
     else:
         raise UsageError("name a space (a preset or a TOML file), or --from MODEL")
+    for note in space.notes:  # on stderr: the table, CSV or JSON on stdout stays data only
+        print(note, file=sys.stderr)
     if args.format == "json":
         print(json.dumps(counts.space_document(space, args.sort), indent=2))
         return 0

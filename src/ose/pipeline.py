@@ -172,6 +172,8 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
     cfg.validate()
     out = Path(cfg.out)
     cfg, space, source = load(cfg)
+    for note in space.notes:
+        log(note)
     strategy = plan(cfg, space)
     stored = _check_out(out)
     legacy = not new_study and resumes_legacy(stored, cfg)
