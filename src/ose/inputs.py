@@ -88,6 +88,7 @@ def prepare_inputs(cfg: ExtractConfig, space: SearchSpace, source=None, layout: 
     if source is not None and cfg.tokenizer is None:  # T reads its own token ids
         cfg = dataclasses.replace(cfg, tokenizer=source.path)
     task = get_task(cfg.task)
+    task.check_seq_len(space.settings.seq_len)
     data, tok, identity = prepare(cfg, task, space.settings, layout)
     if source is not None and tok.get_vocab_size() != space.settings.vocab_size:
         raise ConfigError(f"tokenizer {cfg.tokenizer}: {tok.get_vocab_size():,} tokens, but T ({source.spec}) has a "

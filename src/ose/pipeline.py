@@ -27,6 +27,7 @@ from .report import results as report
 from .space import Candidate, SearchSpace, arch_key, load_space, space_from_dict
 from .store import Store
 from .strategies import Strategy, make_strategy
+from .tasks import get_task
 
 
 @dataclass
@@ -153,6 +154,7 @@ def load(cfg: ExtractConfig):
         space = load_space(cfg.space)
         space = space.with_settings(**overrides) if overrides else space
     cfg = resolve_task(cfg, space.family)
+    get_task(cfg.task).check_seq_len(space.settings.seq_len)  # before the output directory is looked at
     if source is not None and cfg.inherits:
         check_inheritable(space)
     return cfg, space, source
