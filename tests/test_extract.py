@@ -306,6 +306,12 @@ def test_the_plan_cuts_xi_in_the_configured_order():
     assert [c.key for c in default.ask(default.budget)] == plans["intermediate"]
 
 
+def test_an_epsilon_above_xi_plans_one_interval():
+    space = load_space("bert-paper")
+    strategy = plan(load_config(None, {"space": "bert-paper", "epsilon": 301}), space)
+    assert strategy.budget == 1 and [c.key for c in strategy.ask(5)] == [space.candidates()[0].key]
+
+
 def test_a_space_whose_embeddings_outweigh_its_layers_is_warned_about_before_training(root, tiny_space, capsys):
     # Vocabulary 512, H = 16: A holds (512 + 64 + 2)·16 + 2·16 = 9,280 parameters, a layer B
     # 4(16² + 16) + 2·16 + (16·32 + 32) + (32·16 + 16) + 2·16 = 2,224, and C (pooler and the

@@ -110,7 +110,7 @@ CASES = {
                                                          "teacher-other-vocab: its tokenizer is not the study's ("),
     "unknown config key": (["--config", "{d}/unknown.toml"], "speed"),
     "config sort unknown": (["--config", "{d}/badsort.toml"], "sort must be one of intermediate, total, got 'params'"),
-    "epsilon above |Ξ|": (["--epsilon", "9"], "exceeds"),
+    "budget above |Ξ|": (["--strategy", "random", "--budget", "9"], "budget 9 exceeds |Ξ| = 8"),
     "seq-len 1 with mlm": (["--seq-len", "1"], "seq_len 1 is too short for task mlm: it needs at least 3 tokens "
                                                 "per sequence (the begin token and 2 of text)"),
     "seq-len 2 with mlm": (["--seq-len", "2"], "seq_len 2 is too short for task mlm"),

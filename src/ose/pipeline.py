@@ -54,8 +54,6 @@ class ExtractResult:
 
 def plan(cfg: ExtractConfig, space: SearchSpace) -> Strategy:
     candidates = space.candidates(cfg.sort)
-    if cfg.epsilon > len(candidates):
-        raise ConfigError(f"epsilon {cfg.epsilon} exceeds |Ξ| = {len(candidates)}")
     if cfg.budget is not None and cfg.budget > len(candidates):
         raise ConfigError(f"budget {cfg.budget} exceeds |Ξ| = {len(candidates)}")
     try:
