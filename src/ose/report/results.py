@@ -126,8 +126,11 @@ def separation(doc: dict) -> str | None:
     sigma = math.sqrt(max(mean * (1 - mean), 1e-12) / n)
     chance = data.get("majority_error")
     if chance is not None and min(errors) >= chance - sigma:
+        # a study --from a checkpoint already starts from T: only the steps are left to try
+        remedy = "train longer (--steps)" if doc["settings"].get("source") else \
+            "train longer (--steps) or start from a pretrained T (--from)"
         return (f"warning: every candidate's ê is at chance (answering B's most common target errs {chance:.3f}); "
-                f"W ranks them by size alone: train longer (--steps) or start from a pretrained T (--from)")
+                f"W ranks them by size alone: {remedy}")
     if max(errors) - min(errors) <= 2 * sigma:
         return (f"warning: ê spans only {max(errors) - min(errors):.3f} across the candidates, within the sampling "
                 f"noise of B (±{sigma:.3f} over {n:,} targets); W ranks them by size alone")
