@@ -323,8 +323,9 @@ def test_a_space_whose_embeddings_outweigh_its_layers_is_warned_about_before_tra
                  "total", "--max-examples", "2000", "--eval-batches", "1", "--threads", "1", "--out", str(root / "thin")])
     lines = capsys.readouterr().out.splitlines()
     assert code == 0
-    warning = ("warning: ABⁿC: part B costs more than A + C for 0 of 2 architectures in parameters, 2 of 2 in "
-               "operations; the FPTAS guarantee assumes all (see docs/SEARCH.md)")
+    warning = ("note: the FPTAS's (1 − ε) guarantee does not hold for this space (part B costs more than A + C "
+               "for 0 of 2 architectures in parameters, 2 of 2 in operations; it assumes all); the search runs the "
+               "same and needs no change (docs/SEARCH.md, ABⁿC)")
     assert lines.count(warning) == 1
     first_evaluation = next(i for i, line in enumerate(lines) if line.startswith("[1/1"))
     assert lines.index(warning) < first_evaluation
@@ -338,7 +339,8 @@ def test_no_warning_where_abnc_holds_or_for_strategies_that_promise_nothing(root
     assert abnc_warning(holds, make_strategy("fptas", holds.candidates(), 1)) is None
     thin = load_space("bert-tiny")  # B outweighs A + C in parameters for 16 of 54
     assert abnc_warning(thin, make_strategy("fptas", thin.candidates(), 3)).startswith(
-        "warning: ABⁿC: part B costs more than A + C for 16 of 54 architectures in parameters, 54 of 54")
+        "note: the FPTAS's (1 − ε) guarantee does not hold for this space (part B costs more than A + C for 16 of "
+        "54 architectures in parameters, 54 of 54")
     for name in ("exhaustive", "random"):
         assert abnc_warning(thin, make_strategy(name, thin.candidates(), 3)) is None
 

@@ -74,7 +74,7 @@ def abnc_warning(space: SearchSpace, strategy: Strategy) -> str | None:
     abnc = space.abnc()
     if strategy.name != "fptas" or abnc.holds:
         return None
-    return f"warning: {counts.abnc_line(abnc)}"
+    return counts.abnc_note(abnc)
 
 
 # A study's format: 2 cuts its held-out part into B and a test part from disjoint texts, and counts
