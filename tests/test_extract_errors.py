@@ -110,6 +110,8 @@ CASES = {
                                                          "teacher-other-vocab: its tokenizer is not the study's ("),
     "unknown config key": (["--config", "{d}/unknown.toml"], "speed"),
     "config sort unknown": (["--config", "{d}/badsort.toml"], "sort must be one of intermediate, total, got 'params'"),
+    "latency file without --speed latency": (["--latency-file", "{d}/latency.json"],
+                                             "latency_file is only for --speed latency"),
     "budget above |Ξ|": (["--strategy", "random", "--budget", "9"], "budget 9 exceeds |Ξ| = 8"),
     "seq-len 1 with mlm": (["--seq-len", "1"], "seq_len 1 is too short for task mlm: it needs at least 3 tokens "
                                                 "per sequence (the begin token and 2 of text)"),

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import estimate
 from . import study as studies
-from .config import ConfigError, ExtractConfig, Theta, load_config
+from .config import ConfigError, ExtractConfig, Theta, from_dict, given_options, idle_options, read_config
 from .context import Context, make_context
 from .executors import Executor, make_executor
 from .inputs import resolve_task, resolved_paths
@@ -335,11 +336,12 @@ def extract(config: ExtractConfig | str | Path | None = None, *, log=print, prog
     ``config`` is an ExtractConfig or a TOML file; keyword options override it.
     """
     if isinstance(config, ExtractConfig):
-        from .config import from_dict
-
         cfg = from_dict(options, config)
+        given = given_options(cfg, [k for k, v in options.items() if v is not None])
     else:
-        cfg = load_config(config, options)
+        cfg, given = read_config(config, options)
     if not math.isfinite(cfg.kd_alpha) or not math.isfinite(cfg.kd_beta):
         raise ConfigError("kd_alpha and kd_beta must be finite numbers")
+    for line in idle_options(cfg, given):  # on stderr, beside the errors: the run goes on as without them
+        print(line, file=sys.stderr)
     return run(cfg, log=log, progress=progress, new_study=new_study)
