@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from .config import ExtractConfig, from_dict
+from .costs import error_floor
 from .data import EMBEDDED, prepare
 from .errors import ConfigError, DataError
 from .space import SearchSpace, space_from_dict
@@ -49,6 +50,11 @@ class StudyInputs:
     @property
     def family(self):
         return self.space.family
+
+    @property
+    def error_floor(self) -> float:
+        """The least ê that W divides by: half of one of B's targets (``costs.error_floor``)."""
+        return error_floor(self.data_identity["heldout_targets"])
 
     def build(self, xi: dict):
         """ξ's model with the task's head: T's weights sliced to its shape (``--init inherit``), or fresh."""

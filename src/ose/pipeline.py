@@ -92,6 +92,7 @@ def settings_document(cfg: ExtractConfig, ctx: Context, strategy: Strategy, sour
     if not legacy:
         origin.update(format=FORMAT, inputs=resolved_paths(cfg, source))
     return {"config": cfg.as_dict(), "space": ctx.space.to_dict(), "data": ctx.data_identity, **origin,
+            "error_floor": ctx.error_floor,  # the least ê W divided by (docs/SEARCH.md, "W when ê = 0")
             "bound": {"space_size": len(strategy.candidates), "thetas": len(cfg.theta), "epsilon": cfg.epsilon,
                       "steps": cfg.steps, "candidates": strategy.budget, "strategy": strategy.name},
             "device": ctx.cfg.device, "precision": ctx.cfg.precision,
