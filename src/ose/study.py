@@ -204,6 +204,7 @@ def status(out: Path) -> dict:
     The remaining time weights each job left by its work (see ``estimate``), from what the
     running (or last) run noted in the store.
     """
+    from .report.results import settled
     from .strategies.selection import best as best_of
 
     store = open_store(out, readonly=True)
@@ -213,6 +214,7 @@ def status(out: Path) -> dict:
         store.close()
     if meta is None:
         raise StoreError(f"{Path(out) / STUDY_FILE}: the study holds no configuration yet")
+    records = [settled(r, meta["settings"], meta["maximum_point"]) for r in records]  # W as the report has it
     ok = [r for r in records if r.get("status") == "ok"]
     total = meta["total"]
     best = best_of(records)

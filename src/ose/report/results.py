@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -34,8 +33,9 @@ def floor_of(settings: dict) -> float | None:
     return error_floor(targets) if targets else None
 
 
-def _settled(record: dict, settings: dict, t: dict) -> dict:
-    """A record scored before W had a floor (ê = 0 gave W = ∞), scored again with it from its own numbers."""
+def settled(record: dict, settings: dict, t: dict) -> dict:
+    """A record scored before W had a floor (ê = 0 gave W = ∞), scored again with it from its own
+    numbers; any other record as it is. ``t``: the study's maximum point (its p and i)."""
     w, floor = record.get("w"), floor_of(settings)
     if record.get("status") != "ok" or w is None or math.isfinite(w) or floor is None:
         return record
@@ -47,7 +47,7 @@ def _settled(record: dict, settings: dict, t: dict) -> dict:
 
 def document(settings: dict, maximum_point: dict, records: list[dict]) -> dict:
     """The results document; numbers that are not finite stay floats here and are written as null."""
-    records = [_settled(r, settings, maximum_point) for r in records]
+    records = [settled(r, settings, maximum_point) for r in records]
     return {"settings": settings, "maximum_point": maximum_point, "evaluations": records,
             "best": best(records), "pareto": pareto_front(records)}
 
