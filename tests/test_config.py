@@ -126,3 +126,64 @@ def test_an_option_given_at_a_defaults_value_is_kept_under_from(flags, theta, ev
     assert cfg.theta == [theta] and cfg.eval_batches == eval_batches
     scratch = load_config(None, {}).with_defaults()
     assert scratch.theta == [Theta()] and scratch.eval_batches == 4
+
+
+IDLE = {
+    "workers": ({"workers": 2}, "warning: workers has no effect with executor local, which runs one evaluation at "
+                                "a time in this process (use --executor processes or ray)"),
+    "gpus_per_eval": ({"gpus_per_eval": 1.0, "executor": "processes"},
+                      "warning: gpus_per_eval has no effect with executor processes: only Ray reserves GPUs per "
+                      "evaluation"),
+    "tolerance_window": ({"tolerance_window": 10},
+                         "warning: tolerance_window has no effect without tolerance: every candidate trains its s "
+                         "steps"),
+    "ask_batch": ({"ask_batch": 1, "strategy": "random"},
+                  "warning: ask_batch has no effect with strategy random, which plans every candidate up front "
+                  "(it applies to tpe and nsga2)"),
+    "latency_batch": ({"latency_batch": 32},
+                      "warning: latency_batch has no effect without --speed latency: W uses the operation count"),
+}
+
+
+@pytest.mark.parametrize("case", list(IDLE))
+def test_an_option_without_effect_is_one_warning_line_whether_flag_or_file(case, tmp_path):
+    from ose.config import idle_options, read_config
+
+    options, warning = IDLE[case]
+    # given as flags (even at the default's value, as ask_batch 1 and tolerance_window 10 are)
+    assert idle_options(*read_config(None, options)) == [warning]
+    # given in a config file: the same
+    path = _toml(tmp_path, "".join(f"{k} = {json.dumps(v)}\n" for k, v in options.items()))
+    assert idle_options(*read_config(path)) == [warning]
+    # not given: nothing to say
+    assert idle_options(*read_config(None, {k: v for k, v in options.items() if k not in IDLE})) == []
+
+
+@pytest.mark.parametrize("options", [{"workers": 2, "executor": "processes"}, {"gpus_per_eval": 1.0, "executor": "ray"},
+                                     {"tolerance": 0.01, "tolerance_window": 5}, {"strategy": "tpe", "ask_batch": 2},
+                                     {"speed": "latency", "latency_batch": 32}])
+def test_an_option_with_effect_is_not_warned_about(options):
+    from ose.config import idle_options, read_config
+
+    assert idle_options(*read_config(None, options)) == []
+
+
+def test_options_without_effect_are_warned_about_on_stderr_before_the_run(tmp_path, tiny_space, run_cli):
+    (tmp_path / "space.toml").write_text(tiny_space())
+    (tmp_path / "study.toml").write_text("tolerance_window = 10\n")
+    code, out, err = run_cli("extract", "--config", tmp_path / "study.toml", "--space", tmp_path / "space.toml",
+                             "--epsilon", 8, "--steps", 1, "--max-examples", 500, "--eval-batches", 1, "--threads", 1,
+                             "--theta", "batch_size=8", "--quiet", "--workers", 2, "--out", tmp_path / "out")
+    assert code == 0
+    assert err.splitlines() == [IDLE["workers"][1], IDLE["tolerance_window"][1]]
+    assert "warning: " not in out
+
+
+def test_a_latency_file_without_speed_latency_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"^latency_file is only for --speed latency \(W uses the operation count "
+                                          r"otherwise\); add --speed latency or leave latency_file out$"):
+        load_config(None, {"latency_file": str(tmp_path / "latency.json")})
+    path = _toml(tmp_path, f'latency_file = "{tmp_path / "latency.json"}"\n')
+    with pytest.raises(ConfigError, match="latency_file is only for --speed latency"):
+        load_config(path)
+    assert load_config(None, {"latency_file": "x.json", "speed": "latency"}).latency_file == "x.json"

@@ -306,6 +306,12 @@ def test_the_plan_cuts_xi_in_the_configured_order():
     assert [c.key for c in default.ask(default.budget)] == plans["intermediate"]
 
 
+def test_an_epsilon_above_xi_plans_one_interval():
+    space = load_space("bert-paper")
+    strategy = plan(load_config(None, {"space": "bert-paper", "epsilon": 301}), space)
+    assert strategy.budget == 1 and [c.key for c in strategy.ask(5)] == [space.candidates()[0].key]
+
+
 def test_a_space_whose_embeddings_outweigh_its_layers_is_warned_about_before_training(root, tiny_space, capsys):
     # Vocabulary 512, H = 16: A holds (512 + 64 + 2)·16 + 2·16 = 9,280 parameters, a layer B
     # 4(16² + 16) + 2·16 + (16·32 + 32) + (32·16 + 16) + 2·16 = 2,224, and C (pooler and the
@@ -317,8 +323,9 @@ def test_a_space_whose_embeddings_outweigh_its_layers_is_warned_about_before_tra
                  "total", "--max-examples", "2000", "--eval-batches", "1", "--threads", "1", "--out", str(root / "thin")])
     lines = capsys.readouterr().out.splitlines()
     assert code == 0
-    warning = ("warning: ABⁿC: part B costs more than A + C for 0 of 2 architectures in parameters, 2 of 2 in "
-               "operations; the FPTAS guarantee assumes all (see docs/SEARCH.md)")
+    warning = ("note: the FPTAS's (1 − ε) guarantee does not hold for this space (part B costs more than A + C "
+               "for 0 of 2 architectures in parameters, 2 of 2 in operations; it assumes all); the search runs the "
+               "same and needs no change (docs/SEARCH.md, ABⁿC)")
     assert lines.count(warning) == 1
     first_evaluation = next(i for i, line in enumerate(lines) if line.startswith("[1/1"))
     assert lines.index(warning) < first_evaluation
@@ -332,7 +339,8 @@ def test_no_warning_where_abnc_holds_or_for_strategies_that_promise_nothing(root
     assert abnc_warning(holds, make_strategy("fptas", holds.candidates(), 1)) is None
     thin = load_space("bert-tiny")  # B outweighs A + C in parameters for 16 of 54
     assert abnc_warning(thin, make_strategy("fptas", thin.candidates(), 3)).startswith(
-        "warning: ABⁿC: part B costs more than A + C for 16 of 54 architectures in parameters, 54 of 54")
+        "note: the FPTAS's (1 − ε) guarantee does not hold for this space (part B costs more than A + C for 16 of "
+        "54 architectures in parameters, 54 of 54")
     for name in ("exhaustive", "random"):
         assert abnc_warning(thin, make_strategy(name, thin.candidates(), 3)) is None
 

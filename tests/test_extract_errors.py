@@ -120,7 +120,18 @@ CASES = {
                                                          "teacher-other-vocab: its tokenizer is not the study's ("),
     "unknown config key": (["--config", "{d}/unknown.toml"], "speed"),
     "config sort unknown": (["--config", "{d}/badsort.toml"], "sort must be one of intermediate, total, got 'params'"),
-    "epsilon above |Ξ|": (["--epsilon", "9"], "exceeds"),
+    "latency file without --speed latency": (["--latency-file", "{d}/latency.json"],
+                                             "latency_file is only for --speed latency"),
+    "budget above |Ξ|": (["--strategy", "random", "--budget", "9"], "budget 9 exceeds |Ξ| = 8"),
+    "seq-len 1 with mlm": (["--seq-len", "1"], "seq_len 1 is too short for task mlm: it needs at least 3 tokens "
+                                                "per sequence (the begin token and 2 of text)"),
+    "seq-len 2 with mlm": (["--seq-len", "2"], "seq_len 2 is too short for task mlm"),
+    "seq-len 2 with cls": (["--task", "cls", "--seq-len", "2"],
+                           "seq_len 2 is too short for task cls: it needs at least 3 tokens per sequence ([CLS], "
+                           "one token of text, [SEP])"),
+    "seq-len 1 with cls": (["--task", "cls", "--seq-len", "1"], "seq_len 1 is too short for task cls"),
+    "seq-len 1 with clm": (["--space", "llama-tiny", "--seq-len", "1"], "seq_len 1 is too short for task clm"),
+    "seq-len 2 with clm": (["--space", "llama-tiny", "--seq-len", "2"], "seq_len 2 is too short for task clm"),
     "space constraint divides by zero": (["--space", "{d}/divzero.toml"],
                                          "constraints: 'H / (A - A) > 0' divides by zero at D=1,A=2,H=32,I=64"),
 }
@@ -144,6 +155,17 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, files, tmp_path, 
     assert lines[0].startswith("ose: error: ") and problem in lines[0], lines[0]
     assert "Traceback" not in captured.err + captured.out
     assert snapshot(out) == before
+
+
+@pytest.mark.parametrize("task", ["mlm", "cls", "clm"])
+def test_the_shortest_sequence_a_task_takes_trains(task, files, tmp_path, run_cli):
+    space = ["--space", "llama-tiny", "--epsilon", "24"] if task == "clm" else ["--space", files / "space.toml",
+                                                                               "--epsilon", "8"]
+    code, out, err = run_cli("extract", *space, "--task", task, "--seq-len", 3, "--out", tmp_path / "out", "--quiet",
+                             "--steps", 1, "--max-examples", 500, "--eval-batches", 1, "--threads", 1,
+                             "--theta", "batch_size=8")
+    assert code == 0, err
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["settings"]["space"]["settings"]["seq_len"] == 3
 
 
 def test_bad_input_does_not_create_the_output_directory(files, tmp_path, capsys):

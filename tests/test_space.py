@@ -287,3 +287,19 @@ def test_adaptive_studies_report_in_the_order_the_study_sorted_xi(sort):
     key = spec_key if sort == "intermediate" else total_key
     expected = sorted(picked, key=lambda xi: key(xi, s))
     assert [arch(r) for r in ordered_records(store, meta)] == [arch(xi) for xi in expected]
+
+
+def test_a_value_listed_twice_counts_once_with_a_one_line_note(tmp_path, run_cli):
+    # D = [1, 1, 2] used to put every D = 1 architecture into Ξ twice: a study planned |Ξ| jobs,
+    # could store only the distinct ones, and stayed PARTIAL on every resume.
+    path = _write(tmp_path, GOOD.replace("D = [1, 2]", "D = [1, 1, 2]").replace("I = [64]", "I = [64, 64]"))
+    space = load_space(path)
+    keys = [c.key for c in space.candidates()]
+    assert len(keys) == len(set(keys)) == 10
+    assert space.parameters["D"] == (1, 2) and space.parameters["I"] == (64,)
+    assert space.notes == (f"note: {path}: parameters.D lists 1 more than once; parameters.I lists 64 more than "
+                           f"once; Ξ counts each value once",)
+    assert load_space(_write(tmp_path, GOOD, "plain.toml")).notes == ()
+    code, out, err = run_cli("space", path, "--format", "csv")
+    assert code == 0 and err == space.notes[0] + "\n"
+    assert len(out.strip().splitlines()) == 1 + 10

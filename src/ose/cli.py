@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import typing
 
+from . import jsonout
 from .errors import ExecutorError, OseError
 from .families import FAMILIES, get_family
 from .report import counts, table
@@ -59,8 +59,10 @@ def cmd_space(args) -> int:
         space = load_space(args.space)
     else:
         raise UsageError("name a space (a preset or a TOML file), or --from MODEL")
+    for note in space.notes:  # on stderr: the table, CSV or JSON on stdout stays data only
+        print(note, file=sys.stderr)
     if args.format == "json":
-        print(json.dumps(counts.space_document(space, args.sort), indent=2))
+        print(jsonout.dumps(counts.space_document(space, args.sort), indent=2))
         return 0
     rows = counts.space_rows(space, args.sort)
     if args.format == "table":
@@ -152,7 +154,7 @@ def cmd_count(args) -> int:
     if source is not None:
         doc["checkpoint"] = _checkpoint_check(source, xi, cost, settings["head"])
     if args.format == "json":
-        print(json.dumps(doc, indent=2))
+        print(jsonout.dumps(doc, indent=2))
         return 0
     rows = [{"part": p, **{k: v for k, v in d.items() if k != "ops"}, "ops": d["ops"]}
             for p, d in [*doc["parts"].items(), ("total", {k: doc[k] for k in counts.RATIO_KEYS})]]
@@ -235,7 +237,7 @@ def cmd_status(args) -> int:
 
     st = status(_study_dir(args.out))
     if args.format == "json":
-        print(json.dumps(st, indent=2))
+        print(jsonout.dumps(st, indent=2))
         return 0
     best = f"{st['best_w']:.4g} at {st['best']}" if st["best"] else "none yet"
     running = f"running ({st['running']})" if st["running"] else "not running"
@@ -285,7 +287,7 @@ def cmd_latency(args) -> int:
         raise UsageError(f"--out {args.out}: cannot create the directory ({e.strerror or e})") from None
     doc = latency.measure_space(space, **options, progress=not args.quiet)
     path = latency.save(Path(args.out) / latency.LATENCY_FILE, doc)
-    print(json.dumps(doc, indent=2) if args.format == "json" else latency.summary(doc))
+    print(jsonout.dumps(doc, indent=2) if args.format == "json" else latency.summary(doc))
     print(f"wrote {path}", file=sys.stderr if args.format == "json" else sys.stdout)
     return 0
 

@@ -23,6 +23,8 @@ from .strategies import REPRESENTATIVES
 
 # Strategies whose number of candidates is fixed by Ξ and ε, so a budget would be silently ignored.
 BUDGETLESS = {"fptas": "⌈|Ξ|/ε⌉", "exhaustive": "all |Ξ|"}
+# Strategies that plan every candidate up front, so they are never asked in rounds (--ask-batch).
+STATIC = ("fptas", "exhaustive", "random")
 
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -195,6 +197,9 @@ class ExtractConfig:
                               f"{BUDGETLESS[self.strategy]} candidates")
         if self.address and self.executor != "ray":
             raise ConfigError("address is only for --executor ray")
+        if self.latency_file and self.speed != "latency":  # refused: W would not use the file the user named
+            raise ConfigError("latency_file is only for --speed latency (W uses the operation count otherwise); "
+                              "add --speed latency or leave latency_file out")
         if self.init == "inherit" and not self.source:
             raise ConfigError("init inherit needs a pretrained T: --from MODEL")
         if self.teacher == TEACHER_FROM and not self.inherits:
@@ -276,6 +281,31 @@ class ExtractConfig:
         for t in self.theta or []:
             lines += ["", "[[theta]]", *(f"{k} = {json.dumps(v)}" for k, v in t.as_dict().items())]
         return "\n".join(lines) + "\n"
+
+
+def given_options(cfg: ExtractConfig, named=()) -> set[str]:
+    """The options the user gave: those ``named`` (a config file's keys, the flags given) and any
+    other away from its default (an ExtractConfig built in Python)."""
+    changed = {f.name for f in dataclasses.fields(cfg) if f.name != "theta" and getattr(cfg, f.name) != f.default}
+    return {name.replace("-", "_") for name in named} | changed
+
+
+def idle_options(cfg: ExtractConfig, given: set[str]) -> list[str]:
+    """One warning line for each option given that has no effect in this configuration. They are
+    warnings, not errors: the run is what it would be without them (``latency_file`` without
+    ``speed latency`` is refused instead, in ``validate``: W would silently not use the file)."""
+    idle = {
+        "workers": (cfg.executor == "local", f"with executor {cfg.executor}, which runs one evaluation at a time "
+                                             f"in this process (use --executor processes or ray)"),
+        "gpus_per_eval": (cfg.executor != "ray", f"with executor {cfg.executor}: only Ray reserves GPUs per "
+                                                 f"evaluation"),
+        "tolerance_window": (cfg.tolerance is None, "without tolerance: every candidate trains its s steps"),
+        "ask_batch": (cfg.strategy in STATIC, f"with strategy {cfg.strategy}, which plans every candidate up front "
+                                              f"(it applies to tpe and nsga2)"),
+        "latency_batch": (cfg.speed != "latency", "without --speed latency: W uses the operation count"),
+    }
+    return [f"warning: {name} has no effect {why}" for name, (unused, why) in idle.items()
+            if unused and name in given]
 
 
 def choices_of(f: dataclasses.Field) -> tuple | None:
@@ -361,7 +391,13 @@ def from_dict(raw: dict, base: ExtractConfig | None = None) -> ExtractConfig:
 
 def load_config(path: str | Path | None, overrides: dict | None = None) -> ExtractConfig:
     """Defaults ← config file ← overrides (flags); validated."""
-    cfg = ExtractConfig()
+    return read_config(path, overrides)[0]
+
+
+def read_config(path: str | Path | None, overrides: dict | None = None) -> tuple[ExtractConfig, set[str]]:
+    """``load_config``, and the options given: the config file's keys and the overrides that are set
+    (an option given in the file counts as given, even at its default's value)."""
+    cfg, named = ExtractConfig(), set()
     if path:
         p = Path(path)
         if not p.is_file():
@@ -375,6 +411,8 @@ def load_config(path: str | Path | None, overrides: dict | None = None) -> Extra
             _check_values(cfg)  # here, so that a wrong value names the file it came from
         except (ConfigError, TypeError) as e:
             raise ConfigError(f"{p}: {e}") from None
-    cfg = from_dict({k: v for k, v in (overrides or {}).items() if v is not None}, cfg)
+        named |= set(raw)
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    cfg = from_dict(given, cfg)
     cfg.validate()
-    return cfg
+    return cfg, given_options(cfg, named | set(given))

@@ -110,18 +110,32 @@ class Cost:
         return out
 
 
-def w_coefficient(p: float, i: float, error: float, p_max: float, i_max: float, strict: bool = True) -> float:
-    """W(f) = ((p(T) − p(f)) / p(T)) · ((i(T) − i(f)) / i(T)) · (1 / ê(f)).
+def error_floor(targets: int) -> float:
+    """The least ê that W divides by, for B of ``targets`` targets: half of one target.
 
-    T is the maximum point. An error of 0 makes W infinite: the candidate is perfect on B.
-    ``strict=False`` allows i above T's, for measured latency, which need not be monotone in
-    the architecture: a candidate measured slower than T then gets a negative W.
+    ê is measured on a finite B, so ê = 0 says "fewer than one error in ``targets``", not "never
+    wrong": the smallest error B can show is 1/targets, and half of it is the usual continuity
+    correction for a count of zero. Without a floor every such candidate scored W = ∞, all tied, and
+    the pick among them went unexplained; with it W stays finite and ranks them by p and i.
+    """
+    return 0.5 / max(targets, 1)
+
+
+def w_coefficient(p: float, i: float, error: float, p_max: float, i_max: float, strict: bool = True,
+                  floor: float = 0.0) -> float:
+    """W(f) = ((p(T) − p(f)) / p(T)) · ((i(T) − i(f)) / i(T)) · (1 / max(ê(f), floor)).
+
+    T is the maximum point. ose passes B's ``error_floor`` as ``floor``, so W is always finite;
+    with no floor (0) an error of 0 makes W infinite. ``strict=False`` allows i above T's, for
+    measured latency, which need not be monotone in the architecture: a candidate measured slower
+    than T then gets a negative W.
     """
     if strict and (p > p_max or i > i_max):
         raise ValueError(f"candidate (p={p}, i={i}) exceeds the maximum point (p={p_max}, i={i_max})")
     if error < 0:
         raise ValueError(f"error must be non-negative, got {error}")
     gain = ((p_max - p) / p_max) * ((i_max - i) / i_max)
+    error = max(error, floor)
     if error == 0:
         return float("inf") if gain > 0 else (0.0 if gain == 0 else float("-inf"))
     return gain / error

@@ -466,7 +466,7 @@ def prepare(cfg: ExtractConfig, task, settings, layout: str = "texts", head_conf
     data = task.data(tok, specials, train, heldout, settings, eval_size, cfg.seed, layout,
                      **({"classes": classes} if classes else {}))
     data.head_unused = unused
-    data.labelled = sum(e.label is not None for e in examples)
+    data.labelled_examples = sum(e.label is not None for e in examples)
     identity.update(tokenizer=cfg.tokenizer or _tokenizer_name(cfg, settings.vocab_size),
                     tokenizer_vocab=tok.get_vocab_size(), **heldout_facts(data))
     if head_config is not None:

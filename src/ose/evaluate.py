@@ -50,10 +50,11 @@ def evaluate(ctx: Context, xi: dict, theta: Theta, progress=None) -> dict:
 def _w(ctx: Context, xi: dict, record: Record) -> float:
     top, cost = ctx.space.max_cost, record.counts
     if ctx.latency is None:
-        return w_coefficient(cost["params"], cost["ops"], record.error, top.params, top.ops)
+        return w_coefficient(cost["params"], cost["ops"], record.error, top.params, top.ops, floor=ctx.error_floor)
     # --speed latency: measured seconds stand in for the operation count
     record.latency = ctx.latency["by_arch"][arch_key(xi)]
-    return w_coefficient(cost["params"], record.latency, record.error, top.params, ctx.latency["T"], strict=False)
+    return w_coefficient(cost["params"], record.latency, record.error, top.params, ctx.latency["T"], strict=False,
+                         floor=ctx.error_floor)
 
 
 def _first_line(e: BaseException) -> str:

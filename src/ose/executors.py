@@ -24,8 +24,11 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
+import threading
 import time
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from multiprocessing.connection import wait
 from typing import Iterator
@@ -119,6 +122,21 @@ def _worker(tasks, results) -> None:
         results.send((key, evaluate(ctx, xi, theta)))
 
 
+@contextmanager
+def _sigint_ignored():
+    """SIGINT ignored while a worker starts, which it inherits: Ctrl-C reaches every process of the
+    terminal's group, and a worker would print its own KeyboardInterrupt traceback, importing torch
+    or training, beside the driver's one line. The driver alone handles it, and stops the workers."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread sets handlers
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @dataclass
 class _Slot:
     proc: object
@@ -151,7 +169,8 @@ class ProcessExecutor(Executor):
         tasks = self.mp.Queue()
         mine, theirs = self.mp.Pipe(duplex=False)
         proc = self.mp.Process(target=_worker, args=(tasks, theirs), daemon=True)
-        proc.start()
+        with _sigint_ignored():
+            proc.start()
         theirs.close()  # else the pipe never reports EOF when the worker dies
         if self.ctx is not None:
             tasks.put(self.ctx)
@@ -223,7 +242,9 @@ class ProcessExecutor(Executor):
 
     def close(self) -> None:
         for slot in self.slots.values():
-            if slot.proc.is_alive():
+            if slot.job is not None:  # busy: the run was interrupted, and no one will read its result
+                slot.proc.kill()
+            elif slot.proc.is_alive():
                 slot.tasks.put(None)
         deadline = time.time() + 5
         for slot in self.slots.values():

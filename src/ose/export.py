@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from . import jsonout
+
 CARD = "README.md"
 FACTS = "ose.json"
 
@@ -72,7 +74,7 @@ def export(model, inputs, out: Path, card: dict) -> Path:
     with quiet_loading():  # no "Writing model shards" bar
         model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    (out / FACTS).write_text(json.dumps(card, indent=2))
+    (out / FACTS).write_text(jsonout.dumps(card, indent=2))
     (out / CARD).write_text(model_card(card))
     return out
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from .config import ExtractConfig, from_dict
+from .costs import error_floor
 from .data import EMBEDDED, prepare
 from .errors import ConfigError, DataError
 from .families.base import head_of
@@ -56,6 +57,11 @@ class StudyInputs:
         """Whether T is the checkpoint as given, with its own head for the task: it is then the
         yardstick and teacher unchanged (otherwise T's body gets the task's head, fine-tuned)."""
         return self.inherited is not None and self.task.head in self.inherited.heads
+
+    @property
+    def error_floor(self) -> float:
+        """The least ê that W divides by: half of one of B's targets (``costs.error_floor``)."""
+        return error_floor(self.data_identity["heldout_targets"])
 
     def build(self, xi: dict):
         """ξ's model with the task's head: T's weights sliced to its shape (``--init inherit``), or fresh."""
@@ -98,6 +104,7 @@ def prepare_inputs(cfg: ExtractConfig, space: SearchSpace, source=None, layout: 
     if source is not None and cfg.tokenizer is None:  # T reads its own token ids
         cfg = dataclasses.replace(cfg, tokenizer=source.path)
     task = get_task(cfg.task)
+    task.check_seq_len(space.settings.seq_len)
     head_config = source.config if source is not None and cfg.inherits and task.head in source.heads else None
     data, tok, identity = prepare(cfg, task, space.settings, layout, head_config)
     if source is not None and tok.get_vocab_size() != space.settings.vocab_size:

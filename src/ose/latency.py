@@ -39,6 +39,7 @@ from typing import Mapping, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from . import jsonout
 from .report.table import text_table
 from .space import SearchSpace, arch_key
 
@@ -205,7 +206,7 @@ def save(path: str | Path, doc: dict) -> Path:
     path = _file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2))
+    tmp.write_text(jsonout.dumps(doc, indent=2))
     os.replace(tmp, path)  # a reader never sees a half-written file
     return path
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import estimate
 from . import study as studies
-from .config import ConfigError, ExtractConfig, Theta, load_config
+from .config import ConfigError, ExtractConfig, Theta, from_dict, given_options, idle_options, read_config
 from .context import Context, make_context
 from .data import describe_source
 from .executors import Executor, make_executor
@@ -28,7 +29,7 @@ from .report import results as report
 from .space import Candidate, SearchSpace, arch_key, load_space, space_from_dict
 from .store import Store
 from .strategies import Strategy, make_strategy
-from .tasks import tasks_of
+from .tasks import get_task, tasks_of
 
 
 @dataclass
@@ -55,8 +56,6 @@ class ExtractResult:
 
 def plan(cfg: ExtractConfig, space: SearchSpace) -> Strategy:
     candidates = space.candidates(cfg.sort)
-    if cfg.epsilon > len(candidates):
-        raise ConfigError(f"epsilon {cfg.epsilon} exceeds |Ξ| = {len(candidates)}")
     if cfg.budget is not None and cfg.budget > len(candidates):
         raise ConfigError(f"budget {cfg.budget} exceeds |Ξ| = {len(candidates)}")
     try:
@@ -101,7 +100,7 @@ def abnc_warning(space: SearchSpace, strategy: Strategy) -> str | None:
     abnc = space.abnc()
     if strategy.name != "fptas" or abnc.holds:
         return None
-    return f"warning: {counts.abnc_line(abnc)}"
+    return counts.abnc_note(abnc)
 
 
 # A study's format: 2 cuts its held-out part into B and a test part from disjoint texts, and counts
@@ -118,6 +117,7 @@ def settings_document(cfg: ExtractConfig, ctx: Context, strategy: Strategy, sour
     if not legacy:
         origin.update(format=FORMAT, inputs=resolved_paths(cfg, source))
     return {"config": cfg.as_dict(), "space": ctx.space.to_dict(), "data": ctx.data_identity, **origin,
+            "error_floor": ctx.error_floor,  # the least ê W divided by (docs/SEARCH.md, "W when ê = 0")
             "bound": {"space_size": len(strategy.candidates), "thetas": len(cfg.theta), "epsilon": cfg.epsilon,
                       "steps": cfg.steps, "candidates": strategy.budget, "strategy": strategy.name},
             "device": ctx.cfg.device, "precision": ctx.cfg.precision,
@@ -206,6 +206,7 @@ def load(cfg: ExtractConfig):
         space = load_space(cfg.space)
         space = space.with_settings(**overrides) if overrides else space
     cfg = resolve_task(cfg, space.family, source)
+    get_task(cfg.task).check_seq_len(space.settings.seq_len)  # before the output directory is looked at
     if source is not None and cfg.inherits:
         check_inheritable(space)
     return cfg, space, source
@@ -226,6 +227,8 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
     out = Path(cfg.out)
     task_given = cfg.task is not None
     cfg, space, source = load(cfg)
+    for note in space.notes:
+        log(note)
     strategy = plan(cfg, space)
     stored = _check_out(out, new_study)
     legacy = not new_study and resumes_legacy(stored, cfg)
@@ -267,8 +270,8 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
     if files_note := describe_source(cfg.data):
         log(files_note)
     log(parts_line(ctx))
-    if not task_given and ctx.data.labelled and ctx.task.name != "cls" and "cls" in tasks_of(ctx.family):
-        log(f"note: the data has labels ({ctx.data.labelled:,} examples), but the task is {ctx.task.name}, the "
+    if not task_given and ctx.data.labelled_examples and ctx.task.name != "cls" and "cls" in tasks_of(ctx.family):
+        log(f"note: the data has labels ({ctx.data.labelled_examples:,} examples), but the task is {ctx.task.name}, the "
             f"default for {source.spec if source else 'this space'}; --task cls trains a classifier on them")
     small = small_test_warning(ctx)
     if small:
@@ -401,11 +404,12 @@ def extract(config: ExtractConfig | str | Path | None = None, *, log=print, prog
     ``config`` is an ExtractConfig or a TOML file; keyword options override it.
     """
     if isinstance(config, ExtractConfig):
-        from .config import from_dict
-
         cfg = from_dict(options, config)
+        given = given_options(cfg, [k for k, v in options.items() if v is not None])
     else:
-        cfg = load_config(config, options)
+        cfg, given = read_config(config, options)
     if not math.isfinite(cfg.kd_alpha) or not math.isfinite(cfg.kd_beta):
         raise ConfigError("kd_alpha and kd_beta must be finite numbers")
+    for line in idle_options(cfg, given):  # on stderr, beside the errors: the run goes on as without them
+        print(line, file=sys.stderr)
     return run(cfg, log=log, progress=progress, new_study=new_study)

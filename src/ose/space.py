@@ -212,6 +212,7 @@ class SearchSpace:
     settings: Any
     source: str = "<memory>"
     description: str = ""
+    notes: tuple[str, ...] = dataclasses.field(default=(), compare=False)  # one-line notes on how the file was read
 
     def architectures(self) -> list[dict[str, int]]:
         names = self.family.parameters
@@ -299,6 +300,21 @@ def _int_list(value, key: str, fail) -> tuple[int, ...]:
     return tuple(value)
 
 
+def _distinct(parameters: dict[str, tuple[int, ...]], source: str) -> tuple[dict[str, tuple[int, ...]], tuple[str, ...]]:
+    """Each parameter's values with repeats dropped (first place kept), and a note naming them: a
+    value listed twice would put its architectures into Ξ twice, and a study of that Ξ would count
+    evaluations it can never store, staying partial on every resume."""
+    out, repeated = {}, []
+    for name, values in parameters.items():
+        out[name] = tuple(dict.fromkeys(values))
+        twice = sorted({v for v in values if values.count(v) > 1})
+        if twice:
+            repeated.append(f"parameters.{name} lists {', '.join(map(str, twice))} more than once")
+    if not repeated:
+        return out, ()
+    return out, (f"note: {source}: {'; '.join(repeated)}; Ξ counts each value once",)
+
+
 def _settings(family: Family, raw: Any, fail):
     if not isinstance(raw, dict):
         fail("settings", "expected a table")
@@ -335,7 +351,8 @@ def space_from_dict(raw: dict, source: str = "<memory>") -> SearchSpace:
     for k in family.parameters:
         if k not in params_raw:
             fail(f"parameters.{k}", "missing")
-    parameters = {k: _int_list(params_raw[k], f"parameters.{k}", fail) for k in family.parameters}
+    parameters, notes = _distinct({k: _int_list(params_raw[k], f"parameters.{k}", fail) for k in family.parameters},
+                                  source)
     cons_raw = raw.get("constraints", [])
     if not isinstance(cons_raw, list) or not all(isinstance(c, str) for c in cons_raw):
         fail("constraints", "expected a list of strings")
@@ -362,7 +379,7 @@ def space_from_dict(raw: dict, source: str = "<memory>") -> SearchSpace:
     space = SearchSpace(name=name, family=family, parameters=parameters, constraints=tuple(constraints),
                         maximum_point={k: t_raw[k] for k in family.parameters},
                         settings=_settings(family, raw.get("settings", {}), fail),
-                        source=source, description=raw.get("description", ""))
+                        source=source, description=raw.get("description", ""), notes=notes)
     space.validate()
     return space
 

@@ -141,7 +141,7 @@ def differences(stored: dict, meta: dict) -> str:
 def _added_at_default(key: str, a: dict, b: dict) -> bool:
     """An option that a newer ose added, at its default, does not change a study made before it;
     nor does a setting a family gained, at its default; nor a fact a newer ose records about the
-    data or T (they follow from the options)."""
+    data or T, or W's floor on ê (they follow from the options)."""
     from dataclasses import MISSING, fields
 
     from .config import ExtractConfig
@@ -158,7 +158,7 @@ def _added_at_default(key: str, a: dict, b: dict) -> bool:
         defaults = {f.name: f.default for f in fields(FAMILIES.get(family).settings_type)}
         return defaults.get(key[len("space.settings."):], MISSING) == value
     if not key.startswith("config."):
-        return key.startswith(("data.", "init", "source."))
+        return key.startswith(("data.", "init", "source.", "error_floor"))
     default = {f.name: f.default for f in fields(ExtractConfig)}.get(key[len("config."):], MISSING)
     return default is not MISSING and value == default
 
@@ -229,6 +229,7 @@ def status(out: Path) -> dict:
     The remaining time weights each job left by its work (see ``estimate``), from what the
     running (or last) run noted in the store.
     """
+    from .report.results import settled
     from .strategies.selection import best as best_of
 
     store = open_store(out, readonly=True)
@@ -238,6 +239,7 @@ def status(out: Path) -> dict:
         store.close()
     if meta is None:
         raise StoreError(f"{Path(out) / STUDY_FILE}: the study holds no configuration yet")
+    records = [settled(r, meta["settings"], meta["maximum_point"]) for r in records]  # W as the report has it
     ok = [r for r in records if r.get("status") == "ok"]
     total = meta["total"]
     best = best_of(records)

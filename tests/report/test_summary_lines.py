@@ -15,6 +15,12 @@ def _doc(errors, targets=512, majority=0.55, source=None, reference=None):
 def test_chance_level_is_named():
     warning = results.separation(_doc([0.55, 0.551, 0.56]))
     assert warning and "at chance" in warning and "0.550" in warning
+    assert warning.endswith("W ranks them by size alone: train longer (--steps) or start from a pretrained T (--from)")
+
+
+def test_chance_level_from_a_checkpoint_does_not_suggest_from():
+    warning = results.separation(_doc([0.55, 0.551, 0.56], source={"from": "tiny-bert"}))
+    assert warning.endswith("W ranks them by size alone: train longer (--steps)") and "--from" not in warning
 
 
 def test_a_spread_within_the_noise_of_b_is_named():

@@ -77,7 +77,16 @@ def test_ask_hands_out_in_order(xi):
     assert keys(first + rest) == keys(representatives(xi, 5, "last")) and len(rest) == 8
 
 
-@pytest.mark.parametrize("epsilon", [0, -1, 55, 1000])
+@pytest.mark.parametrize("epsilon", [0, -1])
 def test_epsilon_out_of_range_raises(xi, epsilon):
-    with pytest.raises(ValueError, match="epsilon must be between 1 and"):
+    with pytest.raises(ValueError, match="epsilon must be a positive integer"):
         FPTAS(xi, epsilon)
+
+
+@pytest.mark.parametrize("epsilon", [54, 55, 1000])
+def test_epsilon_of_xi_or_more_is_one_interval(xi, epsilon):
+    # ⌈|Ξ|/ε⌉ = 1 for every ε ≥ |Ξ|: one interval, Ξ whole, and its representative.
+    assert intervals(xi, epsilon) == [xi]
+    for pick, index in (("first", 0), ("middle", 26), ("last", 53)):
+        s = FPTAS(xi, epsilon, pick)
+        assert s.budget == 1 and keys(s.ask(5)) == [xi[index].key]

@@ -41,11 +41,22 @@ SORT_NAMES = {"intermediate": "sorted by the layers B (p, then i)",
               "total": "sorted by the whole network (p, then i)"}
 
 
-def abnc_line(abnc: ABnC) -> str:
-    """The count ``ose space`` prints under its table and ``ose extract`` warns with."""
+def abnc_counts(abnc: ABnC) -> str:
     n = abnc.size
-    return (f"ABⁿC: part B costs more than A + C for {abnc.params} of {n} architectures in parameters, "
-            f"{abnc.ops} of {n} in operations; the FPTAS guarantee assumes all (see docs/SEARCH.md)")
+    return (f"part B costs more than A + C for {abnc.params} of {n} architectures in parameters, "
+            f"{abnc.ops} of {n} in operations")
+
+
+def abnc_line(abnc: ABnC) -> str:
+    """The count ``ose space`` prints under its table."""
+    return f"ABⁿC: {abnc_counts(abnc)}; the FPTAS guarantee assumes all (see docs/SEARCH.md)"
+
+
+def abnc_note(abnc: ABnC) -> str:
+    """What ``ose extract`` says before an FPTAS search of a space that breaks ABⁿC: what it means for
+    the run, and that the user need not act (the presets themselves break it in parameters)."""
+    return (f"note: the FPTAS's (1 − ε) guarantee does not hold for this space ({abnc_counts(abnc)}; it assumes "
+            f"all); the search runs the same and needs no change (docs/SEARCH.md, ABⁿC)")
 
 
 def count_document(xi: dict, cost: Cost, vs: dict | None = None, vs_cost: Cost | None = None) -> dict:

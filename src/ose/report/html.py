@@ -87,8 +87,12 @@ def _why(doc: dict, names: list[str]) -> str:
     ratios = results.factors(doc, pick)  # what W was computed from: i/T, or lat/T under --speed latency
     formula = "·".join(f"(1 − {k})" for k in ratios)
     numbers = "·".join(f"(1 − {v:.4g})" for v in ratios.values())
+    divisor = results.divisor(doc, pick)
     text = (f"It has the highest W-coefficient of the {len(ranked)} finished evaluation(s): "
-            f"W = {formula} / ê = {numbers} / {float(pick['error']):.4g} = {float(pick['w']):.4g}.")
+            f"W = {formula} / ê = {numbers} / {divisor:.4g} = {float(pick['w']):.4g}.")
+    if divisor > pick["error"]:
+        text += (f" Its ê on B was {float(pick['error']):.4g}, below the study's floor, so W divides by the floor: "
+                 f"half of one of B's targets.")
     if results.uses_latency(doc):
         s = results.speed(doc)
         text += (f" The study ran with --speed latency, so lat/T stands in for i/T: ξ*'s measured forward "

@@ -33,7 +33,7 @@ def eval_key(record: dict, names: list[str]) -> tuple:
 
 
 def _finite(records: list[dict]) -> list[dict]:
-    # W and ê are stored as strings when not finite (see results._json_safe); they cannot be placed.
+    # W is finite (ê has a floor), but a record of a study without B's size may still hold W = ∞.
     return [r for r in results.finished(records)
             if all(isinstance(r.get(k), (int, float)) and math.isfinite(r[k]) for k in ("w", "error"))]
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
 
+from .. import jsonout
 from .._faults import fault
+from ..costs import error_floor, w_coefficient
 from ..record import columns
 from ..strategies.selection import best, finished, pareto_front
 from .table import csv_text, text_table
@@ -17,31 +18,45 @@ def parameter_names(doc: dict) -> list[str]:
     return list(doc["maximum_point"]["architecture"])
 
 
-def _json_safe(v):
-    if isinstance(v, float) and not math.isfinite(v):
-        return str(v)
-    return v
-
-
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
 
 
+def floor_of(settings: dict) -> float | None:
+    """The least ê the study's W divides by: as stored, or, for a study made before W had a floor,
+    from B's size (the same rule); None if the study does not record B's size."""
+    if "error_floor" in settings:
+        return settings["error_floor"]
+    targets = settings.get("data", {}).get("heldout_targets")
+    return error_floor(targets) if targets else None
+
+
+def settled(record: dict, settings: dict, t: dict) -> dict:
+    """A record scored before W had a floor (ê = 0 gave W = ∞), scored again with it from its own
+    numbers; any other record as it is. ``t``: the study's maximum point (its p and i)."""
+    w, floor = record.get("w"), floor_of(settings)
+    if record.get("status") != "ok" or w is None or math.isfinite(w) or floor is None:
+        return record
+    s = settings.get("speed") or {"kind": "ops"}
+    i, i_max = (record["latency"], s["T_seconds"]) if s["kind"] == "latency" else (record["ops"], t["ops"])
+    return {**record, "w": w_coefficient(record["params"], i, record["error"], t["params"], i_max, strict=False,
+                                         floor=floor)}
+
+
 def document(settings: dict, maximum_point: dict, records: list[dict]) -> dict:
-    clean = [{k: _json_safe(v) for k, v in r.items()} for r in records]
-    b = best(records)
-    return {"settings": settings, "maximum_point": maximum_point, "evaluations": clean,
-            "best": {k: _json_safe(v) for k, v in b.items()} if b else None,
-            "pareto": [{k: _json_safe(v) for k, v in r.items()} for r in pareto_front(records)]}
+    """The results document; numbers that are not finite stay floats here and are written as null."""
+    records = [settled(r, settings, maximum_point) for r in records]
+    return {"settings": settings, "maximum_point": maximum_point, "evaluations": records,
+            "best": best(records), "pareto": pareto_front(records)}
 
 
 def write_outputs(out: Path, doc: dict, best_config=None) -> list[Path]:
     """Write every output file; ``best_config`` is a transformers config of the pick."""
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "results.json", out / "results.csv", out / "pareto.csv"]
-    _atomic_write(paths[0], json.dumps(doc, indent=2))
+    _atomic_write(paths[0], jsonout.dumps(doc, indent=2))
     fault("report-write")
     names = parameter_names(doc)
     _atomic_write(paths[1], csv_text(doc["evaluations"], columns(names)))
@@ -130,12 +145,33 @@ def separation(doc: dict) -> str | None:
     sigma = math.sqrt(max(mean * (1 - mean), 1e-12) / n)
     chance = data.get("majority_error")
     if chance is not None and min(errors) >= chance - sigma:
+        # a study --from a checkpoint already starts from T: only the steps are left to try
+        remedy = "train longer (--steps)" if doc["settings"].get("source") else \
+            "train longer (--steps) or start from a pretrained T (--from)"
         return (f"warning: every candidate's ê is at chance (answering B's most common target errs {chance:.3f}); "
-                f"W ranks them by size alone: train longer (--steps) or start from a pretrained T (--from)")
+                f"W ranks them by size alone: {remedy}")
     if max(errors) - min(errors) <= 2 * sigma:
         return (f"warning: ê spans only {max(errors) - min(errors):.3f} across the candidates, within the sampling "
                 f"noise of B (±{sigma:.3f} over {n:,} targets); W ranks them by size alone")
     return None
+
+
+def divisor(doc: dict, record: dict) -> float:
+    """What the record's W divided by: its ê, or the study's floor where ê fell below it."""
+    return max(record["error"], floor_of(doc["settings"]) or 0.0)
+
+
+def floor_line(doc: dict) -> str | None:
+    """Which evaluations' ê fell below the floor, so that W divided by the floor instead, or None."""
+    floor = floor_of(doc["settings"])
+    low = [r for r in finished(doc["evaluations"]) if floor is not None and r["error"] < floor]
+    if not low:
+        return None
+    names = parameter_names(doc)
+    shown = "; ".join(" ".join(f"{n}={r[n]}" for n in names) for r in low[:3])
+    more = f" and {len(low) - 3} more" if len(low) > 3 else ""
+    return (f"note: ê on B was below its floor for {len(low)} evaluation(s) ({shown}{more}): W divides by the floor, "
+            f"{floor:.3g} (half of one of B's targets), so these rank by p and i alone (docs/SEARCH.md)")
 
 
 def summary(doc: dict, top: int = 5) -> str:
@@ -156,7 +192,7 @@ def summary(doc: dict, top: int = 5) -> str:
     if failed:
         lines.append(f"{len(failed)} evaluation(s) failed: " +
                      "; ".join(f"{' '.join(f'{n}={r[n]}' for n in names)}: {r['message']}" for r in failed))
-    lines += [line for line in (source_line(doc), separation(doc)) if line]
+    lines += [line for line in (floor_line(doc), source_line(doc), separation(doc)) if line]
     lines += [export_line(e) for e in doc.get("exports", [])]
     return "\n".join(lines)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
-import json
+
+from .. import jsonout
 
 
 def _cell(v) -> str:
@@ -40,5 +41,5 @@ def render(rows: list[dict], fmt: str, columns: list[str] | None = None) -> str:
     if fmt == "csv":
         return csv_text(rows, columns)
     if fmt == "json":
-        return json.dumps(rows, indent=2)
+        return jsonout.dumps(rows, indent=2)
     return text_table(rows, columns)

@@ -29,8 +29,8 @@ class FPTAS(Strategy):
     name = "fptas"
 
     def __init__(self, candidates: list[Candidate], epsilon: int, pick: str = "first", seed: int = 0):
-        if not 1 <= epsilon <= len(candidates):
-            raise ValueError(f"epsilon must be between 1 and |Ξ| = {len(candidates)}, got {epsilon}")
+        if epsilon < 1:  # ε ≥ |Ξ| is one interval, ⌈|Ξ|/ε⌉ = 1: defined, if not much of a search
+            raise ValueError(f"epsilon must be a positive integer, got {epsilon}")
         super().__init__(candidates, math.ceil(len(candidates) / epsilon), seed)
         self.epsilon = epsilon
         self._todo = representatives(candidates, epsilon, pick)

@@ -11,7 +11,8 @@ def finished(records: list[dict]) -> list[dict]:
 
 
 def best(records: list[dict]) -> dict | None:
-    """argmax W over the finished evaluations (ties: the cheaper in p, then i)."""
+    """argmax W over the finished evaluations. Ties go to the smaller p, then the smaller i, then
+    the evaluation first in the study's order (for one ξ under several θ: Θ's order)."""
     done = finished(records)
     return max(done, key=lambda r: (r["w"], -r["params"], -r["ops"])) if done else None
 

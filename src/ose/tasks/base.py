@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 
 # How a study's held-out part is cut into B and the test part. ``texts``: B and the test part
 # are built from disjoint held-out texts. ``legacy`` (studies made before the test part
@@ -86,7 +86,7 @@ class TaskData:
     train_unit: str            # what one training item is, for messages: "examples", "blocks of L tokens"
     row_unit: str = "examples"  # what one row of B or the test part is
     head_unused: str | None = None  # why T's own head for the task cannot read these labels (data.prepare)
-    labelled: int = 0               # examples of the source that carry a label
+    labelled_examples: int = 0      # examples of the source that carry a label
 
     def train_size(self) -> int:
         """How many items one epoch of training batches draws from."""
@@ -198,6 +198,14 @@ class Task(ABC):
     target_unit: str = "examples"  # what one target of B or the test part is, for numbers reported on it
     usage: str | None = None  # the model card's snippet; PATH stands for the exported directory
     labelled: bool = False  # learns from the examples' labels: a label of the wrong type or kind is refused
+    min_seq_len: int = 3  # L below this trains on inputs that hold no text to learn from
+    min_seq_text: str = "the begin token and 2 of text"  # what the shortest sequence holds, for the message
+
+    def check_seq_len(self, seq_len: int) -> None:
+        """Refuse an L too short for this task, before any data is read (one-line ConfigError)."""
+        if seq_len < self.min_seq_len:
+            raise ConfigError(f"seq_len {seq_len} is too short for task {self.name}: it needs at least "
+                              f"{self.min_seq_len} tokens per sequence ({self.min_seq_text})")
 
     def check_examples(self, examples: list, source: str, label_field: str) -> None:
         """Refuse examples this task cannot learn from (one-line DataError)."""

@@ -38,6 +38,10 @@ class CausalLM(Task):
     needs = ("begin",)  # texts are joined with the end token, the begin one where a tokenizer has only that
     generates = True
     target_unit = "next-token positions"
+    # A block is the begin token and L − 1 tokens of text (L = 1 leaves none: division by zero). At
+    # L = 2 the one target is predicted from the begin token alone, a guess without context; from
+    # L = 3 a target is predicted from text.
+    min_seq_len = 3
     usage = ('from transformers import AutoModelForCausalLM, AutoTokenizer\n'
              'model = AutoModelForCausalLM.from_pretrained("PATH")\n'
              'tokenizer = AutoTokenizer.from_pretrained("PATH")\n'

@@ -54,6 +54,9 @@ class Classification(Task):
     head = "sequence-classification"
     needs = ("begin", "end", "pad")
     labelled = True
+    # [CLS] and [SEP] take two places: at L = 1 or 2 every input is [CLS] [SEP] (or less), no text.
+    min_seq_len = 3
+    min_seq_text = "[CLS], one token of text, [SEP]"
     usage = ('from transformers import pipeline\n'
              'classify = pipeline("text-classification", model="PATH")')
 

@@ -41,6 +41,10 @@ class MLM(Task):
     head = "masked-lm"
     needs = ("begin", "end", "pad", "mask")
     target_unit = "masked tokens"
+    # A block is the begin token and L − 1 tokens of text (L = 1 leaves none: division by zero). At
+    # L = 2 its one text token is always the masked target, so the input holds no text; from L = 3
+    # a target usually has an unmasked token beside it.
+    min_seq_len = 3
     usage = ('from transformers import pipeline\n'
              'fill = pipeline("fill-mask", model="PATH")')
 
