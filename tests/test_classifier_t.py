@@ -177,3 +177,41 @@ def test_a_teacher_is_checked_for_its_label_order_and_distil_honours_it(classifi
     distilled = distil(tmp_path / "run", steps=2, out=tmp_path / "model", log=lambda *a: None)
     assert distilled.card["teacher"] == "the teacher my-classifier"
     assert distilled.card["T"]["accuracy"] == 1.0
+
+
+def test_a_config_edited_after_the_study_is_refused_by_distil(classifier, tmp_path, run_cli):
+    ck, texts, answers = classifier
+    copy = tmp_path / "copy"
+    shutil.copytree(ck, copy)
+    _extract(copy, _data(tmp_path, texts, answers), tmp_path / "run")
+    config = json.loads((copy / "config.json").read_text())
+    config["id2label"] = {"0": "sad", "1": "happy"}
+    config["label2id"] = {"sad": 0, "happy": 1}
+    (copy / "config.json").write_text(json.dumps(config))
+    code, _, err = run_cli("distil", tmp_path / "run", "--steps", 2)
+    assert code == 2 and err.count("\n") == 1 and "the class names changed since the study ran" in err
+
+
+def test_a_study_encoded_with_the_tokenizers_own_padding_does_not_resume_silently(classifier, tmp_path, run_cli):
+    """A study made before ose switched a tokenizer's own padding off scored its candidates on other
+    inputs: resuming it under this ose would mix the two, so it is refused, naming the difference."""
+    import sqlite3
+
+    from tokenizers import Tokenizer
+
+    ck, texts, answers = classifier
+    copy = tmp_path / "padded"
+    shutil.copytree(ck, copy)
+    tok = Tokenizer.from_file(str(copy / "tokenizer.json"))
+    tok.enable_padding(length=SEQ_LEN, pad_id=tok.token_to_id("[PAD]"), pad_token="[PAD]")
+    tok.save(str(copy / "tokenizer.json"))
+    data = _data(tmp_path, texts, answers)
+    _extract(copy, data, tmp_path / "run")
+    with sqlite3.connect(tmp_path / "run" / "study.db") as db:  # as the study of an older ose stored it
+        (value,) = db.execute("SELECT value FROM ose_meta WHERE key = 'study'").fetchone()
+        meta = json.loads(value)
+        assert meta["settings"]["data"].pop("encoding").startswith("as served")
+        db.execute("UPDATE ose_meta SET value = ? WHERE key = 'study'", (json.dumps(meta),))
+    code, _, err = run_cli("extract", "--from", copy, "--data", data, "--seq-len", SEQ_LEN, "--epsilon", 30,
+                           "--steps", 3, "--eval-batches", 2, "--threads", 1, "--out", tmp_path / "run", "--quiet")
+    assert code == 2 and "data.encoding: None → 'as served" in err and "--new-study" in err

@@ -119,7 +119,7 @@ def test_extract_never_writes_into_a_folder_of_the_users(tiny_space, run_cli, tm
     mine.mkdir()
     (mine / "results.csv").write_text("my,table\n")
     code, _, err = run_cli("extract", "--space", space, "--out", mine, "--steps", 1, "--quiet")
-    assert code == 2 and err.count("\n") == 1 and "holds files ose did not write (results.csv)" in err
+    assert code == 2 and err.count("\n") == 1 and "holds no study (study.db) but other files (results.csv)" in err
     assert (mine / "results.csv").read_text() == "my,table\n" and sorted(p.name for p in mine.iterdir()) == \
         ["results.csv"]
 
@@ -138,3 +138,30 @@ def test_ose_report_after_distil_shows_the_exported_model(study, run_cli, tmp_pa
     assert f"test accuracy {card['model']['accuracy']:.4f}" in line and "CPU speed-up over T" in line
     assert "Exported models" in (run / "report.html").read_text()
     assert json.loads((run / "results.json").read_text())["exports"][0]["folder"] == "model"
+
+
+def test_the_command_named_for_an_unfinished_study_resumes_it_as_given(tiny_space, run_cli, tmp_path, monkeypatch):
+    """Relative paths and options given in a config file: the study compares its options as typed."""
+    from ose.config import ExtractConfig
+    from ose.data import read_examples
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "space.toml").write_text(tiny_space())
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps({"text": e.text, "label": e.label}) + "\n"
+                                              for e in read_examples(ExtractConfig(max_examples=1500))))
+    (tmp_path / "c.toml").write_text("kd_alpha = 0.3\n")
+    code, _, err = run_cli("extract", "--config", "c.toml", "--space", "space.toml", "--data", "d.jsonl", "--task",
+                           "cls", "--epsilon", 4, "--steps", 2, "--eval-batches", 1, "--threads", 1, "--device", "cpu",
+                           "--out", "run", "--quiet")
+    assert code == 0, err
+    with sqlite3.connect(tmp_path / "run" / "study.db") as db:
+        db.execute("DELETE FROM evaluations WHERE id = (SELECT max(id) FROM evaluations)")
+    code, _, err = run_cli("distil", "run", "--steps", 2)
+    command = err.split("finish it with `")[1].split("`")[0]
+    assert "--data d.jsonl" in command and "--device cpu" in command
+    assert command.endswith("with kd_alpha = 0.3 in a --config file")
+    words = shlex.split(command.split(" with ")[0])[1:]
+    code, _, err = run_cli(*words, "--config", "c.toml", "--quiet")
+    assert code == 0, err  # it resumed (a different configuration would be refused)
+    code, _, err = run_cli("distil", "run", "--steps", 2, "--quiet")
+    assert code == 0, err

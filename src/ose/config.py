@@ -29,7 +29,7 @@ STATIC = ("fptas", "exhaustive", "random")
 
 OPTIMIZERS = ("sgd", "adamw")
 EVAL_BATCHES = 4
-TEACHER_FROM = "from"  # --teacher from: T itself, fine-tuned on the task
+TEACHER_FROM = "from"  # --teacher from: T itself (as given with its own head for the task, else fine-tuned)
 
 
 @dataclass(frozen=True)
@@ -206,14 +206,18 @@ class ExtractConfig:
             raise ConfigError("teacher 'from' is T of --from, fine-tuned: it needs --from MODEL with inherited weights")
 
     def command(self) -> str:
-        """The ``ose extract`` command line of this configuration: every flagged option that differs
-        from its default (what resumes the study)."""
+        """The ``ose extract`` command line of this configuration, as given: every flagged option that
+        differs from its default (what resumes the study); options without a flag that differ are
+        named after it, for a ``--config`` file."""
         import shlex
 
-        words = ["ose", "extract"]
+        words, unflagged = ["ose", "extract"], []
         for f in dataclasses.fields(self):
             value, flag = getattr(self, f.name), f.metadata.get("flag", True)
-            if not flag or value == f.default or (f.name == "theta" and value is None):
+            if value == f.default or (f.name == "theta" and value is None):
+                continue
+            if not flag:
+                unflagged.append(f"{f.name} = {value!r}")
                 continue
             name = f"--{flag if isinstance(flag, str) else f.name.replace('_', '-')}"
             if f.name == "theta":
@@ -223,7 +227,8 @@ class ExtractConfig:
                 words.append(name)
             else:
                 words += [name, str(value)]
-        return " ".join(shlex.quote(w) for w in words)
+        line = " ".join(shlex.quote(w) for w in words)
+        return line + (f" with {', '.join(unflagged)} in a --config file" if unflagged else "")
 
     def with_defaults(self) -> ExtractConfig:
         """This configuration with the options left unset (None) at their defaults, which differ when

@@ -44,12 +44,14 @@ def make_context(cfg: ExtractConfig, space: SearchSpace, source=None, layout: st
 
 
 def finetuned_t(ctx: Context):
-    """``--teacher from``: T with the task's head, fine-tuned for s steps under the first θ, once,
-    in the driver; the teacher every candidate then learns from."""
+    """``--teacher from``: T as given where it carries its own head for the task; else T with the
+    task's head, fine-tuned for s steps under the first θ, once, in the driver. The teacher every
+    candidate then learns from (and, in ``ose distil``, the pick)."""
     from .train import train
 
     model = ctx.build(dict(ctx.space.maximum_point))
-    train(model, ctx.family, ctx.task, ctx.data, ctx.cfg.theta[0], ctx.cfg, around_start=True)
+    if not ctx.t_as_given:
+        train(model, ctx.family, ctx.task, ctx.data, ctx.cfg.theta[0], ctx.cfg, around_start=True)
     for p in model.parameters():
         p.requires_grad_(False)
     return model.eval()

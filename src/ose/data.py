@@ -414,6 +414,16 @@ def read_specials(tok, user_dir: str | None) -> Specials:
     return Specials(begin=begin or end, end=end or begin, pad=role.get("pad_token"), mask=role.get("mask_token"))
 
 
+def own_padding(user_dir: str) -> bool:
+    """Whether a saved tokenizer.json pads or truncates by itself (ose switches both off)."""
+    path = Path(user_dir)
+    try:
+        saved = json.loads((path / "tokenizer.json" if path.is_dir() else path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return bool(saved.get("padding") or saved.get("truncation"))
+
+
 def _load_user_tokenizer(user_dir: str, vocab_size: int):
     from tokenizers import Tokenizer
 
@@ -471,6 +481,8 @@ def prepare(cfg: ExtractConfig, task, settings, layout: str = "texts", head_conf
                     tokenizer_vocab=tok.get_vocab_size(), **heldout_facts(data))
     if head_config is not None:
         identity["t_head"] = "used" if unused is None else f"not used: {unused}"
+    if cfg.tokenizer and own_padding(cfg.tokenizer):  # studies made before ose switched it off encoded otherwise
+        identity["encoding"] = "as served: the padding and truncation saved with the tokenizer switched off"
     if data.label_names:  # class k's name: every config written of the study carries it (id2label)
         identity["labels"] = list(data.label_names)
     if cfg.test_data:

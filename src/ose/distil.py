@@ -19,6 +19,7 @@ result: T's fine-tune is trained once per study and reused by every later ``ose 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ import torch
 
 from .config import Theta
 from .errors import ConfigError, DataError, StoreError
-from .inputs import StudyInputs, reopen, stored_config
+from .inputs import StudyInputs, reopen
 from .store import STUDY_FILE, open_store
 from .study import StudyLock, check_free, check_writable
 from .train import CandidateFailed, Checkpoint, EarlyStop, Measured, differs, fit, measure
@@ -80,9 +81,6 @@ class Trained:
 def load_study(run_dir: Path, partial: bool = False) -> tuple[dict, dict, str | None]:
     """(the study's identity, its pick, how far an unfinished study got) or a one-line StoreError.
     An unfinished study's best so far is not the search's answer: it is refused unless ``partial``."""
-    from .report.outputs import REFERENCE
-    from .strategies.selection import best
-
     if not (run_dir / STUDY_FILE).is_file():
         raise StoreError(f"{run_dir}: no study here (no {STUDY_FILE}); run ose extract first")
     store = open_store(run_dir, readonly=True)
@@ -90,18 +88,40 @@ def load_study(run_dir: Path, partial: bool = False) -> tuple[dict, dict, str | 
         meta, stored = store.meta(), store.records()
     finally:
         store.close()
-    records = [r for r in stored if not r["key"].startswith(REFERENCE)]
-    pick = best(records) if meta else None
+    # The pick the report and results.json name: W settled (the floor on ê), ties in the study's order.
+    pick = build_document_of(run_dir)["best"] if meta else None
     if pick is None:
         raise StoreError(f"{run_dir}: the study has no finished evaluation to distil")
     unfinished = None
-    if len(stored) < meta["total"]:
-        unfinished = f"{len(stored)} of {meta['total']} evaluations stored"
+    total = len(set(meta["jobs"])) if meta.get("jobs") else meta["total"]  # a job listed twice runs once
+    if len({r["key"] for r in stored}) < total:
+        unfinished = f"{len(stored)} of {total} evaluations stored"
         if not partial:
-            command = stored_config(meta, run_dir).command()
-            raise StoreError(f"{run_dir}: the study is unfinished ({unfinished}); finish it with `{command}`, or "
-                             f"distil its best so far with --partial")
+            raise StoreError(f"{run_dir}: the study is unfinished ({unfinished}); finish it with "
+                             f"`{resume_command(meta, run_dir)}`, or distil its best so far with --partial")
     return meta, pick, unfinished
+
+
+def build_document_of(run_dir: Path) -> dict:
+    from .report.outputs import build_document
+
+    store = open_store(run_dir, readonly=True)
+    try:
+        return build_document(store)
+    finally:
+        store.close()
+
+
+def resume_command(meta: dict, run_dir: Path) -> str:
+    """The ``ose extract`` command that resumes the study: its options as given (the study compares
+    them as typed), where a relative path is read from the directory it ran in."""
+    from .config import ExtractConfig, from_dict
+
+    cfg = from_dict(meta["settings"]["config"], ExtractConfig())
+    relative = [v for v in (cfg.data, cfg.tokenizer, cfg.test_data, cfg.space, cfg.teacher, cfg.latency_file)
+                if v and not Path(v).is_absolute() and not v.startswith("embedded:") and not Path(v).exists()]
+    where = " (run it from the directory the study ran in: it names relative paths)" if relative else ""
+    return dataclasses.replace(cfg, out=str(run_dir)).command() + where
 
 
 def _tag(run: dict) -> str:
@@ -153,7 +173,8 @@ def check_target(out: Path, run: dict, run_dir: Path, meta: dict, force: bool = 
     from .export import FACTS
 
     check_writable(out)
-    source = (meta["settings"].get("inputs") or {}).get("source")
+    settings = meta["settings"]
+    source = (settings.get("inputs") or {}).get("source") or (settings.get("source") or {}).get("path")
     for what, folder in (("T's checkpoint", source), ("the study's own folder", run_dir)):
         if folder and out.resolve() == Path(folder).resolve():
             raise ConfigError(f"--out {out} is {what}; use another --out")

@@ -100,7 +100,7 @@ def prepare_inputs(cfg: ExtractConfig, space: SearchSpace, source=None, layout: 
     """Read, split and encode the data, load T's weights where candidates inherit them; ``source``
     (``pretrained.Source``) when extracting from a checkpoint. ``count_built_head`` False keeps the
     space's counted head (a study made before C was counted as built resumes with its own counts)."""
-    cfg = resolve_task(cfg.with_defaults(), space.family).resolved()
+    cfg = resolve_task(cfg.with_defaults(), space.family, source).resolved()
     if source is not None and cfg.tokenizer is None:  # T reads its own token ids
         cfg = dataclasses.replace(cfg, tokenizer=source.path)
     task = get_task(cfg.task)
@@ -207,6 +207,11 @@ def reopen(run_dir: Path, meta: dict) -> StudyInputs:
     if inputs.data_identity["fingerprint"] != settings["data"]["fingerprint"]:
         raise DataError(f"{inputs.data_identity['source']}: the data changed since the study ran (its examples "
                         f"differ from the {settings['data']['examples']:,} the study used)")
+    for key, what in (("t_head", "whether T's own head reads the labels"), ("labels", "the class names")):
+        stored, now = settings["data"].get(key), inputs.data_identity.get(key)
+        if stored is not None and stored != now:
+            raise ConfigError(f"--from {cfg.source}: {what} changed since the study ran ({stored!r} → {now!r}); "
+                              f"was its config.json edited?")
     test = settings["data"].get("test_data")
     if test and inputs.data_identity["test_data"]["fingerprint"] != test["fingerprint"]:
         raise DataError(f"{cfg.test_data}: the test data changed since the study ran")

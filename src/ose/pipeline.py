@@ -20,7 +20,7 @@ from . import estimate
 from . import study as studies
 from .config import ConfigError, ExtractConfig, Theta, from_dict, given_options, idle_options, read_config
 from .context import Context, make_context
-from .data import describe_source
+from .data import EMBEDDED, describe_source
 from .executors import Executor, make_executor
 from .inputs import resolve_task, resolved_paths
 from .progress import SearchProgress, StepBars, interactive, run_note
@@ -153,7 +153,6 @@ def _check_out(out: Path, new_study: bool = False) -> dict | None:
     not after the slow data preparation (with ``new_study``, it is set aside when the study opens)."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: output path exists and is not a directory")
-    _check_foreign(out)
     studies.check_writable(out)
     studies.check_free(out)
     return studies.stored_meta(out, new_study)[0]
@@ -169,7 +168,8 @@ def _check_foreign(out: Path) -> None:
     theirs = sorted(p.name for p in out.iterdir() if p.name not in (studies.LOCK_FILE, LATENCY_FILE))
     if theirs:
         shown = ", ".join(theirs[:3]) + (", …" if len(theirs) > 3 else "")
-        raise ConfigError(f"--out {out} holds files ose did not write ({shown}) and no study; use another --out")
+        raise ConfigError(f"--out {out} holds no study ({studies.STUDY_FILE}) but other files ({shown}), which ose "
+                          f"would not replace; use another --out or an empty folder")
 
 
 def resumes_legacy(stored: dict | None, cfg: ExtractConfig) -> bool:
@@ -253,6 +253,7 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
                 "maximum_point": maximum_point_document(ctx.space, ctx), "jobs": jobs,
                 "total": strategy.budget * len(cfg.theta) + bool(reference), "created_at": time.time()}
         executor.start(ctx)
+        _check_foreign(out)  # after every input is known good: bad input names its own problem first
         store, lock = studies.open_study(out, meta, new_study, log)
         if cfg.retry_failed:
             retry_failed(store, jobs, log)
@@ -270,7 +271,8 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
     if files_note := describe_source(cfg.data):
         log(files_note)
     log(parts_line(ctx))
-    if not task_given and ctx.data.labelled_examples and ctx.task.name != "cls" and "cls" in tasks_of(ctx.family):
+    if (not task_given and ctx.cfg.data not in (None, EMBEDDED) and ctx.data.labelled_examples
+            and ctx.task.name != "cls" and "cls" in tasks_of(ctx.family)):
         log(f"note: the data has labels ({ctx.data.labelled_examples:,} examples), but the task is {ctx.task.name}, the "
             f"default for {source.spec if source else 'this space'}; --task cls trains a classifier on them")
     small = small_test_warning(ctx)

@@ -29,6 +29,10 @@ VOLATILE_PREFIXES = ("inputs.",)
 # Options added after studies were first stored, with the value a study stored before them ran
 # under: such a study resumes when that value is asked for again.
 IMPLIED = {"config.sort": "total"}
+# Facts a newer ose records that mean it would now train or score a resumed study otherwise than its
+# stored evaluations were: text encoded without the tokenizer's own padding (and ``data.t_head`` when
+# T's own head is now inherited).
+CHANGES_NUMBERS = ("data.encoding",)
 
 
 class StudyInUse(StoreError):
@@ -147,6 +151,8 @@ def _added_at_default(key: str, a: dict, b: dict) -> bool:
     from .config import ExtractConfig
 
     if (key in a) == (key in b):
+        return False
+    if key in b and (key in CHANGES_NUMBERS or (key == "data.t_head" and b[key] == "used")):
         return False
     value = b[key] if key in b else a[key]
     if key.startswith("space.settings."):

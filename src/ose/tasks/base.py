@@ -106,9 +106,9 @@ class TaskData:
         """B in batches of at most ``size`` rows, each with its own targets."""
         return self.heldout.chunks(size)
 
-    @abstractmethod
     def encode_test(self, tok, examples: list, seed: int) -> Batch:
         """A test part of the user's own (``--test-data``), encoded as B is (masks drawn with ``seed + 2``)."""
+        raise DataError(f"this task's data ({type(self).__name__}) cannot encode a test set of your own")
 
     def with_validation(self, seed: int, rows: int = VALIDATION_ROWS) -> TaskData:
         """A copy whose training set gives up ``rows`` items (at most a tenth, drawn with its own

@@ -112,7 +112,7 @@ def head_labels(labels: set[str], config: dict) -> tuple[list[str] | None, dict[
     named = [c for c in classes if not GENERIC.fullmatch(c)]
     if named and labels <= set(classes):
         return classes, {label: label for label in labels}, None
-    if all(label.isdigit() for label in labels) and max(int(label) for label in labels) < len(classes):
+    if all(re.fullmatch(r"[0-9]+", label) for label in labels) and max(int(label) for label in labels) < len(classes):
         names = classes if named else [str(i) for i in range(len(classes))]
         return names, {label: names[int(label)] for label in labels}, None
     shown = ", ".join(sorted(labels)[:4]) + (", …" if len(labels) > 4 else "")
