@@ -45,9 +45,11 @@ def commit() -> str:
 def figures(out: Path, seconds: dict, memory_mb: float, distil_steps: int) -> str:
     doc = json.loads((out / "results.json").read_text())
     card = json.loads((out / "model" / "ose.json").read_text())
-    done = sorted((r for r in doc["evaluations"] if r["status"] == "ok"), key=lambda r: -r["w"])
-    pick, second = done[0], done[1] if len(done) > 1 else None
     names = list(doc["maximum_point"]["architecture"])
+    pick = doc["best"]  # the study's own pick (W settled, ties broken by its rule), not a re-sort here
+    others = sorted((r for r in doc["evaluations"] if r["status"] == "ok"
+                     and any(r[k] != pick[k] for k in names)), key=lambda r: -r["w"])
+    second = others[0] if others else None
 
     def arch(r):
         return "⟨" + ", ".join(f"{k}={r[k]}" for k in names) + "⟩"

@@ -81,6 +81,8 @@ class Trained:
 def load_study(run_dir: Path, partial: bool = False) -> tuple[dict, dict, str | None]:
     """(the study's identity, its pick, how far an unfinished study got) or a one-line StoreError.
     An unfinished study's best so far is not the search's answer: it is refused unless ``partial``."""
+    from .report.outputs import read_document
+
     if not (run_dir / STUDY_FILE).is_file():
         raise StoreError(f"{run_dir}: no study here (no {STUDY_FILE}); run ose extract first")
     store = open_store(run_dir, readonly=True)
@@ -89,7 +91,7 @@ def load_study(run_dir: Path, partial: bool = False) -> tuple[dict, dict, str | 
     finally:
         store.close()
     # The pick the report and results.json name: W settled (the floor on ê), ties in the study's order.
-    pick = build_document_of(run_dir)["best"] if meta else None
+    pick = read_document(run_dir)["best"] if meta else None
     if pick is None:
         raise StoreError(f"{run_dir}: the study has no finished evaluation to distil")
     unfinished = None
@@ -100,16 +102,6 @@ def load_study(run_dir: Path, partial: bool = False) -> tuple[dict, dict, str | 
             raise StoreError(f"{run_dir}: the study is unfinished ({unfinished}); finish it with "
                              f"`{resume_command(meta, run_dir)}`, or distil its best so far with --partial")
     return meta, pick, unfinished
-
-
-def build_document_of(run_dir: Path) -> dict:
-    from .report.outputs import build_document
-
-    store = open_store(run_dir, readonly=True)
-    try:
-        return build_document(store)
-    finally:
-        store.close()
 
 
 def resume_command(meta: dict, run_dir: Path) -> str:

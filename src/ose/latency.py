@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 from . import jsonout
 from .report.table import text_table
 from .space import SearchSpace, arch_key
+from .stats import spearman  # noqa: F401  (ose.latency.spearman: where it lived before stats held it)
 
 LATENCY_FILE = "latency.json"
 BATCH_SIZES = (1, 32)
@@ -256,33 +257,6 @@ def lookup(doc: dict, xi: Mapping, batch_size: int) -> float:
     if str(batch_size) not in entry["latency"]:
         raise ValueError(f"batch size {batch_size} was not measured (measured: {', '.join(entry['latency'])})")
     return float(entry["latency"][str(batch_size)])
-
-
-def _ranks(values: Sequence[float]) -> list[float]:
-    """1-based ranks; tied values share the average of the ranks they span."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    ranks = [0.0] * len(values)
-    start = 0
-    while start < len(order):
-        end = start
-        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
-            end += 1
-        for i in order[start:end + 1]:
-            ranks[i] = (start + end) / 2 + 1
-        start = end + 1
-    return ranks
-
-
-def spearman(xs: Sequence[float], ys: Sequence[float]) -> float:
-    """Spearman's rank correlation (Pearson's r of the average ranks); nan if either side is constant."""
-    if len(xs) != len(ys):
-        raise ValueError(f"spearman needs two sequences of one length, got {len(xs)} and {len(ys)}")
-    rx, ry = _ranks(xs), _ranks(ys)
-    n = len(rx)
-    mx, my = sum(rx) / n if n else 0.0, sum(ry) / n if n else 0.0
-    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
-    vx, vy = sum((a - mx) ** 2 for a in rx), sum((b - my) ** 2 for b in ry)
-    return cov / (vx * vy) ** 0.5 if vx and vy else float("nan")
 
 
 def correlations(doc: dict) -> dict[str, float]:
