@@ -43,6 +43,8 @@ def evaluate(ctx: Context, xi: dict, theta: Theta, progress=None) -> dict:
         return record.failed(f"{type(e).__name__}: {_first_line(e)}", time.perf_counter() - start).as_dict()
     record.error, record.loss, record.train_loss = result.error, result.loss, result.train_loss
     record.steps, record.seconds = result.steps, result.seconds
+    if result.on_b is not None:
+        record.extra["on_b"] = result.on_b
     record.w = _w(ctx, xi, record)
     return record.as_dict()
 

@@ -25,11 +25,47 @@ def proportion_interval(correct_by_row, targets_by_row, z: float = Z95) -> tuple
         centre = (p + z * z / (2 * n)) / (1 + z * z / n)
         half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
         return max(0.0, centre - half), min(1.0, centre + half)
-    if m < 2:
-        return 0.0, 1.0
-    residuals = sum((c - p * t) ** 2 for c, t in zip(correct, targets))
+    lo, hi = ratio_interval(correct, targets, z)
+    return max(0.0, lo), min(1.0, hi)
+
+
+def ratio_interval(values_by_row, targets_by_row, z: float = Z95) -> tuple[float, float]:
+    """95% normal interval of Σ values / Σ targets over rows (a mean loss per target, or a share
+    whose rows hold several targets), with the cluster-robust variance of a ratio over rows."""
+    values, targets = list(map(float, values_by_row)), list(map(float, targets_by_row))
+    m, n = len(targets), sum(targets)
+    if m < 2 or n == 0:
+        return (0.0, 1.0) if m < 2 else (float("nan"), float("nan"))
+    r = sum(values) / n
+    residuals = sum((v - r * t) ** 2 for v, t in zip(values, targets))
     se = math.sqrt(m / (m - 1) * residuals) / n
-    return max(0.0, p - z * se), min(1.0, p + z * se)
+    return r - z * se, r + z * se
+
+
+def error_interval(on_rows: dict, metric: str) -> tuple[float, float]:
+    """ê's 95% interval from a record's rows of B (``train.Measured.on_rows``): the error rate's
+    (Wilson, or cluster-robust for rows of several targets), or the mean cross-entropy's."""
+    values = on_rows["values"]
+    targets = on_rows.get("targets") or [1] * len(values)
+    return proportion_interval(values, targets) if metric == "error" else ratio_interval(values, targets)
+
+
+def paired_higher(values: Sequence[Sequence[float]], targets: Sequence[float], score: Callable, resamples: int = 2000,
+                  seed: int = 0) -> list[float]:
+    """For candidates measured on the same rows (``values[k][row]``: candidate k's ê numerator on a
+    row), how often candidate 0 scores higher than each other one when B's rows are resampled with
+    replacement, the same resample for all (paired): the k-th share, ties counted half. ``score``
+    maps an array of ê (one per candidate, each column a resample) to the scores compared (W)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    m = len(targets)
+    counts = np.stack([np.bincount(rng.integers(0, m, m), minlength=m) for _ in range(resamples)]).astype(float)
+    per = np.asarray(values, dtype=float)                       # candidates × rows
+    e = (counts @ per.T) / (counts @ np.asarray(targets, dtype=float))[:, None]  # resamples × candidates
+    w = score(e.T)                                              # candidates × resamples
+    higher = (w[0] > w[1:]).mean(axis=1) + 0.5 * (w[0] == w[1:]).mean(axis=1)
+    return [1.0, *higher.tolist()]
 
 
 # --- ranks: how well one ordering of candidates agrees with another --------------------------

@@ -40,6 +40,7 @@ class TrainResult:
     train_loss: float    # smoothed training loss at the end
     steps: int
     seconds: float
+    on_b: dict | None = None  # ê's numerator on each of B's rows (``Measured.on_rows``)
 
 
 class CandidateFailed(RuntimeError):
@@ -72,6 +73,21 @@ class Measured:
     loss: float                  # mean cross-entropy per target
     correct_by_row: list[float]  # for the interval: targets of one row (a block's tokens) are not independent
     targets_by_row: list[int]
+    loss_by_row: list[float] | None = None  # summed cross-entropy of each row's targets
+
+    def on_rows(self, metric: str) -> dict:
+        """ê's numerator row by row (wrong targets, or summed cross-entropy), with the targets of each
+        row where a row holds more than one: what a record keeps so that ê gets an interval and two
+        candidates can be compared on the same resamples of B (``stats``)."""
+        if metric == "error":
+            values = [t - c for c, t in zip(self.correct_by_row, self.targets_by_row)]
+            values = [int(v) if float(v).is_integer() else v for v in values]
+        else:
+            values = [round(v, 5) for v in self.loss_by_row]
+        out = {"values": values}
+        if any(t != 1 for t in self.targets_by_row):
+            out["targets"] = list(self.targets_by_row)
+        return out
 
     @property
     def error(self) -> float:
@@ -94,18 +110,21 @@ def measure(model, family, task: Task, rows: Batch, cfg: ExtractConfig, chunk: i
     """``model``'s answers on ``rows``, in chunks, in eval mode (dropout off, no random draws)."""
     was_training = model.training
     model.eval()
-    correct, ce, total, by_row, per_row = 0, 0.0, 0, [], []
+    correct, ce, total, by_row, per_row, loss_by_row = 0, 0.0, 0, [], [], []
     with torch.no_grad(), _autocast(cfg):
         for part in rows.chunks(chunk):
             on = part.to(cfg.device)
             out = family.logits(model, on, task.head).float()
-            ce += F.cross_entropy(out, on.labels, reduction="sum").item()
+            ce += F.cross_entropy(out, on.labels, reduction="sum").item()  # the sum as ê has always summed it
+            losses = F.cross_entropy(out, on.labels, reduction="none").detach().cpu().double()
             right = task.correct(out, on).cpu()
             correct, total = correct + int(right.sum()), total + right.numel()
-            by_row += torch.bincount(part.target_rows(), weights=right.double(), minlength=part.rows).tolist()
+            target_rows = part.target_rows()
+            by_row += torch.bincount(target_rows, weights=right.double(), minlength=part.rows).tolist()
+            loss_by_row += torch.bincount(target_rows, weights=losses, minlength=part.rows).tolist()
             per_row += part.targets_per_row().tolist()
     model.train(was_training)
-    return Measured(correct, total, ce / total, by_row, per_row)
+    return Measured(correct, total, ce / total, by_row, per_row, loss_by_row)
 
 
 # --- what a run may add to the loop: a weight box, a stop, saved state -----------------------
@@ -347,4 +366,5 @@ def train(model, family, task: Task, data: TaskData, theta: Theta, cfg: ExtractC
     if not math.isfinite(m.loss):
         raise CandidateFailed("non-finite held-out loss")
     return TrainResult(error=m.error if cfg.metric == "error" else m.loss, loss=m.loss,
-                       train_loss=fitted.train_loss, steps=fitted.steps, seconds=time.perf_counter() - start)
+                       train_loss=fitted.train_loss, steps=fitted.steps, seconds=time.perf_counter() - start,
+                       on_b=m.on_rows(cfg.metric))

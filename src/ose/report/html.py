@@ -101,7 +101,8 @@ def _why(doc: dict, names: list[str]) -> str:
     if len(ranked) > 1:
         second = ranked[1]
         text += f" The runner-up, {_arch(second, names)}, has W = {float(second['w']):.4g}."
-    return f"<p>{_e(text)}</p>"
+    sure = [line for line in (results.margin_line(doc), results.tie_line(doc)) if line]
+    return f"<p>{_e(text)}</p>" + "".join(f"<p id='{line.split(':')[0]}'>{_e(line)}</p>" for line in sure)
 
 
 def _w_latency_row(doc: dict) -> dict | None:

@@ -63,6 +63,12 @@ def pareto_plot(doc: dict, x: str, path: Path) -> Path | None:
     dots = ax.scatter([r[x] for r in done], [r["error"] for r in done], c=[r["w"] for r in done],
                       cmap="viridis", s=36, zorder=3, label="evaluations")
     fig.colorbar(dots, ax=ax, label="W (higher is better)")
+    bars = [r for r in done if "error_interval_95" in r]
+    if bars:  # ê's 95% interval over B's rows
+        ax.errorbar([r[x] for r in bars], [r["error"] for r in bars],
+                    yerr=[[max(0.0, r["error"] - r["error_interval_95"][0]) for r in bars],
+                          [max(0.0, r["error_interval_95"][1] - r["error"]) for r in bars]],
+                    fmt="none", ecolor="grey", elinewidth=0.8, alpha=0.6, zorder=2, label="ê's 95% interval")
     front = {eval_key(r, names) for r in doc.get("pareto", [])}
     ring = [r for r in done if eval_key(r, names) in front]
     ax.scatter([r[x] for r in ring], [r["error"] for r in ring], s=120, facecolors="none", edgecolors="black",

@@ -10,7 +10,8 @@ from .. import jsonout
 from .._faults import fault
 from ..costs import error_floor, w_coefficient
 from ..record import columns
-from ..strategies.selection import best, finished, pareto_front
+from ..stats import error_interval
+from ..strategies.selection import TIE_SHARE, best, finished, margin, pareto_front
 from .table import csv_text, text_table
 
 def parameter_names(doc: dict) -> list[str]:
@@ -46,10 +47,35 @@ def settled(record: dict, settings: dict, t: dict) -> dict:
 
 
 def document(settings: dict, maximum_point: dict, records: list[dict]) -> dict:
-    """The results document; numbers that are not finite stay floats here and are written as null."""
+    """The results document; numbers that are not finite stay floats here and are written as null.
+    Each evaluation whose rows of B were kept gets ê's 95% interval, and the pick its margin
+    (``selection.margin``); the rows themselves stay in the store."""
     records = [settled(r, settings, maximum_point) for r in records]
-    return {"settings": settings, "maximum_point": maximum_point, "evaluations": records,
-            "best": best(records), "pareto": pareto_front(records)}
+    names = list(maximum_point["architecture"])
+    sure = margin(records, best(records), floor_of(settings))
+    metric = settings.get("config", {}).get("metric", "error")
+    records = [_with_interval(r, metric) for r in records]
+    doc = {"settings": settings, "maximum_point": maximum_point, "evaluations": records,
+           "best": best(records), "pareto": pareto_front(records)}
+    if sure:
+        def arch(r):
+            return {n: r[n] for n in names}
+
+        doc["margin"] = {"runner_up": {**arch(sure["runner_up"]), "w": sure["runner_up"]["w"]},
+                         "p_higher": sure["p_higher"], "resamples": sure["resamples"], "rows": sure["rows"],
+                         "tie_share": TIE_SHARE,
+                         "ties": [{**arch(t["record"]), "w": t["record"]["w"], "p_higher": t["p_higher"]}
+                                  for t in sure["ties"]]}
+    return doc
+
+
+def _with_interval(record: dict, metric: str) -> dict:
+    if "on_b" not in record:
+        return record
+    out = {k: v for k, v in record.items() if k != "on_b"}
+    if out.get("status") == "ok":
+        out["error_interval_95"] = list(error_interval(record["on_b"], metric))
+    return out
 
 
 def write_outputs(out: Path, doc: dict, best_config=None) -> list[Path]:
@@ -179,7 +205,9 @@ def summary(doc: dict, top: int = 5) -> str:
     done = sorted(finished(doc["evaluations"]), key=lambda r: -float(r["w"]))[:top]
     names = parameter_names(doc)
     rows = [{"rank": i + 1, **{n: r[n] for n in names}, "lr": r["lr"],
-             "W": float(r["w"]), "error": r["error"], **factors(doc, r), "steps": r["steps"]}
+             "W": float(r["w"]), "error": r["error"],
+             **({"ê 95%": "[{:.3f}, {:.3f}]".format(*r["error_interval_95"])} if "error_interval_95" in r else {}),
+             **factors(doc, r), "steps": r["steps"]}
             for i, r in enumerate(done)]
     failed = [r for r in doc["evaluations"] if r.get("status") != "ok"]
     lines = [text_table(rows)] if rows else ["no evaluation finished"]
@@ -192,9 +220,37 @@ def summary(doc: dict, top: int = 5) -> str:
     if failed:
         lines.append(f"{len(failed)} evaluation(s) failed: " +
                      "; ".join(f"{' '.join(f'{n}={r[n]}' for n in names)}: {r['message']}" for r in failed))
-    lines += [line for line in (floor_line(doc), source_line(doc), separation(doc)) if line]
+    lines += [line for line in (margin_line(doc), tie_line(doc), floor_line(doc), source_line(doc),
+                                separation(doc)) if line]
     lines += [export_line(e) for e in doc.get("exports", [])]
     return "\n".join(lines)
+
+
+def _arch(doc: dict, r: dict) -> str:
+    return "⟨" + ", ".join(f"{n}={r[n]}" for n in parameter_names(doc)) + "⟩"
+
+
+def margin_line(doc: dict) -> str | None:
+    """The pick's ê with its interval, and how often its W beats the runner-up's on resamples of B."""
+    m, pick = doc.get("margin"), doc.get("best")
+    if not m or not pick or "error_interval_95" not in pick:
+        return None
+    lo, hi = pick["error_interval_95"]
+    return (f"margin: the pick's ê {pick['error']:.4f} [{lo:.4f}, {hi:.4f}] (95%, {m['rows']:,} rows of B); its W is "
+            f"higher than the runner-up {_arch(doc, m['runner_up'])}'s (W {m['runner_up']['w']:.4g}) in "
+            f"{m['p_higher']:.0%} of {m['resamples']:,} paired resamples of B")
+
+
+def tie_line(doc: dict) -> str | None:
+    """One sentence when the pick does not beat some candidates beyond B's noise, and the rule that chose."""
+    m = doc.get("margin")
+    if not m or not m["ties"]:
+        return None
+    shown = ", ".join(f"{_arch(doc, t)} ({t['p_higher']:.0%})" for t in m["ties"][:4])
+    more = f" and {len(m['ties']) - 4} more" if len(m["ties"]) > 4 else ""
+    return (f"tie: within B's noise the pick ties {len(m['ties'])} other candidate(s), {shown}{more}, since its W is "
+            f"higher in fewer than {m['tie_share']:.0%} of resamples; the highest W measured on this B chose among "
+            f"them (docs/SEARCH.md, ties within noise), and on this evidence each is as good a choice")
 
 
 def export_line(e: dict) -> str:

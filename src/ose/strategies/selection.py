@@ -27,3 +27,37 @@ def pareto_front(records: list[dict]) -> list[dict]:
 
     front = [r for r in done if not any(dominates(o, r) for o in done)]
     return sorted(front, key=lambda r: (r["params"], r["ops"], r["error"]))
+
+
+TIE_SHARE = 0.95   # the pick beats a candidate beyond B's noise when its W is higher in this share of resamples
+RESAMPLES = 2000
+
+
+def margin(records: list[dict], pick: dict | None, floor: float | None, resamples: int = RESAMPLES,
+           seed: int = 0) -> dict | None:
+    """How sure the pick is: for every other finished candidate measured on the same rows of B,
+    the share of paired resamples of B (the same rows drawn for both) in which the pick's W is the
+    higher, ties counted half. ``runner_up`` is the candidate of the next highest W; ``ties`` those
+    the pick does not beat in at least 95% of resamples: on this B they are as good, and W measured
+    on B chose among them (the rule of ``best``). None where the records keep no rows of B
+    (evaluations stored before ose kept them) or nothing else finished."""
+    import numpy as np
+
+    from ..stats import paired_higher
+
+    if pick is None or "on_b" not in pick:
+        return None
+    rows = pick["on_b"]
+    others = [r for r in finished(records) if r is not pick and "on_b" in r
+              and len(r["on_b"]["values"]) == len(rows["values"])]
+    if not others:
+        return None
+    others.sort(key=lambda r: -r["w"])
+    floor = floor or 1e-12
+    group = [pick, *others]
+    # W = (1 − p/T)(1 − i/T) / max(ê, floor): the size factor is fixed, only ê is resampled
+    sizes = np.array([r["w"] * max(r["error"], floor) for r in group])[:, None]
+    shares = paired_higher([r["on_b"]["values"] for r in group], rows.get("targets") or [1] * len(rows["values"]),
+                           lambda e: sizes / np.maximum(e, floor), resamples, seed)[1:]
+    return {"runner_up": others[0], "p_higher": shares[0], "resamples": resamples, "rows": len(rows["values"]),
+            "ties": [{"record": r, "p_higher": p} for r, p in zip(others, shares) if p < TIE_SHARE]}

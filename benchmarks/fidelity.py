@@ -1,0 +1,245 @@
+"""How well does the search's short run rank candidates by the error they end with?
+
+    python benchmarks/fidelity.py                      # all-MiniLM-L6-v2, --task cls, 32 candidates
+    python benchmarks/fidelity.py --quick --from DIR   # a small local checkpoint, minutes (the test runs it)
+
+Short: ê from the search's run of s steps (an exhaustive study over the candidates, default s and
+|B|), and the other per-candidate proxies the same run stores (cross-entropy on B, the training
+loss at the end), plus the proxies of variant studies (``--variants``: 2s, 4|B|, distillation
+during the search). Two seeds at half the steps is not among them: ose's seed also draws the
+split, so a second seed's study would train on the first one's test rows. Final: the test error after ``ose distil``'s
+default final training of each candidate (distilled from T, early stopping on a validation part),
+once per seed in ``--seeds``. T's fine-tune (the teacher and yardstick) is ``ose distil``'s own,
+trained once in the study folder and reused by a later ``ose distil`` of the study.
+
+It prints, each with a 95% percentile-bootstrap interval over candidates and its n: Spearman's
+ρ(proxy, final) for every proxy, with the parameter count (p of the layers the search sorts by)
+and the operation count i as baselines; the within-size pair accuracy (pairs whose p differ by
+at most 25%: the share the proxy orders as the final error does; chance is 0.5, p cannot order
+them); and the ceiling, ρ between the final errors of two seeds. Targets (issue 21): ρ ≥ 0.8 with
+the interval's lower end ≥ 0.6, above ρ(p, final), pair accuracy ≥ 0.75.
+
+Everything is stored under ``--out`` as it finishes (studies resume; each final run is one line
+of ``finals.jsonl`` and its training state is saved every 25 steps): an interrupted benchmark
+continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import ose
+from ose.stats import bootstrap_interval, pair_agreement, spearman
+
+NAMES = ("D", "A", "H", "I")
+GRID = """
+family = "bert"
+constraints = ["H == {per_head} * A"]
+[parameters]
+D = {D}
+A = {A}
+H = {H}
+I = {I}
+[maximum_point]
+D = 1
+A = 1
+H = 1
+I = 1
+"""
+# 32 candidates of all-MiniLM-L6-v2's default grid (whole 32-wide heads): depth 1-6, width 128-384, both
+# ends of I, so that a deep-narrow and a shallow-wide candidate of one size meet in the pairs.
+FULL = {"per_head": 32, "D": [1, 2, 4, 6], "A": [4, 6, 8, 12], "H": [128, 192, 256, 384], "I": [384, 1536]}
+QUICK = {"per_head": 16, "D": [1, 2, 4], "A": [2, 4], "H": [32, 64], "I": [64, 128]}
+PAIR_RATIO = 1.25
+
+
+def key(r: dict) -> str:
+    return ",".join(f"{n}={r[n]}" for n in NAMES)
+
+
+def study(args, out: Path, **options) -> list[dict]:
+    """The finished evaluations of an exhaustive study over the grid (resumed where stored)."""
+    result = ose.extract(source=args.source, space=str(args.root / "space.toml"), task="cls", strategy="exhaustive",
+                         epsilon=1, out=str(out), progress=False, log=lambda *a: None,
+                         **({"data": args.data} if args.data else {}), **options)
+    return [r for r in result.evaluations if r["status"] == "ok"]
+
+
+# --- the final runs ---------------------------------------------------------------------------
+
+def finals(args, base: Path, records: list[dict]) -> dict[int, dict[str, float]]:
+    """{seed: {candidate: test error}} after ose distil's final training, one run at a time, each
+    appended to finals.jsonl as it ends (a rerun skips what is there)."""
+    import torch
+
+    from ose.config import Theta
+    from ose.distil import STATE_DIR, load_study, plan_runs, train_final, yardstick
+    from ose.inputs import reopen
+
+    path = args.root / "finals.jsonl"
+    done = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+    have = {(d["seed"], d["key"]) for d in done}
+    todo = [(seed, r) for seed in args.seeds for r in records if (seed, key(r)) not in have]
+    if todo:
+        meta, _, _ = load_study(base)
+        inputs = reopen(base, meta)
+        torch.set_num_threads(inputs.cfg.threads)
+        cfg0, data0, state = inputs.cfg, inputs.data, base / STATE_DIR
+        inputs.data = data0.with_validation(cfg0.seed)
+        theta_of = lambda r: Theta(lr=r["lr"], momentum=r["momentum"], batch_size=r["batch_size"],  # noqa: E731
+                                   **({"optimizer": r["optimizer"]} if "optimizer" in r else {}))
+        t_run, _ = plan_runs(meta, {n: records[0][n] for n in NAMES}, theta_of(records[0]), args.final_steps)
+        started = time.perf_counter()
+        t = yardstick(inputs, t_run, theta_of(records[0]), state, 25, log=lambda *a: None, say=None)
+        print(f"# T (teacher and yardstick): {t.summary()} ({time.perf_counter() - started:.0f} s)", flush=True)
+        for n, (seed, r) in enumerate(todo, 1):
+            xi, theta = {k: r[k] for k in NAMES}, theta_of(r)
+            _, run = plan_runs(meta, xi, theta, args.final_steps)
+            if seed != cfg0.seed:  # another seed's run is another run (its own state file)
+                run["seed"] = seed
+            inputs.cfg, inputs.data = dataclasses.replace(cfg0, seed=seed), data0.with_validation(seed)
+            started = time.perf_counter()
+            trained = train_final(inputs, xi, theta, run, state, 25, teacher=t.model)
+            line = {"seed": seed, "key": key(r), "error": trained.test.error, "targets": trained.test.targets,
+                    "steps": trained.steps, "best_step": trained.stop.best_step,
+                    "seconds": round(time.perf_counter() - started, 1)}
+            with path.open("a") as f:
+                f.write(json.dumps(line) + "\n")
+            done.append(line)
+            print(f"# final {n}/{len(todo)}: seed {seed} {key(r)} test error {line['error']:.4f} "
+                  f"({line['steps']} steps, {line['seconds']:.0f} s)", flush=True)
+    out: dict[int, dict[str, float]] = {}
+    for d in done:
+        out.setdefault(d["seed"], {})[d["key"]] = d["error"]
+    return out
+
+
+# --- the figures ------------------------------------------------------------------------------
+
+def rho_line(name: str, xs: list[float], ys: list[float], resamples: int) -> tuple[str, dict]:
+    n = len(xs)
+    rho = spearman(xs, ys)
+    lo, hi = bootstrap_interval(lambda ix: spearman([xs[i] for i in ix], [ys[i] for i in ix]), n, resamples)
+    return (f"  ρ({name}, final) = {rho:+.3f} [{lo:+.3f}, {hi:+.3f}]  n = {n}",
+            {"proxy": name, "rho": rho, "interval": [lo, hi], "n": n})
+
+
+def pairs_of(sizes: list[float]) -> list[tuple[int, int]]:
+    return [(i, j) for i in range(len(sizes)) for j in range(i + 1, len(sizes))
+            if max(sizes[i], sizes[j]) <= PAIR_RATIO * min(sizes[i], sizes[j])]
+
+
+def pair_line(name: str, xs: list[float], ys: list[float], sizes: list[float], resamples: int) -> tuple[str, dict]:
+    pairs = pairs_of(sizes)
+    share = pair_agreement(xs, ys, pairs)
+
+    def resampled(ix: list[int]) -> float:
+        seen = sorted(set(ix))  # a pair needs two distinct candidates
+        sub = pairs_of([sizes[i] for i in seen])
+        return pair_agreement([xs[i] for i in seen], [ys[i] for i in seen], sub)
+
+    lo, hi = bootstrap_interval(resampled, len(xs), resamples)
+    return (f"  pair accuracy({name}) = {share:.3f} [{lo:.3f}, {hi:.3f}]  over {len(pairs)} pairs of p within "
+            f"{PAIR_RATIO:g}×", {"proxy": name, "pair_accuracy": share, "interval": [lo, hi], "pairs": len(pairs)})
+
+
+def draw(path: Path, records: list[dict], final: dict[str, float], field: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    depths = sorted({r["D"] for r in records})
+    cmap = plt.get_cmap("viridis", len(depths))
+    for n, d in enumerate(depths):
+        rs = [r for r in records if r["D"] == d and key(r) in final]
+        ax.scatter([r[field] for r in rs], [final[key(r)] for r in rs], color=cmap(n), label=f"D = {d}", s=22)
+    ax.set_xlabel(f"short run: {field} on B")
+    ax.set_ylabel("final: test error after ose distil")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--from", dest="source", default="all-MiniLM-L6-v2")
+    ap.add_argument("--data", help="labelled data (default: ose's embedded tweets)")
+    ap.add_argument("--steps", type=int, help="s of the short run (default: ose's)")
+    ap.add_argument("--final-steps", type=int, help="the cap of each final run (default: ose distil's)")
+    ap.add_argument("--seeds", default="0,1", help="seeds of the final runs; two or more give the ceiling")
+    ap.add_argument("--variants", default="", help="comma-separated variant studies to add: steps2x (2s), "
+                    "b4x (|B| 4 times the default), teacher (distillation from T during the search)")
+    ap.add_argument("--quick", action="store_true", help="a small grid (12 candidates) and short runs")
+    ap.add_argument("--resamples", type=int, default=2000)
+    ap.add_argument("--figure", help="where to draw ê against the final error (PNG)")
+    ap.add_argument("--out", default="benchmarks/runs/fidelity")
+    args = ap.parse_args(argv)
+    from ose.config import ExtractConfig
+    from ose.distil import STEPS
+
+    args.seeds = [int(s) for s in args.seeds.split(",")]
+    args.steps = args.steps or (5 if args.quick else ExtractConfig().steps)
+    args.final_steps = args.final_steps or (20 if args.quick else STEPS)
+    args.root = Path(args.out)
+    args.root.mkdir(parents=True, exist_ok=True)
+    (args.root / "space.toml").write_text(GRID.format(**(QUICK if args.quick else FULL)))
+    started = time.perf_counter()
+    base = args.root / "study"
+    records = study(args, base, steps=args.steps)
+    print(f"# T = {args.source}, --task cls; {len(records)} candidates; short run s = {args.steps} "
+          f"({time.perf_counter() - started:.0f} s)", flush=True)
+    final = finals(args, base, records)
+    first = final[args.seeds[0]]
+    proxies = {"ê (error on B)": ("error", records), "cross-entropy on B": ("loss", records),
+               "training loss at the end": ("train_loss", records),
+               "p": ("params_effective", records), "i": ("ops", records)}
+    for name in filter(None, args.variants.split(",")):
+        options = {"steps2x": {"steps": 2 * args.steps}, "b4x": {"steps": args.steps, "eval_batches": 64},
+                   "teacher": {"steps": args.steps, "teacher": "from"}}[name]
+        rs = study(args, args.root / f"variant-{name}", **options)
+        proxies[f"ê, {name}"] = ("error", rs)
+        proxies[f"cross-entropy, {name}"] = ("loss", rs)
+    report = {"source": args.source, "steps": args.steps, "final_steps": args.final_steps, "seeds": args.seeds,
+              "rho": [], "pairs": [], "ceiling": None}
+    print(f"# final = test error after the final run (seed {args.seeds[0]}); 95% bootstrap intervals over candidates")
+    for name, (field, rs) in proxies.items():
+        rs = [r for r in rs if key(r) in first]
+        xs, ys = [float(r[field]) for r in rs], [first[key(r)] for r in rs]
+        line, row = rho_line(name, xs, ys, args.resamples)
+        print(line)
+        report["rho"].append(row)
+    sizes = {key(r): r["params_effective"] for r in records}
+    for name, (field, rs) in proxies.items():
+        if field in ("params_effective", "ops"):
+            continue
+        rs = [r for r in rs if key(r) in first]
+        line, row = pair_line(name, [float(r[field]) for r in rs], [first[key(r)] for r in rs],
+                              [sizes[key(r)] for r in rs], args.resamples)
+        print(line)
+        report["pairs"].append(row)
+    if len(args.seeds) > 1:
+        second = final[args.seeds[1]]
+        both = sorted(set(first) & set(second))
+        line, row = rho_line(f"final seed {args.seeds[1]}", [second[k] for k in both], [first[k] for k in both],
+                             args.resamples)
+        print("  ceiling: " + line.strip())
+        report["ceiling"] = row
+    report["seconds"] = round(time.perf_counter() - started)
+    print(f"# this run: {report['seconds']} s (studies and final runs already stored are reused)")
+    if args.figure:
+        draw(Path(args.figure), records, first, "error")
+    (args.root / "fidelity.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)
