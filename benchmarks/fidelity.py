@@ -80,6 +80,7 @@ def finals(args, base: Path, records: list[dict]) -> dict[int, dict[str, float]]
     from ose.config import Theta
     from ose.distil import STATE_DIR, load_study, plan_runs, train_final, yardstick
     from ose.inputs import reopen
+    from ose.train import TeacherMemo
 
     path = args.root / "finals.jsonl"
     done = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
@@ -97,6 +98,7 @@ def finals(args, base: Path, records: list[dict]) -> dict[int, dict[str, float]]
         started = time.perf_counter()
         t = yardstick(inputs, t_run, theta_of(records[0]), state, 25, log=lambda *a: None, say=None)
         print(f"# T (teacher and yardstick): {t.summary()} ({time.perf_counter() - started:.0f} s)", flush=True)
+        teacher = TeacherMemo(t.model)  # T answers each training batch once for all the candidates
         for n, (seed, r) in enumerate(todo, 1):
             xi, theta = {k: r[k] for k in NAMES}, theta_of(r)
             _, run = plan_runs(meta, xi, theta, args.final_steps)
@@ -104,7 +106,7 @@ def finals(args, base: Path, records: list[dict]) -> dict[int, dict[str, float]]
                 run["seed"] = seed
             inputs.cfg, inputs.data = dataclasses.replace(cfg0, seed=seed), data0.with_validation(seed)
             started = time.perf_counter()
-            trained = train_final(inputs, xi, theta, run, state, 25, teacher=t.model)
+            trained = train_final(inputs, xi, theta, run, state, 25, teacher=teacher)
             line = {"seed": seed, "key": key(r), "error": trained.test.error, "targets": trained.test.targets,
                     "steps": trained.steps, "best_step": trained.stop.best_step,
                     "seconds": round(time.perf_counter() - started, 1)}

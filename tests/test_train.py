@@ -184,6 +184,28 @@ def test_training_with_a_teacher_changes_the_loss(mlm, prepared, teacher_dir):
     assert math.isfinite(distilled.error)
 
 
+def test_a_remembering_teacher_answers_each_batch_once_and_changes_nothing(mlm, prepared, teacher_dir):
+    from ose.context import load_teacher
+    from ose.train import TeacherMemo
+
+    teacher = load_teacher(str(teacher_dir), MLM, VOCAB, prepared[0], "cpu", prepared[1])
+    calls = []
+    teacher.register_forward_hook(lambda *a: calls.append(1))
+    theta, cfg = Theta(lr=0.1, batch_size=8), fp32(steps=5)
+    direct = train(model(), mlm, theta, cfg, seed=0, teacher=teacher)
+    assert len(calls) == 5
+    memo = TeacherMemo(teacher)
+    first = train(model(), mlm, theta, cfg, seed=0, teacher=memo)
+    second = train(model(), mlm, theta, cfg, seed=0, teacher=memo)  # another candidate, the same batches
+    assert len(calls) == 10  # five for the direct run, five for both remembered runs
+    assert first.train_loss == second.train_loss == direct.train_loss and first.loss == direct.loss
+    other = train(model(), mlm, theta, cfg, seed=1, teacher=memo)  # another batch order: new answers
+    assert len(calls) > 10 and math.isfinite(other.loss)
+    teacher.train()
+    with pytest.raises(RuntimeError, match="eval mode"):
+        train(model(), mlm, theta, cfg, seed=0, teacher=memo)
+
+
 
 def test_a_teacher_vocab_txt_is_compared_token_by_token(prepared, teacher_dir, tmp_path):
     from ose.config import ConfigError
