@@ -132,6 +132,13 @@ CASES = {
     "seq-len 1 with cls": (["--task", "cls", "--seq-len", "1"], "seq_len 1 is too short for task cls"),
     "seq-len 1 with clm": (["--space", "llama-tiny", "--seq-len", "1"], "seq_len 1 is too short for task clm"),
     "seq-len 2 with clm": (["--space", "llama-tiny", "--seq-len", "2"], "seq_len 2 is too short for task clm"),
+    "budget not a number": (["--max-params", "lots"], "--max-params must be a number (5e6) or a share of T's (30%), "
+                                                      "got 'lots'"),
+    "budget zero": (["--max-ops", "0"], "--max-ops must be positive, got '0'"),
+    "budget negative share": (["--max-params=-5%"], "--max-params must be positive, got '-5%'"),
+    "budget share above 100%": (["--max-params", "150%"], "--max-params 150%: a share of T's is at most 100%"),
+    "budget nothing fits": (["--max-params", "1000"], "no architecture of Ξ fits --max-params 1,000 parameters: the "
+                                                      "cheapest, ⟨D=1, A=2, H=32, I=64⟩, has"),
     "space constraint divides by zero": (["--space", "{d}/divzero.toml"],
                                          "constraints: 'H / (A - A) > 0' divides by zero at D=1,A=2,H=32,I=64"),
 }

@@ -61,10 +61,21 @@ def cmd_space(args) -> int:
         raise UsageError("name a space (a preset or a TOML file), or --from MODEL")
     for note in space.notes:  # on stderr: the table, CSV or JSON on stdout stays data only
         print(note, file=sys.stderr)
+    from . import budgets
+
+    chosen = [b for b in (budgets.parse("params", args.max_params), budgets.parse("ops", args.max_ops)) if b]
+    everything = space.candidates(args.sort)
+    kept = budgets.feasible(everything, chosen, space.max_cost)
+    if chosen:
+        print(budgets.summary(everything, kept, chosen, space.max_cost), file=sys.stderr)
     if args.format == "json":
-        print(jsonout.dumps(counts.space_document(space, args.sort), indent=2))
+        doc = counts.space_document(space, args.sort, kept)
+        if chosen:
+            doc["budgets"] = {b.kind: {"given": b.text, "limit": b.limit(getattr(space.max_cost, b.kind))}
+                              for b in chosen}
+        print(jsonout.dumps(doc, indent=2))
         return 0
-    rows = counts.space_rows(space, args.sort)
+    rows = counts.space_rows(space, args.sort, kept)
     if args.format == "table":
         t = space.maximum_point
         print(f"# {space.name}: {len(rows)} architectures, T = {t} "
@@ -377,6 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("space", help="every architecture of a search space with p, i and ratios to T")
     s.add_argument("space", nargs="?", help=f"a preset ({', '.join(preset_names())}) or a TOML file")
+    s.add_argument("--max-params", metavar="N|P%", help="only the architectures of at most N parameters, or P%% of T's")
+    s.add_argument("--max-ops", metavar="N|P%", help="only the architectures of at most N operations, or P%% of T's")
     s.add_argument("--from", dest="source", metavar="MODEL",
                    help="T from a pretrained checkpoint: its default grid below T, or SPACE's grid narrowed to it")
     s.add_argument("--format", choices=["table", "csv", "json"], default="table")

@@ -185,9 +185,16 @@ class ExtractConfig:
                         choices=("ops", "latency"))
     latency_file: str | None = option(None, "latency.json from `ose latency` (default: measure at the start)")
     latency_batch: int = option(1, "batch size whose latency W uses (default 1)", check="positive")
+    max_params: str | float | None = option(None, "budget: candidates of at most this many parameters p, or this "
+                                                  "share of T's (30%%); Ξ is cut before the search", metavar="N|P%")
+    max_ops: str | float | None = option(None, "budget: candidates of at most this many operations i per forward "
+                                               "pass, or this share of T's (5%%)", metavar="N|P%")
 
     def validate(self) -> None:
+        from .budgets import from_config
+
         _check_values(self)
+        from_config(self)  # each budget a positive number or a share of T's
         for f in dataclasses.fields(self):
             problem = _check_field(f, getattr(self, f.name))
             if problem:

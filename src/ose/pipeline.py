@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import estimate
+from . import budgets, estimate
 from . import study as studies
 from .config import ConfigError, ExtractConfig, Theta, from_dict, given_options, idle_options, read_config
 from .context import Context, make_context
@@ -55,7 +55,8 @@ class ExtractResult:
 
 
 def plan(cfg: ExtractConfig, space: SearchSpace) -> Strategy:
-    candidates = space.candidates(cfg.sort)
+    """The search over Ξ, or over the part of it within the budgets (cut before the ε-intervals)."""
+    candidates = budgets.feasible(space.candidates(cfg.sort), budgets.from_config(cfg), space.max_cost)
     if cfg.budget is not None and cfg.budget > len(candidates):
         raise ConfigError(f"budget {cfg.budget} exceeds |Ξ| = {len(candidates)}")
     try:
@@ -278,6 +279,9 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
     small = small_test_warning(ctx)
     if small:
         log(small)
+    chosen = budgets.from_config(cfg)
+    if chosen:
+        log(budgets.summary(ctx.space.candidates(cfg.sort), strategy.candidates, chosen, ctx.space.max_cost))
     log(bound_line(cfg, ctx.space, strategy))
     if threads_note:
         log(threads_note)

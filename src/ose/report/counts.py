@@ -22,18 +22,19 @@ def cost_row(xi: dict, cost: Cost, ref: Cost) -> dict:
     return row
 
 
-def space_rows(space: SearchSpace, sort: str = "intermediate") -> list[dict]:
-    return [cost_row(c.xi, c.cost, space.max_cost) for c in space.candidates(sort)]
+def space_rows(space: SearchSpace, sort: str = "intermediate", candidates: list | None = None) -> list[dict]:
+    return [cost_row(c.xi, c.cost, space.max_cost) for c in (candidates or space.candidates(sort))]
 
 
-def space_document(space: SearchSpace, sort: str = "intermediate") -> dict:
-    """``ose space --format json``: T, every architecture with its integer keys, and ABⁿC."""
+def space_document(space: SearchSpace, sort: str = "intermediate", candidates: list | None = None) -> dict:
+    """``ose space --format json``: T, every architecture (or ``candidates``, those within budgets)
+    with its integer keys, and ABⁿC."""
     def entry(xi, cost):
         return {**xi, **{k: v for k, v in cost.as_dict().items()}}
 
     return {"space": space.name, "family": space.family.name, "settings": space.to_dict()["settings"],
             "sort": sort, "maximum_point": entry(space.maximum_point, space.max_cost),
-            "architectures": [entry(c.xi, c.cost) for c in space.candidates(sort)],
+            "architectures": [entry(c.xi, c.cost) for c in (candidates or space.candidates(sort))],
             "abnc": space.abnc().as_dict()}
 
 

@@ -75,12 +75,28 @@ def pareto_plot(doc: dict, x: str, path: Path) -> Path | None:
                linewidths=1.3, zorder=4, label="Pareto front (p, i, ê)")
     _mark_pick(ax, doc, x, names)
     ax.axvline(doc["maximum_point"][x], color="grey", linestyle=":", zorder=1, label="T")
+    limit = _budget(doc, x)
+    if limit is not None:
+        ax.axvline(limit, color="tab:red", linestyle="--", zorder=1, label=f"budget: {symbol_of(x)} ≤ {limit:,.0f}")
     ax.set_xscale("log")
     symbol, label = AXIS[x]
     ax.set(xlabel=label, ylabel=_metric(doc), title=f"ê against {symbol}: {len(done)} finished evaluations")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     return _save(fig, path)
+
+
+def symbol_of(x: str) -> str:
+    return AXIS[x][0]
+
+
+def _budget(doc: dict, x: str) -> float | None:
+    """The study's budget on ``x`` (--max-params, --max-ops) in the count's unit, or None."""
+    from .. import budgets
+
+    raw = doc["settings"].get("config", {}).get(budgets.KINDS[x][0])
+    b = budgets.parse(x, raw) if raw is not None else None
+    return b.limit(doc["maximum_point"][x]) if b else None
 
 
 def _mark_pick(ax, doc: dict, x: str, names: list[str]) -> None:

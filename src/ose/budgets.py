@@ -1,0 +1,104 @@
+"""Budgets: the part of Ξ a user can afford, cut before the search sorts and splits it.
+
+``--max-params`` and ``--max-ops`` bound a candidate's p(ξ) and i(ξ) (the whole network's, as W
+counts them), each as an absolute number (``5e6``, ``5000000``) or a share of T's (``30%``).
+The FPTAS then runs on the feasible set F ⊆ Ξ: ⌈|F|/ε⌉ intervals, each trained once, and its
+guarantee holds relative to the best candidate of F. Budgets are checked on the closed-form
+counts, exactly, before any training.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .errors import ConfigError
+
+KINDS = {"params": ("max_params", "parameters"), "ops": ("max_ops", "operations per forward pass")}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One bound: ``value`` in the count's own unit, or a share of T's where ``share``."""
+
+    kind: str          # "params" or "ops"
+    value: float
+    share: bool
+    text: str          # as the user gave it
+
+    def limit(self, t_value: float) -> float:
+        return self.value * t_value if self.share else self.value
+
+    def describe(self, t_value: float) -> str:
+        limit = self.limit(t_value)
+        shown = f"{self.text} of T's, {limit:,.0f}" if self.share else f"{limit:,.0f}"
+        return f"--{KINDS[self.kind][0].replace('_', '-')} {shown} {KINDS[self.kind][1]}"
+
+
+def parse(kind: str, raw) -> Budget | None:
+    """A budget from the command line or the config: a positive number, or a percentage of T's."""
+    if raw is None:
+        return None
+    flag = "--" + KINDS[kind][0].replace("_", "-")
+    text = str(raw).strip()
+    share = text.endswith("%")
+    try:
+        value = float(text[:-1] if share else text)
+    except ValueError:
+        raise ConfigError(f"{flag} must be a number (5e6) or a share of T's (30%), got {raw!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{flag} must be positive, got {raw!r}")
+    if share and value > 100:
+        raise ConfigError(f"{flag} {text}: a share of T's is at most 100%")
+    return Budget(kind, value / 100 if share else value, share, text)
+
+
+def from_config(cfg) -> list[Budget]:
+    """The budgets an extraction was given (``max_params``, ``max_ops``), checked."""
+    return [b for b in (parse(kind, getattr(cfg, field)) for kind, (field, _) in KINDS.items()) if b]
+
+
+def fits(counts, budgets: list[Budget], t_counts) -> bool:
+    """Whether a candidate's counts (``Cost`` or a record dict) are within every budget."""
+    return all(_count(counts, b.kind) <= b.limit(_count(t_counts, b.kind)) for b in budgets)
+
+
+def _count(counts, kind: str) -> float:
+    return counts[kind] if isinstance(counts, dict) else getattr(counts, kind)
+
+
+def feasible(candidates: list, budgets: list[Budget], t_cost) -> list:
+    """The candidates (``space.Candidate``) within every budget, in their order; a one-line
+    ConfigError naming the cheapest candidate when none is."""
+    if not budgets:
+        return candidates
+    kept = [c for c in candidates if fits(c.cost, budgets, t_cost)]
+    if not kept:
+        raise ConfigError(nothing_fits(candidates, budgets, t_cost))
+    return kept
+
+
+def nothing_fits(candidates: list, budgets: list[Budget], t_cost) -> str:
+    """Which budget shuts every candidate out, with the cheapest candidate's cost under it."""
+    for b in budgets:
+        limit = b.limit(_count(t_cost, b.kind))
+        cheapest = min(candidates, key=lambda c: _count(c.cost, b.kind))
+        least = _count(cheapest.cost, b.kind)
+        if least > limit:
+            arch = ", ".join(f"{k}={v}" for k, v in cheapest.xi.items())
+            return (f"no architecture of Ξ fits {b.describe(_count(t_cost, b.kind))}: the cheapest, ⟨{arch}⟩, has "
+                    f"{least:,.0f} ({least / _count(t_cost, b.kind):.1%} of T's)")
+    return "no architecture of Ξ fits the budgets together (each alone lets some through); loosen one of " + \
+        ", ".join(b.describe(_count(t_cost, b.kind)) for b in budgets)
+
+
+def summary(candidates: list, kept: list, budgets: list[Budget], t_cost) -> str:
+    """``|F| of |Ξ| fit ...``: how many candidates the budgets keep, and the cheapest and largest of them."""
+    def arch(c):
+        return "⟨" + ", ".join(f"{k}={v}" for k, v in c.xi.items()) + f"⟩ (p {c.cost.params:,}, i {c.cost.ops:,})"
+
+    shown = "; ".join(b.describe(_count(t_cost, b.kind)) for b in budgets)
+    small = min(kept, key=lambda c: (c.cost.params, c.cost.ops))
+    large = max(kept, key=lambda c: (c.cost.params, c.cost.ops))
+    return f"{len(kept)} of {len(candidates)} architectures fit {shown}: the cheapest {arch(small)}, the largest " \
+           f"{arch(large)}"

@@ -1,0 +1,75 @@
+"""Budgets (--max-params, --max-ops): Ξ cut to what fits before the search, exactly, by the closed-form counts."""
+
+import json
+
+import pytest
+
+import ose
+from ose import budgets
+from ose.config import ConfigError
+from ose.errors import StoreError
+from ose.space import load_space
+
+
+@pytest.fixture(scope="module")
+def space():
+    return load_space("bert-tiny")
+
+
+def test_a_share_is_of_t_and_a_number_is_absolute(space):
+    t = space.max_cost
+    share, absolute = budgets.parse("params", "30%"), budgets.parse("ops", 5e6)
+    assert share.limit(t.params) == pytest.approx(0.3 * t.params) and absolute.limit(t.ops) == 5e6
+    assert budgets.parse("ops", "5e6") == budgets.Budget("ops", 5e6, False, "5e6")
+    assert budgets.parse("params", None) is None
+
+
+def test_feasible_keeps_exactly_the_candidates_within_every_budget_in_their_order(space):
+    everything = space.candidates()
+    t = space.max_cost
+    chosen = [budgets.parse("params", "40%"), budgets.parse("ops", "20%")]
+    kept = budgets.feasible(everything, chosen, t)
+    expected = [c for c in everything if c.cost.params <= 0.4 * t.params and c.cost.ops <= 0.2 * t.ops]
+    assert [c.xi for c in kept] == [c.xi for c in expected] and 0 < len(kept) < len(everything)
+    # a candidate exactly at the limit fits: the budget is "at most"
+    edge = everything[len(everything) // 2]
+    at = budgets.feasible(everything, [budgets.parse("params", edge.cost.params)], t)
+    assert edge.xi in [c.xi for c in at] and all(c.cost.params <= edge.cost.params for c in at)
+
+
+def test_nothing_fits_names_the_cheapest_and_its_cost(space):
+    cheapest = min(space.candidates(), key=lambda c: c.cost.ops)
+    with pytest.raises(ConfigError) as e:
+        budgets.feasible(space.candidates(), [budgets.parse("ops", cheapest.cost.ops - 1)], space.max_cost)
+    assert f"has {cheapest.cost.ops:,}" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_an_extraction_searches_the_feasible_set_only(tmp_path, tiny_space, monkeypatch):
+    (tmp_path / "space.toml").write_text(tiny_space())
+    monkeypatch.setenv("OSE_CACHE", str(tmp_path / "cache"))
+    said = []
+    common = dict(space=str(tmp_path / "space.toml"), epsilon=1, steps=1, max_examples=500, eval_batches=1,
+                  threads=1, theta=[{"batch_size": 8}], progress=False)
+    result = ose.extract(out=str(tmp_path / "cut"), max_params="60%", log=said.append, **common)
+    doc = json.loads((tmp_path / "cut" / "results.json").read_text())
+    limit = 0.6 * doc["maximum_point"]["params"]
+    space = load_space(str(tmp_path / "space.toml"))
+    expected = sum(1 for c in space.candidates() if c.cost.params <= 0.6 * space.max_cost.params)
+    assert 0 < len(result.evaluations) == expected < 8
+    assert all(r["params"] <= limit for r in result.evaluations)
+    text = "\n".join(said)
+    assert f"{expected} of 8 architectures fit --max-params 60% of T's" in text and f"|Ξ| = {expected}," in text
+    # another budget is another study: refused on resume, as any option that changes the numbers
+    with pytest.raises(StoreError, match="config.max_params: .60%. → .70%."):
+        ose.extract(out=str(tmp_path / "cut"), max_params="70%", log=said.append, **common)
+
+
+def test_ose_space_shows_what_fits(run_cli):
+    code, out, err = run_cli("space", "bert-tiny", "--max-ops", "25%", "--format", "json")
+    doc = json.loads(out)
+    space = load_space("bert-tiny")
+    expected = [c.xi for c in space.candidates() if c.cost.ops <= 0.25 * space.max_cost.ops]
+    assert code == 0 and [{k: a[k] for k in "DAHI"} for a in doc["architectures"]] == expected
+    assert doc["budgets"]["ops"]["given"] == "25%" and err.startswith(f"{len(expected)} of {len(space.candidates())}")
+    code, out, err = run_cli("space", "bert-tiny", "--max-ops", "0.0001%")
+    assert code == 2 and out == "" and err.startswith("ose: error: no architecture of Ξ fits --max-ops")
