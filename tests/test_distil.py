@@ -165,3 +165,32 @@ def test_the_command_named_for_an_unfinished_study_resumes_it_as_given(tiny_spac
     assert code == 0, err  # it resumed (a different configuration would be refused)
     code, _, err = run_cli("distil", "run", "--steps", 2, "--quiet")
     assert code == 0, err
+
+
+def test_pick_distils_another_stored_candidate_and_the_card_says_who_chose(study, run_cli, tmp_path):
+    import shutil
+
+    from ose.report.outputs import read_document
+
+    run = tmp_path / "run"
+    shutil.copytree(study / "run", run)
+    doc = read_document(run)
+    ranked = sorted((r for r in doc["evaluations"] if r["status"] == "ok"), key=lambda r: -r["w"])
+    second = ranked[1]
+    arch = ",".join(f"{k}={second[k]}" for k in "DAHI")
+    code, out, err = run_cli("distil", run, "--steps", 2, "--pick", arch, "--quiet")
+    assert code == 0, err
+    folder = run / ("model-" + "-".join(f"{k}{second[k]}" for k in "DAHI"))
+    card = json.loads((folder / "ose.json").read_text())
+    assert card["architecture"] == {k: second[k] for k in "DAHI"} and card["search"]["chosen_by"] == "--pick"
+    assert card["search"]["search_pick"]["W"] == doc["best"]["w"] and card["search"]["W"] == second["w"]
+    assert "Chosen with `ose distil --pick`" in (folder / "README.md").read_text()
+    assert not (run / "model").exists()  # the search's pick's folder is left alone
+    # the rank of the same candidate names the same run: its saved state is reused, the folder kept
+    code, _, err = run_cli("distil", run, "--steps", 2, "--pick", "2", "--quiet")
+    assert code == 0, err
+    # bad picks: one line, exit 2, nothing written
+    for bad, says in (("9", "ranked 1 to 2 by W"), ("D=1,A=2", "name every one of D, A, H, I"),
+                      ("D=7,A=2,H=16,I=32", "no finished evaluation of this architecture"), ("x", "expects a rank")):
+        code, _, err = run_cli("distil", run, "--steps", 2, "--pick", bad)
+        assert code == 2 and err.count("\n") == 1 and says in err, (bad, err)

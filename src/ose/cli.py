@@ -267,7 +267,8 @@ def cmd_distil(args) -> int:
     if args.save_every < 1:
         raise UsageError(f"--save-every must be a positive integer, got {args.save_every}")
     r = distil(args.run_dir, steps=args.steps, out=args.out, save_every=args.save_every, log=print,
-               progress=not args.quiet, partial=args.partial, force=args.force, restart=args.restart)
+               progress=not args.quiet, partial=args.partial, force=args.force, restart=args.restart,
+               pick=args.pick)
     test = r.card["test"]
     which = "as given" if r.teacher and r.teacher.stop is None else "fine-tuned"
     t = f" (T {which}: {r.teacher_accuracy:.4f}, {r.accuracy / r.teacher_accuracy:.3f} of T's)" \
@@ -411,6 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write over an --out folder holding files ose did not write, or another export")
     d.add_argument("--restart", action="store_true",
                    help="train again from the start, not from this distillation's saved state")
+    d.add_argument("--pick", metavar="RANK|D=..,A=..",
+                   help="distil another stored candidate than the search's pick: its rank by W in the summary, "
+                        "or its architecture (default out RUN_DIR/model-D2-A6-...)")
     d.set_defaults(func=cmd_distil)
 
     lt = sub.add_parser("latency", help="measured forward-pass latency of every architecture and T, vs the op count")

@@ -104,6 +104,41 @@ def load_study(run_dir: Path, partial: bool = False) -> tuple[dict, dict, str | 
     return meta, pick, unfinished
 
 
+def choose(run_dir: Path, meta: dict, pick: dict, chosen: str | None) -> tuple[dict, bool]:
+    """(the record to distil, whether it is another than the search's pick): ``chosen`` is None (the
+    pick), a rank in the summary's order by W (``3``), or an architecture (``D=2,A=6,H=192,I=192``)
+    with a stored, finished evaluation; a one-line ConfigError otherwise."""
+    from .report.outputs import read_document
+    from .strategies.selection import finished
+
+    if chosen is None:
+        return pick, False
+    names = list(meta["settings"]["space"]["parameters"])
+    done = sorted(finished(read_document(run_dir)["evaluations"]), key=lambda r: -float(r["w"]))
+    text = str(chosen).strip()
+    if text.isdigit():
+        rank = int(text)
+        if not 1 <= rank <= len(done):
+            raise ConfigError(f"--pick {text}: the study has {len(done)} finished evaluation(s), ranked 1 to "
+                              f"{len(done)} by W")
+        record = done[rank - 1]
+    else:
+        xi = {}
+        for part in text.split(","):
+            key, sep, value = part.strip().partition("=")
+            if not sep or key not in names or not value.strip().lstrip("-").isdigit():
+                raise ConfigError(f"--pick expects a rank or {','.join(f'{n}=N' for n in names)}, got {text!r}")
+            xi[key] = int(value)
+        if set(xi) != set(names):
+            raise ConfigError(f"--pick {text}: name every one of {', '.join(names)}")
+        matches = [r for r in done if all(r[n] == xi[n] for n in names)]
+        if not matches:
+            raise ConfigError(f"--pick {text}: the study has no finished evaluation of this architecture (ose report "
+                              f"lists them)")
+        record = matches[0]  # its best θ: done is ordered by W
+    return record, any(record.get(k) != pick.get(k) for k in (*names, "lr", "momentum", "batch_size", "optimizer"))
+
+
 def resume_command(meta: dict, run_dir: Path) -> str:
     """The ``ose extract`` command that resumes the study: its options as given (the study compares
     them as typed), where a relative path is read from the directory it ran in."""
@@ -246,19 +281,22 @@ def _state_file(state: Path, run: dict) -> Path:
 
 def distil(run_dir: str | Path, steps: int = STEPS, out: str | Path | None = None, save_every: int = 25,
            log=print, progress: bool = True, partial: bool = False, force: bool = False,
-           restart: bool = False) -> DistilResult:
+           restart: bool = False, pick: str | None = None) -> DistilResult:
     """Distil the pick of the study in ``run_dir``, measure it on the test part, export it.
 
     ``partial``: distil an unfinished study's best so far; ``force``: write over a folder ose did not
     write, or another export; ``restart``: train again rather than continue from saved state. The
-    study is held (its lock) while it runs: no extraction or other distil runs it meanwhile."""
+    study is held (its lock) while it runs: no extraction or other distil runs it meanwhile.
+    ``pick``: another stored candidate than the search's pick (``choose``), exported by default to
+    ``model-D2-A6-H192-I192/`` beside ``model/``."""
     run_dir = Path(run_dir)
     if steps < 1:
         raise ConfigError(f"--steps must be a positive integer, got {steps}")
     check_free(run_dir)  # a study an extraction (or another distil) runs now: the same line as extract's
-    meta, pick, unfinished = load_study(run_dir, partial)
-    out = Path(out) if out else run_dir / "model"
+    meta, search_pick, unfinished = load_study(run_dir, partial)
+    pick, other = choose(run_dir, meta, search_pick, pick)
     xi = {k: pick[k] for k in meta["settings"]["space"]["parameters"]}
+    out = Path(out) if out else run_dir / ("model-" + "-".join(f"{k}{v}" for k, v in xi.items()) if other else "model")
     theta = Theta(**{k: pick[k] for k in ("lr", "momentum", "batch_size")},
                   **({"optimizer": pick["optimizer"]} if "optimizer" in pick else {}))
     t_run, student_run = plan_runs(meta, xi, theta, steps)
@@ -271,13 +309,14 @@ def distil(run_dir: str | Path, steps: int = STEPS, out: str | Path | None = Non
                 if run and "as_given" not in run:
                     _state_file(run_dir / STATE_DIR, run).unlink(missing_ok=True)
         return _distil(run_dir, meta, pick, xi, theta, t_run, student_run, out, save_every, log, progress,
-                       unfinished)
+                       unfinished, search_pick if other else None)
     finally:
         lock.release()
 
 
 def _distil(run_dir: Path, meta: dict, pick: dict, xi: dict, theta: Theta, t_run: dict | None, student_run: dict,
-            out: Path, save_every: int, log, progress: bool, unfinished: str | None) -> DistilResult:
+            out: Path, save_every: int, log, progress: bool, unfinished: str | None,
+            search_pick: dict | None = None) -> DistilResult:
     from . import export, latency
     from .context import load_teacher
 
@@ -306,6 +345,9 @@ def _distil(run_dir: Path, meta: dict, pick: dict, xi: dict, theta: Theta, t_run
     timings = latency.compare({"model": student.model, "T": reference}, inputs.space.settings.vocab_size,
                               inputs.space.settings.seq_len)
     card = export.card_facts(meta, pick, inputs, theta, student, t, timings, teacher_name)
+    if search_pick is not None:  # the user chose it, not the search: the card says which the search picked
+        card["search"]["chosen_by"] = "--pick"
+        card["search"]["search_pick"] = {k: search_pick[k] for k in xi} | {"W": search_pick["w"]}
     if unfinished:
         card["search"]["unfinished"] = unfinished
     export.export(student.model, inputs, out, card)

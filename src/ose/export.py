@@ -155,9 +155,14 @@ def _trained(record: dict | None) -> str:
 
 
 def _unfinished(f: dict) -> str:
-    left = f["search"].get("unfinished")
-    return (f"\n**The search was unfinished** ({left}): this architecture is its best so far, not its answer."
+    left, other = f["search"].get("unfinished"), f["search"].get("search_pick")
+    text = (f"\n**The search was unfinished** ({left}): this architecture is its best so far, not its answer."
             if left else "")
+    if other:
+        arch = ", ".join(f"{k}={v}" for k, v in other.items() if k != "W")
+        text += (f"\n**Chosen with `ose distil --pick`**, not by the search: the search's pick is ⟨{arch}⟩ "
+                 f"(W {other['W']:.4g}); this one has W {f['search']['W']:.4g}.")
+    return text
 
 
 def model_card(f: dict) -> str:
