@@ -73,3 +73,31 @@ def test_ose_space_shows_what_fits(run_cli):
     assert doc["budgets"]["ops"]["given"] == "25%" and err.startswith(f"{len(expected)} of {len(space.candidates())}")
     code, out, err = run_cli("space", "bert-tiny", "--max-ops", "0.0001%")
     assert code == 2 and out == "" and err.startswith("ose: error: no architecture of Ξ fits --max-ops")
+
+
+def test_a_latency_budget_keeps_the_candidates_measured_within_it(tmp_path, tiny_space, monkeypatch, run_cli):
+    from ose import latency
+    from ose.space import arch_key
+
+    (tmp_path / "space.toml").write_text(tiny_space())
+    monkeypatch.setenv("OSE_CACHE", str(tmp_path / "cache"))
+    code, _, err = run_cli("latency", tmp_path / "space.toml", "--out", tmp_path / "lat", "--batch-sizes", "1",
+                           "--repeats", "2", "--warmup", "1")
+    assert code == 0, err
+    doc = latency.load(tmp_path / "lat" / latency.LATENCY_FILE)
+    space = load_space(str(tmp_path / "space.toml"))
+    ms = {arch_key(c.xi): 1000 * latency.lookup(doc, c.xi, 1) for c in space.candidates()}
+    limit = sorted(ms.values())[3]  # four of the eight fit (ties aside)
+    expected = {k for k, v in ms.items() if v <= limit}
+    said = []
+    result = ose.extract(space=str(tmp_path / "space.toml"), epsilon=1, steps=1, max_examples=500, eval_batches=1,
+                         threads=1, theta=[{"batch_size": 8}], progress=False, out=str(tmp_path / "run"),
+                         max_latency=repr(limit), latency_file=str(tmp_path / "lat" / latency.LATENCY_FILE),
+                         log=said.append)
+    assert {arch_key({k: r[k] for k in "DAHI"}) for r in result.evaluations} == expected
+    assert f"{len(expected)} of 8 architectures fit --max-latency" in "\n".join(said)
+    assert all("latency" not in r for r in result.evaluations)  # W still uses the operation count
+    with pytest.raises(ConfigError, match="no architecture of Ξ fits --max-latency"):
+        ose.extract(space=str(tmp_path / "space.toml"), epsilon=1, steps=1, max_examples=500, eval_batches=1,
+                    threads=1, progress=False, out=str(tmp_path / "none"), max_latency="0.0001%",
+                    latency_file=str(tmp_path / "lat" / latency.LATENCY_FILE), log=said.append)

@@ -141,7 +141,8 @@ IDLE = {
                   "warning: ask_batch has no effect with strategy random, which plans every candidate up front "
                   "(it applies to tpe and nsga2)"),
     "latency_batch": ({"latency_batch": 32},
-                      "warning: latency_batch has no effect without --speed latency: W uses the operation count"),
+                      "warning: latency_batch has no effect without --speed latency or --max-latency: W uses the "
+                      "operation count"),
 }
 
 
@@ -180,10 +181,11 @@ def test_options_without_effect_are_warned_about_on_stderr_before_the_run(tmp_pa
 
 
 def test_a_latency_file_without_speed_latency_is_refused(tmp_path):
-    with pytest.raises(ConfigError, match=r"^latency_file is only for --speed latency \(W uses the operation count "
-                                          r"otherwise\); add --speed latency or leave latency_file out$"):
+    with pytest.raises(ConfigError, match=r"^latency_file is only for --speed latency or --max-latency \(W uses the "
+                                          r"operation count otherwise\); add one of them or leave latency_file out$"):
         load_config(None, {"latency_file": str(tmp_path / "latency.json")})
     path = _toml(tmp_path, f'latency_file = "{tmp_path / "latency.json"}"\n')
     with pytest.raises(ConfigError, match="latency_file is only for --speed latency"):
         load_config(path)
     assert load_config(None, {"latency_file": "x.json", "speed": "latency"}).latency_file == "x.json"
+    assert load_config(None, {"latency_file": "x.json", "max_latency": 5}).latency_file == "x.json"

@@ -1,7 +1,9 @@
 """Budgets: the part of Ξ a user can afford, cut before the search sorts and splits it.
 
 ``--max-params`` and ``--max-ops`` bound a candidate's p(ξ) and i(ξ) (the whole network's, as W
-counts them), each as an absolute number (``5e6``, ``5000000``) or a share of T's (``30%``).
+counts them), each as an absolute number (``5e6``, ``5000000``) or a share of T's (``30%``);
+``--max-latency`` its forward pass at ``--latency-batch`` on this machine, in milliseconds or as a
+share of T's, from the latency table measured (or loaded) before training.
 The FPTAS then runs on the feasible set F ⊆ Ξ: ⌈|F|/ε⌉ intervals, each trained once, and its
 guarantee holds relative to the best candidate of F. Budgets are checked on the closed-form
 counts, exactly, before any training.
@@ -14,7 +16,8 @@ from dataclasses import dataclass
 
 from .errors import ConfigError
 
-KINDS = {"params": ("max_params", "parameters"), "ops": ("max_ops", "operations per forward pass")}
+KINDS = {"params": ("max_params", "parameters"), "ops": ("max_ops", "operations per forward pass"),
+         "latency": ("max_latency", "ms per forward pass")}
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,8 @@ class Budget:
 
     def describe(self, t_value: float) -> str:
         limit = self.limit(t_value)
-        shown = f"{self.text} of T's, {limit:,.0f}" if self.share else f"{limit:,.0f}"
+        number = f"{limit:.3g}" if self.kind == "latency" else f"{limit:,.0f}"
+        shown = f"{self.text} of T's, {number}" if self.share else number
         return f"--{KINDS[self.kind][0].replace('_', '-')} {shown} {KINDS[self.kind][1]}"
 
 
@@ -59,7 +63,8 @@ def from_config(cfg) -> list[Budget]:
 
 
 def fits(counts, budgets: list[Budget], t_counts) -> bool:
-    """Whether a candidate's counts (``Cost`` or a record dict) are within every budget."""
+    """Whether a candidate's counts (``Cost``, a record dict, or a dict holding ``latency`` in ms) are
+    within every budget."""
     return all(_count(counts, b.kind) <= b.limit(_count(t_counts, b.kind)) for b in budgets)
 
 
@@ -67,37 +72,63 @@ def _count(counts, kind: str) -> float:
     return counts[kind] if isinstance(counts, dict) else getattr(counts, kind)
 
 
-def feasible(candidates: list, budgets: list[Budget], t_cost) -> list:
+def _values(c, t_cost, timings: dict | None) -> tuple[dict, dict]:
+    """A candidate's and T's values of every kind: p and i, and the latency in ms where measured."""
+    from .space import arch_key
+
+    mine, top = {"params": c.cost.params, "ops": c.cost.ops}, {"params": t_cost.params, "ops": t_cost.ops}
+    if timings is not None:
+        mine["latency"], top["latency"] = 1000 * timings["by_arch"][arch_key(c.xi)], 1000 * timings["T"]
+    return mine, top
+
+
+def _fits_values(values: tuple[dict, dict], budgets: list[Budget]) -> bool:
+    mine, top = values
+    return fits(mine, budgets, top)
+
+
+def applicable(budgets: list[Budget], timings: dict | None) -> list[Budget]:
+    """The budgets that can be checked now: a latency budget once latency is measured."""
+    return [b for b in budgets if b.kind != "latency" or timings is not None]
+
+
+def feasible(candidates: list, budgets: list[Budget], t_cost, timings: dict | None = None) -> list:
     """The candidates (``space.Candidate``) within every budget, in their order; a one-line
-    ConfigError naming the cheapest candidate when none is."""
+    ConfigError naming the cheapest candidate when none is. ``timings``: the latency table
+    (``context.latency_table``); without it a latency budget waits."""
+    budgets = applicable(budgets, timings)
     if not budgets:
         return candidates
-    kept = [c for c in candidates if fits(c.cost, budgets, t_cost)]
+    kept = [c for c in candidates if _fits_values(_values(c, t_cost, timings), budgets)]
     if not kept:
-        raise ConfigError(nothing_fits(candidates, budgets, t_cost))
+        raise ConfigError(nothing_fits(candidates, budgets, t_cost, timings))
     return kept
 
 
-def nothing_fits(candidates: list, budgets: list[Budget], t_cost) -> str:
+def nothing_fits(candidates: list, budgets: list[Budget], t_cost, timings: dict | None = None) -> str:
     """Which budget shuts every candidate out, with the cheapest candidate's cost under it."""
     for b in budgets:
-        limit = b.limit(_count(t_cost, b.kind))
-        cheapest = min(candidates, key=lambda c: _count(c.cost, b.kind))
-        least = _count(cheapest.cost, b.kind)
+        values = [(_values(c, t_cost, timings), c) for c in candidates]
+        top = values[0][0][1][b.kind]
+        (least_values, _), cheapest = min(values, key=lambda v: v[0][0][b.kind])
+        least, limit = least_values[b.kind], b.limit(top)
         if least > limit:
             arch = ", ".join(f"{k}={v}" for k, v in cheapest.xi.items())
-            return (f"no architecture of Ξ fits {b.describe(_count(t_cost, b.kind))}: the cheapest, ⟨{arch}⟩, has "
-                    f"{least:,.0f} ({least / _count(t_cost, b.kind):.1%} of T's)")
+            shown = f"{least:.3g} ms" if b.kind == "latency" else f"{least:,.0f}"
+            return (f"no architecture of Ξ fits {b.describe(top)}: the cheapest, ⟨{arch}⟩, has {shown} "
+                    f"({least / top:.1%} of T's)")
     return "no architecture of Ξ fits the budgets together (each alone lets some through); loosen one of " + \
-        ", ".join(b.describe(_count(t_cost, b.kind)) for b in budgets)
+        ", ".join(b.describe(_values(candidates[0], t_cost, timings)[1][b.kind]) for b in budgets)
 
 
-def summary(candidates: list, kept: list, budgets: list[Budget], t_cost) -> str:
+def summary(candidates: list, kept: list, budgets: list[Budget], t_cost, timings: dict | None = None) -> str:
     """``|F| of |Ξ| fit ...``: how many candidates the budgets keep, and the cheapest and largest of them."""
     def arch(c):
         return "⟨" + ", ".join(f"{k}={v}" for k, v in c.xi.items()) + f"⟩ (p {c.cost.params:,}, i {c.cost.ops:,})"
 
-    shown = "; ".join(b.describe(_count(t_cost, b.kind)) for b in budgets)
+    budgets = applicable(budgets, timings)
+    top = _values(candidates[0], t_cost, timings)[1]
+    shown = "; ".join(b.describe(top[b.kind]) for b in budgets)
     small = min(kept, key=lambda c: (c.cost.params, c.cost.ops))
     large = max(kept, key=lambda c: (c.cost.params, c.cost.ops))
     return f"{len(kept)} of {len(candidates)} architectures fit {shown}: the cheapest {arch(small)}, the largest " \

@@ -189,6 +189,9 @@ class ExtractConfig:
                                                   "share of T's (30%%); Ξ is cut before the search", metavar="N|P%")
     max_ops: str | float | None = option(None, "budget: candidates of at most this many operations i per forward "
                                                "pass, or this share of T's (5%%)", metavar="N|P%")
+    max_latency: str | float | None = option(None, "budget: candidates whose forward pass at --latency-batch takes "
+                                                   "at most MS milliseconds on this machine, or this share of T's "
+                                                   "(10%%); measured before training", metavar="MS|P%")
 
     def validate(self) -> None:
         from .budgets import from_config
@@ -204,9 +207,10 @@ class ExtractConfig:
                               f"{BUDGETLESS[self.strategy]} candidates")
         if self.address and self.executor != "ray":
             raise ConfigError("address is only for --executor ray")
-        if self.latency_file and self.speed != "latency":  # refused: W would not use the file the user named
-            raise ConfigError("latency_file is only for --speed latency (W uses the operation count otherwise); "
-                              "add --speed latency or leave latency_file out")
+        if self.latency_file and self.speed != "latency" and self.max_latency is None:
+            # refused: neither W nor a budget would use the file the user named
+            raise ConfigError("latency_file is only for --speed latency or --max-latency (W uses the operation count "
+                              "otherwise); add one of them or leave latency_file out")
         if self.init == "inherit" and not self.source:
             raise ConfigError("init inherit needs a pretrained T: --from MODEL")
         if self.teacher == TEACHER_FROM and not self.inherits:
@@ -314,7 +318,8 @@ def idle_options(cfg: ExtractConfig, given: set[str]) -> list[str]:
         "tolerance_window": (cfg.tolerance is None, "without tolerance: every candidate trains its s steps"),
         "ask_batch": (cfg.strategy in STATIC, f"with strategy {cfg.strategy}, which plans every candidate up front "
                                               f"(it applies to tpe and nsga2)"),
-        "latency_batch": (cfg.speed != "latency", "without --speed latency: W uses the operation count"),
+        "latency_batch": (cfg.speed != "latency" and cfg.max_latency is None,
+                          "without --speed latency or --max-latency: W uses the operation count"),
     }
     return [f"warning: {name} has no effect {why}" for name, (unused, why) in idle.items()
             if unused and name in given]

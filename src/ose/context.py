@@ -24,6 +24,7 @@ from .space import SearchSpace, arch_key
 class Context(StudyInputs):
     teacher: object = None
     latency: dict | None = None   # --speed latency: measured seconds by arch key, and "T"
+    timings: dict | None = None   # the same table wherever it was measured: for W or for --max-latency
 
 
 def make_context(cfg: ExtractConfig, space: SearchSpace, source=None, layout: str = "texts",
@@ -33,8 +34,9 @@ def make_context(cfg: ExtractConfig, space: SearchSpace, source=None, layout: st
     inputs = prepare_inputs(cfg, space, source, layout, count_built_head)
     fault("prepared")
     cfg, space = inputs.cfg, inputs.space
-    latency = latency_table(cfg, space, inputs.base_config) if cfg.speed == "latency" else None
-    ctx = Context(**{f.name: getattr(inputs, f.name) for f in dataclasses.fields(StudyInputs)}, latency=latency)
+    timings = latency_table(cfg, space, inputs.base_config) if needs_latency(cfg) else None
+    ctx = Context(**{f.name: getattr(inputs, f.name) for f in dataclasses.fields(StudyInputs)},
+                  latency=timings if cfg.speed == "latency" else None, timings=timings)
     if cfg.teacher == TEACHER_FROM:
         ctx.teacher = finetuned_t(ctx)
     elif cfg.teacher:
@@ -55,6 +57,11 @@ def finetuned_t(ctx: Context):
     for p in model.parameters():
         p.requires_grad_(False)
     return model.eval()
+
+
+def needs_latency(cfg: ExtractConfig) -> bool:
+    """Whether the study measures latency before training: W uses it, or a budget bounds it."""
+    return cfg.speed == "latency" or cfg.max_latency is not None
 
 
 def latency_table(cfg: ExtractConfig, space: SearchSpace, base_config: dict | None = None) -> dict:

@@ -19,7 +19,7 @@ from pathlib import Path
 from . import budgets, estimate
 from . import study as studies
 from .config import ConfigError, ExtractConfig, Theta, from_dict, given_options, idle_options, read_config
-from .context import Context, make_context
+from .context import Context, make_context, needs_latency
 from .data import EMBEDDED, describe_source
 from .executors import Executor, make_executor
 from .inputs import resolve_task, resolved_paths
@@ -54,9 +54,10 @@ class ExtractResult:
         return self.document["pareto"]
 
 
-def plan(cfg: ExtractConfig, space: SearchSpace) -> Strategy:
-    """The search over Ξ, or over the part of it within the budgets (cut before the ε-intervals)."""
-    candidates = budgets.feasible(space.candidates(cfg.sort), budgets.from_config(cfg), space.max_cost)
+def plan(cfg: ExtractConfig, space: SearchSpace, timings: dict | None = None) -> Strategy:
+    """The search over Ξ, or over the part of it within the budgets (cut before the ε-intervals);
+    a latency budget applies once ``timings`` are measured."""
+    candidates = budgets.feasible(space.candidates(cfg.sort), budgets.from_config(cfg), space.max_cost, timings)
     if cfg.budget is not None and cfg.budget > len(candidates):
         raise ConfigError(f"budget {cfg.budget} exceeds |Ξ| = {len(candidates)}")
     try:
@@ -239,10 +240,10 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
     # measured then (they would disturb it); a bad Ray address fails before anything is written.
     executor, lock = None, None
     try:
-        if cfg.speed != "latency":
+        if not needs_latency(cfg):
             executor = make_executor(cfg, space, max_parallel(cfg, strategy), log)
         ctx = make_context(cfg, space, source, layout="legacy" if legacy else "texts", count_built_head=not legacy)
-        strategy = plan(cfg, ctx.space)  # C counted as the task builds it can reorder Ξ under --sort total
+        strategy = plan(cfg, ctx.space, ctx.timings)  # C counted as built can reorder Ξ under --sort total
         executor = executor or make_executor(cfg, ctx.space, max_parallel(cfg, strategy), log)
         # A static strategy's whole plan is known now; Θ is the outer loop, as in the paper.
         planned = None if strategy.adaptive else strategy.ask(strategy.budget)
@@ -281,7 +282,8 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
         log(small)
     chosen = budgets.from_config(cfg)
     if chosen:
-        log(budgets.summary(ctx.space.candidates(cfg.sort), strategy.candidates, chosen, ctx.space.max_cost))
+        log(budgets.summary(ctx.space.candidates(cfg.sort), strategy.candidates, chosen, ctx.space.max_cost,
+                            ctx.timings))
     log(bound_line(cfg, ctx.space, strategy))
     if threads_note:
         log(threads_note)
@@ -303,11 +305,11 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
             f"{cfg.ask_batch * len(cfg.theta)} of {executor.n} workers train at once; --ask-batch {executor.n} "
             f"keeps them all busy")
     try:
-        if ctx.latency is not None and not cfg.latency_file:
+        if ctx.timings is not None and not cfg.latency_file:
             from . import latency
 
             if not (out / latency.LATENCY_FILE).exists():
-                latency.save(out / latency.LATENCY_FILE, ctx.latency["doc"])
+                latency.save(out / latency.LATENCY_FILE, ctx.timings["doc"])
         runner = _Runner(executor, store, _progress(cfg, ctx, strategy, planned, executor, store, progress, log,
                                                     reference), cfg.steps, progress)
         if reference:
