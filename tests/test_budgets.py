@@ -101,3 +101,16 @@ def test_a_latency_budget_keeps_the_candidates_measured_within_it(tmp_path, tiny
         ose.extract(space=str(tmp_path / "space.toml"), epsilon=1, steps=1, max_examples=500, eval_batches=1,
                     threads=1, progress=False, out=str(tmp_path / "none"), max_latency="0.0001%",
                     latency_file=str(tmp_path / "lat" / latency.LATENCY_FILE), log=said.append)
+
+
+def test_objective_accuracy_within_a_budget_picks_the_most_accurate_that_fits(tmp_path, tiny_space, monkeypatch):
+    (tmp_path / "space.toml").write_text(tiny_space())
+    monkeypatch.setenv("OSE_CACHE", str(tmp_path / "cache"))
+    said = []
+    result = ose.extract(space=str(tmp_path / "space.toml"), epsilon=1, steps=3, max_examples=500, eval_batches=1,
+                         threads=1, theta=[{"batch_size": 8}], progress=False, out=str(tmp_path / "run"),
+                         objective="accuracy", max_ops="70%", task="cls", log=said.append)
+    done = [r for r in result.evaluations if r["status"] == "ok"]
+    assert result.best["error"] == min(r["error"] for r in done)
+    assert all(r["ops"] <= 0.7 * result.document["maximum_point"]["ops"] for r in done)
+    assert any("(--objective accuracy: the lowest ê" in line for text in said for line in text.splitlines())

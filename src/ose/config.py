@@ -185,6 +185,9 @@ class ExtractConfig:
                         choices=("ops", "latency"))
     latency_file: str | None = option(None, "latency.json from `ose latency` (default: measure at the start)")
     latency_batch: int = option(1, "batch size whose latency W uses (default 1)", check="positive")
+    objective: str = option("w", "what picks ξ*: w, the paper's W-coefficient (default), or accuracy, the lowest ê of "
+                                 "the candidates trained (with budgets: the most accurate that fits)",
+                            choices=("w", "accuracy"))
     max_params: str | float | None = option(None, "budget: candidates of at most this many parameters p, or this "
                                                   "share of T's (30%%); Ξ is cut before the search", metavar="N|P%")
     max_ops: str | float | None = option(None, "budget: candidates of at most this many operations i per forward "

@@ -112,3 +112,18 @@ def test_an_extraction_keeps_b_rows_in_the_store_and_reports_intervals_and_margi
     assert doc["margin"]["rows"] == len(stored[0]["on_b"]["values"])
     assert any(line.startswith("margin: the pick's ê") for text in said for line in text.splitlines())
     assert "margin: the pick" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_objective_accuracy_picks_the_lowest_error_and_its_margin_compares_errors():
+    cheap = _record(1, set(range(120)), size=0.9)   # the highest W: small and fairly accurate
+    exact = _record(2, set(range(40)), size=0.1)    # the most accurate, large
+    close = _record(3, set(range(2, 44)), size=0.1)  # as accurate within noise
+    settings = {"data": {"heldout_targets": ROWS}, "config": {"metric": "error", "objective": "accuracy"},
+                "error_floor": 0.5 / ROWS}
+    doc = results.document(settings, {"architecture": {"D": 9}, "params": 100, "ops": 1000}, [cheap, exact, close])
+    assert doc["best"]["D"] == 2 and _doc([cheap, exact, close])["best"]["D"] == 1  # W's pick is the cheap one
+    m = doc["margin"]
+    assert m["runner_up"]["D"] == 3 and [t["D"] for t in m["ties"]] == [3] and 0.5 < m["p_higher"] < 0.95
+    assert "its ê is lower than the runner-up ⟨D=3⟩'s (0.1050)" in results.margin_line(doc)
+    assert "the lowest ê measured on this B chose" in results.tie_line(doc)
+    assert results.pick_line(doc).endswith("(--objective accuracy: the lowest ê of the candidates within the budgets)")

@@ -88,8 +88,10 @@ def _why(doc: dict, names: list[str]) -> str:
     formula = "·".join(f"(1 − {k})" for k in ratios)
     numbers = "·".join(f"(1 − {v:.4g})" for v in ratios.values())
     divisor = results.divisor(doc, pick)
-    text = (f"It has the highest W-coefficient of the {len(ranked)} finished evaluation(s): "
-            f"W = {formula} / ê = {numbers} / {divisor:.4g} = {float(pick['w']):.4g}.")
+    lead = (f"It has the lowest ê on B of the {len(ranked)} finished evaluation(s) (--objective accuracy, within "
+            f"the study's budgets); its W-coefficient is " if results.objective(doc["settings"]) == "accuracy" else
+            f"It has the highest W-coefficient of the {len(ranked)} finished evaluation(s): ")
+    text = f"{lead}W = {formula} / ê = {numbers} / {divisor:.4g} = {float(pick['w']):.4g}."
     if divisor > pick["error"]:
         text += (f" Its ê on B was {float(pick['error']):.4g}, below the study's floor, so W divides by the floor: "
                  f"half of one of B's targets.")

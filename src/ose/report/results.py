@@ -52,21 +52,28 @@ def document(settings: dict, maximum_point: dict, records: list[dict]) -> dict:
     (``selection.margin``); the rows themselves stay in the store."""
     records = [settled(r, settings, maximum_point) for r in records]
     names = list(maximum_point["architecture"])
-    sure = margin(records, best(records), floor_of(settings))
+    goal = objective(settings)
+    sure = margin(records, best(records, goal), floor_of(settings), objective=goal)
     metric = settings.get("config", {}).get("metric", "error")
     records = [_with_interval(r, metric) for r in records]
     doc = {"settings": settings, "maximum_point": maximum_point, "evaluations": records,
-           "best": best(records), "pareto": pareto_front(records)}
+           "best": best(records, goal), "pareto": pareto_front(records)}
     if sure:
         def arch(r):
             return {n: r[n] for n in names}
 
-        doc["margin"] = {"runner_up": {**arch(sure["runner_up"]), "w": sure["runner_up"]["w"]},
+        doc["margin"] = {"runner_up": {**arch(sure["runner_up"]), "w": sure["runner_up"]["w"],
+                                       "error": sure["runner_up"]["error"]},
                          "p_higher": sure["p_higher"], "resamples": sure["resamples"], "rows": sure["rows"],
                          "tie_share": TIE_SHARE,
                          "ties": [{**arch(t["record"]), "w": t["record"]["w"], "p_higher": t["p_higher"]}
                                   for t in sure["ties"]]}
     return doc
+
+
+def objective(settings: dict) -> str:
+    """What chose the pick: ``w`` (the paper's W, and every study before --objective) or ``accuracy``."""
+    return settings.get("config", {}).get("objective") or "w"
 
 
 def _with_interval(record: dict, metric: str) -> dict:
@@ -129,6 +136,8 @@ def pick_line(doc: dict) -> str:
     ratios = "  ".join(f"{k} = {v:.3f}" for k, v in factors(doc, pick).items())
     name = "best so far" if unfinished(doc) else "ξ*"
     line = f"{name} = {xi}  W = {float(pick['w']):.4g}  ê = {pick['error']:.4f}  {ratios}"
+    if objective(doc["settings"]) == "accuracy":
+        line += "  (--objective accuracy: the lowest ê of the candidates within the budgets)"
     if not uses_latency(doc):
         return line
     s = speed(doc)
@@ -236,9 +245,13 @@ def margin_line(doc: dict) -> str | None:
     if not m or not pick or "error_interval_95" not in pick:
         return None
     lo, hi = pick["error_interval_95"]
-    return (f"margin: the pick's ê {pick['error']:.4f} [{lo:.4f}, {hi:.4f}] (95%, {m['rows']:,} rows of B); its W is "
-            f"higher than the runner-up {_arch(doc, m['runner_up'])}'s (W {m['runner_up']['w']:.4g}) in "
-            f"{m['p_higher']:.0%} of {m['resamples']:,} paired resamples of B")
+    if objective(doc["settings"]) == "accuracy":
+        than = (f"its ê is lower than the runner-up {_arch(doc, m['runner_up'])}'s "
+                f"({m['runner_up']['error']:.4f})")
+    else:
+        than = f"its W is higher than the runner-up {_arch(doc, m['runner_up'])}'s (W {m['runner_up']['w']:.4g})"
+    return (f"margin: the pick's ê {pick['error']:.4f} [{lo:.4f}, {hi:.4f}] (95%, {m['rows']:,} rows of B); {than} "
+            f"in {m['p_higher']:.0%} of {m['resamples']:,} paired resamples of B")
 
 
 def tie_line(doc: dict) -> str | None:
@@ -248,8 +261,10 @@ def tie_line(doc: dict) -> str | None:
         return None
     shown = ", ".join(f"{_arch(doc, t)} ({t['p_higher']:.0%})" for t in m["ties"][:4])
     more = f" and {len(m['ties']) - 4} more" if len(m["ties"]) > 4 else ""
-    return (f"tie: within B's noise the pick ties {len(m['ties'])} other candidate(s), {shown}{more}, since its W is "
-            f"higher in fewer than {m['tie_share']:.0%} of resamples; the highest W measured on this B chose among "
+    what, rule = (("ê is lower", "the lowest ê") if objective(doc["settings"]) == "accuracy" else
+                  ("W is higher", "the highest W"))
+    return (f"tie: within B's noise the pick ties {len(m['ties'])} other candidate(s), {shown}{more}, since its {what} "
+            f"in fewer than {m['tie_share']:.0%} of resamples; {rule} measured on this B chose among "
             f"them (docs/SEARCH.md, ties within noise), and on this evidence each is as good a choice")
 
 

@@ -10,11 +10,19 @@ def finished(records: list[dict]) -> list[dict]:
     return [r for r in records if r.get("status") == "ok"]
 
 
-def best(records: list[dict]) -> dict | None:
-    """argmax W over the finished evaluations. Ties go to the smaller p, then the smaller i, then
-    the evaluation first in the study's order (for one ξ under several θ: Θ's order)."""
+OBJECTIVES = ("w", "accuracy")
+
+
+def best(records: list[dict], objective: str = "w") -> dict | None:
+    """ξ* over the finished evaluations: argmax W (``w``, the paper's), or argmin ê (``accuracy``:
+    the most accurate candidate of those the budgets let through). Ties go to the smaller p, then
+    the smaller i, then the evaluation first in the study's order (for one ξ under several θ: Θ's order)."""
     done = finished(records)
-    return max(done, key=lambda r: (r["w"], -r["params"], -r["ops"])) if done else None
+    if not done:
+        return None
+    if objective == "accuracy":
+        return min(done, key=lambda r: (r["error"], r["params"], r["ops"]))
+    return max(done, key=lambda r: (r["w"], -r["params"], -r["ops"]))
 
 
 def pareto_front(records: list[dict]) -> list[dict]:
@@ -34,10 +42,10 @@ RESAMPLES = 2000
 
 
 def margin(records: list[dict], pick: dict | None, floor: float | None, resamples: int = RESAMPLES,
-           seed: int = 0) -> dict | None:
+           seed: int = 0, objective: str = "w") -> dict | None:
     """How sure the pick is: for every other finished candidate measured on the same rows of B,
     the share of paired resamples of B (the same rows drawn for both) in which the pick's W is the
-    higher, ties counted half. ``runner_up`` is the candidate of the next highest W; ``ties`` those
+    higher (under ``objective="accuracy"``: its ê the lower), ties counted half. ``runner_up`` is the candidate of the next highest W; ``ties`` those
     the pick does not beat in at least 95% of resamples: on this B they are as good, and W measured
     on B chose among them (the rule of ``best``). None where the records keep no rows of B
     (evaluations stored before ose kept them) or nothing else finished."""
@@ -52,12 +60,17 @@ def margin(records: list[dict], pick: dict | None, floor: float | None, resample
               and len(r["on_b"]["values"]) == len(rows["values"])]
     if not others:
         return None
-    others.sort(key=lambda r: -r["w"])
     floor = floor or 1e-12
+    if objective == "accuracy":
+        others.sort(key=lambda r: r["error"])
+        score = lambda e: -e  # noqa: E731  (the lower ê wins)
+    else:
+        others.sort(key=lambda r: -r["w"])
+        # W = (1 − p/T)(1 − i/T) / max(ê, floor): the size factor is fixed, only ê is resampled
+        sizes = np.array([r["w"] * max(r["error"], floor) for r in [pick, *others]])[:, None]
+        score = lambda e: sizes / np.maximum(e, floor)  # noqa: E731
     group = [pick, *others]
-    # W = (1 − p/T)(1 − i/T) / max(ê, floor): the size factor is fixed, only ê is resampled
-    sizes = np.array([r["w"] * max(r["error"], floor) for r in group])[:, None]
     shares = paired_higher([r["on_b"]["values"] for r in group], rows.get("targets") or [1] * len(rows["values"]),
-                           lambda e: sizes / np.maximum(e, floor), resamples, seed)[1:]
+                           score, resamples, seed)[1:]
     return {"runner_up": others[0], "p_higher": shares[0], "resamples": resamples, "rows": len(rows["values"]),
             "ties": [{"record": r, "p_higher": p} for r, p in zip(others, shares) if p < TIE_SHARE]}
