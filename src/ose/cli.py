@@ -266,6 +266,8 @@ def cmd_distil(args) -> int:
 
     if args.save_every < 1:
         raise UsageError(f"--save-every must be a positive integer, got {args.save_every}")
+    if args.keep is not None:
+        return _distil_keep(args)
     r = distil(args.run_dir, steps=args.steps, out=args.out, save_every=args.save_every, log=print,
                progress=not args.quiet, partial=args.partial, force=args.force, restart=args.restart,
                pick=args.pick)
@@ -278,6 +280,29 @@ def cmd_distil(args) -> int:
               f"{r.latency['T'][b] / r.latency['model'][b]:.2f}× at batch {b}" for b in r.latency["model"]))
     print(f"wrote {r.out} (config.json, model.safetensors, tokenizer, README.md, ose.json)")
     return 0
+
+
+def _distil_keep(args) -> int:
+    """``ose distil --keep F``: exit 0 with the cheapest model verified at F of T's test accuracy, 1 if none is."""
+    from .distil import distil_keep
+
+    if args.pick is not None:
+        raise UsageError("--keep chooses the candidates itself; leave --pick out")
+    if args.out is not None:
+        raise UsageError("--keep writes each candidate to its own folder of RUN_DIR; leave --out out")
+    k = distil_keep(args.run_dir, args.keep, steps=args.steps, save_every=args.save_every, log=print,
+                    progress=not args.quiet, partial=args.partial, force=args.force)
+    if k.verified is not None:
+        r = k.verified
+        speed = ", ".join(f"{r.latency['T'][b] / r.latency['model'][b]:.2f}× at batch {b}" for b in r.latency["model"])
+        print(f"verified: {r.out} keeps {r.accuracy / r.teacher_accuracy:.3f} of T's test accuracy ({r.accuracy:.4f} "
+              f"against {r.teacher_accuracy:.4f}, floor {k.floor:g}) after {len(k.tried)} distillation(s); CPU "
+              f"speed-up over T: {speed}")
+        return 0
+    arch, best = max(k.tried, key=lambda t: t[1].accuracy)
+    print(f"ose: no candidate kept {k.floor:g} of T's test accuracy ({len(k.tried)} distilled); the best, {best.out}, "
+          f"kept {best.accuracy / best.teacher_accuracy:.3f}", file=sys.stderr)
+    return 1
 
 
 def cmd_latency(args) -> int:
@@ -412,6 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write over an --out folder holding files ose did not write, or another export")
     d.add_argument("--restart", action="store_true",
                    help="train again from the start, not from this distillation's saved state")
+    d.add_argument("--keep", type=float, metavar="F",
+                   help="distil the pick, then the next-cheapest candidates predicted to keep F of T's accuracy, "
+                        "until one is verified on the test part (exit 0) or none is left (exit 1)")
     d.add_argument("--pick", metavar="RANK|D=..,A=..",
                    help="distil another stored candidate than the search's pick: its rank by W in the summary, "
                         "or its architecture (default out RUN_DIR/model-D2-A6-...)")

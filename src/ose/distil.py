@@ -281,7 +281,7 @@ def _state_file(state: Path, run: dict) -> Path:
 
 def distil(run_dir: str | Path, steps: int = STEPS, out: str | Path | None = None, save_every: int = 25,
            log=print, progress: bool = True, partial: bool = False, force: bool = False,
-           restart: bool = False, pick: str | None = None) -> DistilResult:
+           restart: bool = False, pick: str | None = None, keep: float | None = None) -> DistilResult:
     """Distil the pick of the study in ``run_dir``, measure it on the test part, export it.
 
     ``partial``: distil an unfinished study's best so far; ``force``: write over a folder ose did not
@@ -309,14 +309,14 @@ def distil(run_dir: str | Path, steps: int = STEPS, out: str | Path | None = Non
                 if run and "as_given" not in run:
                     _state_file(run_dir / STATE_DIR, run).unlink(missing_ok=True)
         return _distil(run_dir, meta, pick, xi, theta, t_run, student_run, out, save_every, log, progress,
-                       unfinished, search_pick if other else None)
+                       unfinished, search_pick if other else None, keep)
     finally:
         lock.release()
 
 
 def _distil(run_dir: Path, meta: dict, pick: dict, xi: dict, theta: Theta, t_run: dict | None, student_run: dict,
             out: Path, save_every: int, log, progress: bool, unfinished: str | None,
-            search_pick: dict | None = None) -> DistilResult:
+            search_pick: dict | None = None, keep: float | None = None) -> DistilResult:
     from . import export, latency
     from .context import load_teacher
 
@@ -350,6 +350,9 @@ def _distil(run_dir: Path, meta: dict, pick: dict, xi: dict, theta: Theta, t_run
         card["search"]["search_pick"] = {k: search_pick[k] for k in xi} | {"W": search_pick["w"]}
     if unfinished:
         card["search"]["unfinished"] = unfinished
+    if keep is not None and t is not None:  # --keep: the floor, and whether this model meets it on the test part
+        ratio = student.test.accuracy / t.test.accuracy
+        card["keep"] = {"floor": keep, "ratio": ratio, "verified": ratio >= keep}
     export.export(student.model, inputs, out, card)
     return DistilResult(out, xi, student, t, timings, card)
 
@@ -370,3 +373,66 @@ class DistilResult:
     @property
     def teacher_accuracy(self) -> float | None:
         return self.teacher.test.accuracy if self.teacher else None
+
+
+# --- ose distil --keep F: the cheapest model verified to keep F of T's test accuracy ----------
+
+@dataclass
+class KeepResult:
+    floor: float
+    tried: list            # [(architecture, DistilResult)] in the order distilled
+    verified: DistilResult | None
+
+
+def keep_order(doc: dict, floor: float) -> list[dict]:
+    """The candidates ``--keep`` distils, in order: the search's pick, then every other finished
+    candidate whose short-run accuracy on B reaches ``floor`` of T's own (its short run, or T as
+    given), cheapest first (i, then p). The assumption: a candidate short of the floor after the
+    short run stays short of it after the final training, so it is not tried."""
+    from .strategies.selection import finished
+
+    t = doc["maximum_point"]
+    ref = t.get("as_given") or (t.get("reference") if (t.get("reference") or {}).get("status") == "ok" else None)
+    names = list(t["architecture"])
+    pick = doc["best"]
+    rest = [r for r in finished(doc["evaluations"]) if any(r[n] != pick[n] for n in names)]
+    if ref is not None and doc["settings"].get("config", {}).get("metric", "error") == "error":
+        rest = [r for r in rest if 1 - r["error"] >= floor * (1 - ref["error"])]
+    seen, order = {tuple(pick[n] for n in names)}, [pick]
+    for r in sorted(rest, key=lambda r: (r["ops"], r["params"])):
+        if tuple(r[n] for n in names) not in seen:  # one ξ under several θ: its best θ, as --pick takes it
+            seen.add(tuple(r[n] for n in names))
+            order.append(r)
+    return order
+
+
+def distil_keep(run_dir: str | Path, floor: float, steps: int = STEPS, save_every: int = 25, log=print,
+                progress: bool = True, partial: bool = False, force: bool = False) -> KeepResult:
+    """Distil the pick and measure it against T on the test part; while it keeps less than ``floor``
+    of T's accuracy, distil the next candidate of ``keep_order``. Every run is kept (its folder and
+    its saved state), so a rerun reuses what was distilled."""
+    from .report.outputs import read_document
+
+    run_dir = Path(run_dir)
+    if not 0 < floor <= 1:
+        raise ConfigError(f"--keep must be a share of T's accuracy in (0, 1], got {floor}")
+    meta, _, _ = load_study(run_dir, partial)
+    if meta["settings"].get("init") != "inherit":
+        raise ConfigError(f"{run_dir}: --keep compares with T's test accuracy, and this study has no pretrained T "
+                          f"(it ran from scratch); distil without --keep")
+    doc = read_document(run_dir)
+    order = keep_order(doc, floor)
+    names = list(doc["maximum_point"]["architecture"])
+    log(f"distil --keep {floor:g}: the pick, then {len(order) - 1} more candidate(s) predicted to keep it, cheapest "
+        f"first")
+    tried = []
+    for n, record in enumerate(order):
+        chosen = None if n == 0 else ",".join(f"{k}={record[k]}" for k in names)
+        result = distil(run_dir, steps, None, save_every, log, progress, partial, force, pick=chosen, keep=floor)
+        tried.append(({k: record[k] for k in names}, result))
+        ratio = result.accuracy / result.teacher_accuracy
+        log(f"distil --keep: ⟨{', '.join(f'{k}={record[k]}' for k in names)}⟩ keeps {ratio:.3f} of T's test "
+            f"accuracy ({'meets' if ratio >= floor else 'misses'} the floor {floor:g})")
+        if ratio >= floor:
+            return KeepResult(floor, tried, result)
+    return KeepResult(floor, tried, None)

@@ -158,6 +158,10 @@ def _unfinished(f: dict) -> str:
     left, other = f["search"].get("unfinished"), f["search"].get("search_pick")
     text = (f"\n**The search was unfinished** ({left}): this architecture is its best so far, not its answer."
             if left else "")
+    keep = f.get("keep")
+    if keep:
+        text += (f"\n**Accuracy floor** (`ose distil --keep {keep['floor']:g}`): this model keeps "
+                 f"{keep['ratio']:.3f} of T's test accuracy, {'meeting' if keep['verified'] else 'short of'} the floor.")
     if other:
         arch = ", ".join(f"{k}={v}" for k, v in other.items() if k != "W")
         text += (f"\n**Chosen with `ose distil --pick`**, not by the search: the search's pick is ⟨{arch}⟩ "
