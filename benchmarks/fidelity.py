@@ -5,16 +5,17 @@
 
 Short: ê from the search's run of s steps (an exhaustive study over the candidates, default s and
 |B|), and the other per-candidate proxies the same run stores (cross-entropy on B, the training
-loss at the end), plus the proxies of variant studies (``--variants``: 2s, 4|B|, distillation
-during the search). Two seeds at half the steps is not among them: ose's seed also draws the
-split, so a second seed's study would train on the first one's test rows. Final: the test error after ``ose distil``'s
+loss at the end), plus the proxies of variant studies (``--variants``: 2s, distillation during
+the search). Two variants are not among them: two seeds at half the steps (ose's seed also draws
+the split, so a second seed's study would train on the first one's test rows) and a larger B (B
+is carved from the held-out part first, so it would shrink the test part the finals are read on). Final: the test error after ``ose distil``'s
 default final training of each candidate (distilled from T, early stopping on a validation part),
 once per seed in ``--seeds``. T's fine-tune (the teacher and yardstick) is ``ose distil``'s own,
 trained once in the study folder and reused by a later ``ose distil`` of the study.
 
 It prints, each with a 95% percentile-bootstrap interval over candidates and its n: Spearman's
-ρ(proxy, final) for every proxy, with the parameter count (p of the layers the search sorts by)
-and the operation count i as baselines; the within-size pair accuracy (pairs whose p differ by
+ρ(proxy, final) for every proxy, with size as the baselines (−p, p of the layers the search sorts
+by, and −i: the larger, the lower the error expected, so that a good size ranker has ρ > 0); the within-size pair accuracy (pairs whose p differ by
 at most 25%: the share the proxy orders as the final error does; chance is 0.5, p cannot order
 them); and the ceiling, ρ between the final errors of two seeds. Targets (issue 21): ρ ≥ 0.8 with
 the interval's lower end ≥ 0.6, above ρ(p, final), pair accuracy ≥ 0.75.
@@ -86,7 +87,9 @@ def finals(args, base: Path, records: list[dict]) -> dict[int, dict[str, float]]
     done = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
     have = {(d["seed"], d["key"]) for d in done}
     todo = [(seed, r) for seed in args.seeds for r in records if (seed, key(r)) not in have]
-    if todo:
+    if todo and args.stored:
+        print(f"# --stored: {len(todo)} final run(s) not trained; the figures are from the {len(done)} stored")
+    elif todo:
         meta, _, _ = load_study(base)
         inputs = reopen(base, meta)
         torch.set_num_threads(inputs.cfg.threads)
@@ -122,6 +125,12 @@ def finals(args, base: Path, records: list[dict]) -> dict[int, dict[str, float]]
 
 
 # --- the figures ------------------------------------------------------------------------------
+
+def value(r: dict, field: str) -> float:
+    """A proxy's value; ``-name`` ranks by the count reversed (size as a ranker: the larger, the
+    lower its error is expected to be, so that its ρ is positive where size ranks well)."""
+    return -float(r[field[1:]]) if field.startswith("-") else float(r[field])
+
 
 def rho_line(name: str, xs: list[float], ys: list[float], resamples: int) -> tuple[str, dict]:
     n = len(xs)
@@ -179,9 +188,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--final-steps", type=int, help="the cap of each final run (default: ose distil's)")
     ap.add_argument("--seeds", default="0,1", help="seeds of the final runs; two or more give the ceiling")
     ap.add_argument("--variants", default="", help="comma-separated variant studies to add: steps2x (2s), "
-                    "b4x (|B| 4 times the default), teacher (distillation from T during the search)")
+                    "teacher (distillation from T during the search)")
     ap.add_argument("--quick", action="store_true", help="a small grid (12 candidates) and short runs")
     ap.add_argument("--resamples", type=int, default=2000)
+    ap.add_argument("--stored", action="store_true", help="train nothing more: the figures from the final runs "
+                    "stored so far (each figure says its n)")
     ap.add_argument("--figure", help="where to draw ê against the final error (PNG)")
     ap.add_argument("--out", default="benchmarks/runs/fidelity")
     args = ap.parse_args(argv)
@@ -203,10 +214,9 @@ def main(argv: list[str] | None = None) -> dict:
     first = final[args.seeds[0]]
     proxies = {"ê (error on B)": ("error", records), "cross-entropy on B": ("loss", records),
                "training loss at the end": ("train_loss", records),
-               "p": ("params_effective", records), "i": ("ops", records)}
+               "−p (larger, lower error)": ("-params_effective", records), "−i": ("-ops", records)}
     for name in filter(None, args.variants.split(",")):
-        options = {"steps2x": {"steps": 2 * args.steps}, "b4x": {"steps": args.steps, "eval_batches": 64},
-                   "teacher": {"steps": args.steps, "teacher": "from"}}[name]
+        options = {"steps2x": {"steps": 2 * args.steps}, "teacher": {"steps": args.steps, "teacher": "from"}}[name]
         rs = study(args, args.root / f"variant-{name}", **options)
         proxies[f"ê, {name}"] = ("error", rs)
         proxies[f"cross-entropy, {name}"] = ("loss", rs)
@@ -215,20 +225,20 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"# final = test error after the final run (seed {args.seeds[0]}); 95% bootstrap intervals over candidates")
     for name, (field, rs) in proxies.items():
         rs = [r for r in rs if key(r) in first]
-        xs, ys = [float(r[field]) for r in rs], [first[key(r)] for r in rs]
+        xs, ys = [value(r, field) for r in rs], [first[key(r)] for r in rs]
         line, row = rho_line(name, xs, ys, args.resamples)
         print(line)
         report["rho"].append(row)
     sizes = {key(r): r["params_effective"] for r in records}
     for name, (field, rs) in proxies.items():
-        if field in ("params_effective", "ops"):
+        if field.startswith("-"):
             continue
         rs = [r for r in rs if key(r) in first]
         line, row = pair_line(name, [float(r[field]) for r in rs], [first[key(r)] for r in rs],
                               [sizes[key(r)] for r in rs], args.resamples)
         print(line)
         report["pairs"].append(row)
-    if len(args.seeds) > 1:
+    if len(args.seeds) > 1 and args.seeds[1] in final:
         second = final[args.seeds[1]]
         both = sorted(set(first) & set(second))
         line, row = rho_line(f"final seed {args.seeds[1]}", [second[k] for k in both], [first[k] for k in both],
