@@ -167,7 +167,10 @@ def _check_foreign(out: Path) -> None:
 
     if not out.is_dir() or (out / studies.STUDY_FILE).exists():
         return
-    theirs = sorted(p.name for p in out.iterdir() if p.name not in (studies.LOCK_FILE, LATENCY_FILE))
+    # ose's own: the lock, a latency table, and the file another ose process is creating its study in
+    # (``.study.db.PID.*.tmp``): that process holds the lock, and open_study names it
+    theirs = sorted(p.name for p in out.iterdir() if p.name not in (studies.LOCK_FILE, LATENCY_FILE)
+                    and not p.name.startswith(f".{studies.STUDY_FILE}."))
     if theirs:
         shown = ", ".join(theirs[:3]) + (", …" if len(theirs) > 3 else "")
         raise ConfigError(f"--out {out} holds no study ({studies.STUDY_FILE}) but other files ({shown}), which ose "
