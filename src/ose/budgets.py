@@ -58,7 +58,7 @@ def parse(kind: str, raw) -> Budget | None:
 
 
 def from_config(cfg) -> list[Budget]:
-    """The budgets an extraction was given (``max_params``, ``max_ops``), checked."""
+    """The budgets an extraction was given (``max_params``, ``max_ops``, ``max_latency``), checked."""
     return [b for b in (parse(kind, getattr(cfg, field)) for kind, (field, _) in KINDS.items()) if b]
 
 
@@ -72,19 +72,22 @@ def _count(counts, kind: str) -> float:
     return counts[kind] if isinstance(counts, dict) else getattr(counts, kind)
 
 
-def _values(c, t_cost, timings: dict | None) -> tuple[dict, dict]:
-    """A candidate's and T's values of every kind: p and i, and the latency in ms where measured."""
+def _values(c, timings: dict | None) -> dict:
+    """A candidate's value of every kind: p and i, and its latency in ms where measured."""
     from .space import arch_key
 
-    mine, top = {"params": c.cost.params, "ops": c.cost.ops}, {"params": t_cost.params, "ops": t_cost.ops}
+    out = {"params": c.cost.params, "ops": c.cost.ops}
     if timings is not None:
-        mine["latency"], top["latency"] = 1000 * timings["by_arch"][arch_key(c.xi)], 1000 * timings["T"]
-    return mine, top
+        out["latency"] = 1000 * timings["by_arch"][arch_key(c.xi)]
+    return out
 
 
-def _fits_values(values: tuple[dict, dict], budgets: list[Budget]) -> bool:
-    mine, top = values
-    return fits(mine, budgets, top)
+def _t_values(t_cost, timings: dict | None) -> dict:
+    """T's value of every kind, what a share (``30%``) is of."""
+    out = {"params": t_cost.params, "ops": t_cost.ops}
+    if timings is not None:
+        out["latency"] = 1000 * timings["T"]
+    return out
 
 
 def applicable(budgets: list[Budget], timings: dict | None) -> list[Budget]:
@@ -99,7 +102,8 @@ def feasible(candidates: list, budgets: list[Budget], t_cost, timings: dict | No
     budgets = applicable(budgets, timings)
     if not budgets:
         return candidates
-    kept = [c for c in candidates if _fits_values(_values(c, t_cost, timings), budgets)]
+    top = _t_values(t_cost, timings)
+    kept = [c for c in candidates if fits(_values(c, timings), budgets, top)]
     if not kept:
         raise ConfigError(nothing_fits(candidates, budgets, t_cost, timings))
     return kept
@@ -107,18 +111,18 @@ def feasible(candidates: list, budgets: list[Budget], t_cost, timings: dict | No
 
 def nothing_fits(candidates: list, budgets: list[Budget], t_cost, timings: dict | None = None) -> str:
     """Which budget shuts every candidate out, with the cheapest candidate's cost under it."""
+    top = _t_values(t_cost, timings)
+    values = [(_values(c, timings), c) for c in candidates]
     for b in budgets:
-        values = [(_values(c, t_cost, timings), c) for c in candidates]
-        top = values[0][0][1][b.kind]
-        (least_values, _), cheapest = min(values, key=lambda v: v[0][0][b.kind])
-        least, limit = least_values[b.kind], b.limit(top)
-        if least > limit:
+        least_values, cheapest = min(values, key=lambda v: v[0][b.kind])
+        least = least_values[b.kind]
+        if least > b.limit(top[b.kind]):
             arch = ", ".join(f"{k}={v}" for k, v in cheapest.xi.items())
             shown = f"{least:.3g} ms" if b.kind == "latency" else f"{least:,.0f}"
-            return (f"no architecture of Ξ fits {b.describe(top)}: the cheapest, ⟨{arch}⟩, has {shown} "
-                    f"({least / top:.1%} of T's)")
+            return (f"no architecture of Ξ fits {b.describe(top[b.kind])}: the cheapest, ⟨{arch}⟩, has {shown} "
+                    f"({least / top[b.kind]:.1%} of T's)")
     return "no architecture of Ξ fits the budgets together (each alone lets some through); loosen one of " + \
-        ", ".join(b.describe(_values(candidates[0], t_cost, timings)[1][b.kind]) for b in budgets)
+        ", ".join(b.describe(top[b.kind]) for b in budgets)
 
 
 def summary(candidates: list, kept: list, budgets: list[Budget], t_cost, timings: dict | None = None) -> str:
@@ -127,7 +131,7 @@ def summary(candidates: list, kept: list, budgets: list[Budget], t_cost, timings
         return "⟨" + ", ".join(f"{k}={v}" for k, v in c.xi.items()) + f"⟩ (p {c.cost.params:,}, i {c.cost.ops:,})"
 
     budgets = applicable(budgets, timings)
-    top = _values(candidates[0], t_cost, timings)[1]
+    top = _t_values(t_cost, timings)
     shown = "; ".join(b.describe(top[b.kind]) for b in budgets)
     small = min(kept, key=lambda c: (c.cost.params, c.cost.ops))
     large = max(kept, key=lambda c: (c.cost.params, c.cost.ops))
