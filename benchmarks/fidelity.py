@@ -5,8 +5,8 @@
 
 Short: ê from the search's run of s steps (an exhaustive study over the candidates, default s and
 |B|), and the other per-candidate proxies the same run stores (cross-entropy on B, the training
-loss at the end), plus the proxies of variant studies (``--variants``: 2s, distillation during
-the search). Two variants are not among them: two seeds at half the steps (ose's seed also draws
+loss at the end and its last quarter's mean), plus the proxies of variant studies (``--variants``:
+2s, s/2, distillation during the search, which also stores the KL divergence from T on B). Two variants are not among them: two seeds at half the steps (ose's seed also draws
 the split, so a second seed's study would train on the first one's test rows) and a larger B (B
 is carved from the held-out part first, so it would shrink the test part the finals are read on). Final: the test error after ``ose distil``'s
 default final training of each candidate (distilled from T, early stopping on a validation part),
@@ -126,6 +126,19 @@ def finals(args, base: Path, records: list[dict]) -> dict[int, dict[str, float]]
 
 # --- the figures ------------------------------------------------------------------------------
 
+# The per-candidate proxies a study stores (``--metric`` names the one ê is), as the table labels them.
+FIELDS = {"error": "ê (error on B)", "loss": "cross-entropy on B", "train_loss": "training loss at the end",
+          "train_loss_tail": "training loss, last quarter mean", "kl": "KL from T on B"}
+# Variant studies: each its own exhaustive study with these extract options (s = the default's).
+VARIANTS = {"steps2x": lambda s: {"steps": 2 * s}, "half": lambda s: {"steps": s // 2},
+            "teacher": lambda s: {"steps": s, "teacher": "from"}}
+
+
+def proxies_of(suffix: str, records: list[dict]) -> dict[str, tuple[str, list[dict]]]:
+    """Every proxy all of ``records`` hold (a study made before a field existed lacks it)."""
+    return {label + suffix: (f, records) for f, label in FIELDS.items() if all(r.get(f) is not None for r in records)}
+
+
 def value(r: dict, field: str) -> float:
     """A proxy's value; ``-name`` ranks by the count reversed (size as a ranker: the larger, the
     lower its error is expected to be, so that its ρ is positive where size ranks well)."""
@@ -188,7 +201,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--final-steps", type=int, help="the cap of each final run (default: ose distil's)")
     ap.add_argument("--seeds", default="0,1", help="seeds of the final runs; two or more give the ceiling")
     ap.add_argument("--variants", default="", help="comma-separated variant studies to add: steps2x (2s), "
-                    "teacher (distillation from T during the search)")
+                    "half (s/2), teacher (distillation from T during the search, which also stores KL from T)")
     ap.add_argument("--quick", action="store_true", help="a small grid (12 candidates) and short runs")
     ap.add_argument("--resamples", type=int, default=2000)
     ap.add_argument("--stored", action="store_true", help="train nothing more: the figures from the final runs "
@@ -212,14 +225,12 @@ def main(argv: list[str] | None = None) -> dict:
           f"({time.perf_counter() - started:.0f} s)", flush=True)
     final = finals(args, base, records)
     first = final[args.seeds[0]]
-    proxies = {"ê (error on B)": ("error", records), "cross-entropy on B": ("loss", records),
-               "training loss at the end": ("train_loss", records),
+    proxies = {**proxies_of("", records),
                "−p (larger, lower error)": ("-params_effective", records), "−i": ("-ops", records)}
     for name in filter(None, args.variants.split(",")):
-        options = {"steps2x": {"steps": 2 * args.steps}, "teacher": {"steps": args.steps, "teacher": "from"}}[name]
-        rs = study(args, args.root / f"variant-{name}", **options)
-        proxies[f"ê, {name}"] = ("error", rs)
-        proxies[f"cross-entropy, {name}"] = ("loss", rs)
+        rs = study(args, args.root / f"variant-{name}", **VARIANTS[name](args.steps))
+        print(f"# variant {name}: {len(rs)} candidates ({time.perf_counter() - started:.0f} s so far)", flush=True)
+        proxies.update(proxies_of(f", {name}", rs))
     report = {"source": args.source, "steps": args.steps, "final_steps": args.final_steps, "seeds": args.seeds,
               "rho": [], "pairs": [], "ceiling": None}
     print(f"# final = test error after the final run (seed {args.seeds[0]}); 95% bootstrap intervals over candidates")

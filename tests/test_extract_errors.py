@@ -108,6 +108,7 @@ CASES = {
                           "budget applies to random, tpe and nsga2; fptas trains ⌈|Ξ|/ε⌉ candidates"),
     "budget with exhaustive": (["--strategy", "exhaustive", "--budget", "3"],
                                "budget applies to random, tpe and nsga2; exhaustive trains all |Ξ| candidates"),
+    "kl without a teacher": (["--metric", "kl"], "metric kl measures the divergence from a teacher's answers"),
     "missing teacher": (["--teacher", "{d}/no-such-teacher"], "no-such-teacher: no such directory"),
     "teacher of another vocabulary size": (["--teacher", "{d}/teacher-256"],
                                            "teacher-256: vocabulary of 256 does not match the student's 512"),

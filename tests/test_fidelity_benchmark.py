@@ -41,7 +41,14 @@ def test_quick_fidelity_runs_resumes_and_its_figures_come_from_the_stored_runs(t
     assert lo <= hi
     assert report["ceiling"]["n"] == 12 and "ceiling: ρ(final seed 1, final)" in first
     assert (tmp_path / "fid.png").stat().st_size > 0
-    # a second run trains nothing: the same figures from the stored runs
-    again = fidelity.main(args)
+    assert {r["proxy"] for r in report["rho"]} >= {"training loss, last quarter mean", "−p (larger, lower error)"}
+    # a second run trains no final run: the same figures from the stored runs, and a variant study's
+    # proxies beside them (distillation during the search stores the divergence from T)
+    again = fidelity.main(args + ["--variants", "teacher"])
     assert "# final 1/" not in capsys.readouterr().out
-    assert json.dumps(again["rho"]) == json.dumps(report["rho"]) and again["ceiling"] == report["ceiling"]
+    assert json.dumps(again["rho"][:len(report["rho"])]) == json.dumps(report["rho"])
+    assert again["ceiling"] == report["ceiling"]
+    variant = json.loads((tmp_path / "fid" / "variant-teacher" / "results.json").read_text())
+    kl = {fidelity.key(r): r["kl"] for r in variant["evaluations"]}
+    row = next(r for r in again["rho"] if r["proxy"] == "KL from T on B, teacher")
+    assert row["rho"] == pytest.approx(spearman([kl[k] for k in keys], [final[k] for k in keys]))

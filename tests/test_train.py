@@ -193,14 +193,16 @@ def test_a_remembering_teacher_answers_each_batch_once_and_changes_nothing(mlm, 
     teacher.register_forward_hook(lambda *a: calls.append(1))
     theta, cfg = Theta(lr=0.1, batch_size=8), fp32(steps=5)
     direct = train(model(), mlm, theta, cfg, seed=0, teacher=teacher)
-    assert len(calls) == 5
+    on_b = -(-mlm.heldout.rows // 64)  # B's chunks, answered for the divergence from T on B
+    assert len(calls) == 5 + on_b
     memo = TeacherMemo(teacher)
     first = train(model(), mlm, theta, cfg, seed=0, teacher=memo)
     second = train(model(), mlm, theta, cfg, seed=0, teacher=memo)  # another candidate, the same batches
-    assert len(calls) == 10  # five for the direct run, five for both remembered runs
+    assert len(calls) == 2 * (5 + on_b)  # once for the direct run, once for both remembered runs
     assert first.train_loss == second.train_loss == direct.train_loss and first.loss == direct.loss
+    assert first.kl == second.kl == direct.kl and first.kl > 0
     other = train(model(), mlm, theta, cfg, seed=1, teacher=memo)  # another batch order: new answers
-    assert len(calls) > 10 and math.isfinite(other.loss)
+    assert len(calls) > 2 * (5 + on_b) and math.isfinite(other.loss)
     teacher.train()
     with pytest.raises(RuntimeError, match="eval mode"):
         train(model(), mlm, theta, cfg, seed=0, teacher=memo)
@@ -305,3 +307,43 @@ def test_a_checkpoint_resumes_to_the_same_weights_and_loads_weights_only(mlm, tm
     assert torch.load(tmp_path / "killed.pt", weights_only=True)["finished"]
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+# --- the other measures of ê (``--metric``) ---------------------------------------------------
+
+def test_train_loss_metric_is_the_mean_raw_loss_of_the_last_quarter(mlm):
+    emas = []
+    theta, cfg = Theta(lr=0.1, batch_size=8), fp32(steps=8, metric="train-loss")
+    result = train(model(), mlm, theta, cfg, progress=lambda step, ema: emas.append(ema))
+    raw = [emas[0], *((b - 0.9 * a) / 0.1 for a, b in zip(emas, emas[1:]))]  # the EMA undone
+    assert result.error == pytest.approx(sum(raw[-2:]) / 2, rel=1e-6)  # 8 // 4 = 2 steps
+    assert result.train_loss_tail == result.error and result.error != pytest.approx(result.train_loss)
+    assert result.on_b["values"] == pytest.approx(raw[-2:], abs=1e-5)  # resampled by step
+    plain = train(model(), mlm, theta, fp32(steps=8))
+    assert plain.error != result.error and plain.train_loss_tail == pytest.approx(result.error)
+
+
+def test_kl_metric_is_the_divergence_from_the_teachers_answers_on_b(mlm, prepared, teacher_dir):
+    from ose.context import load_teacher
+
+    teacher = load_teacher(str(teacher_dir), MLM, VOCAB, prepared[0], "cpu", prepared[1])
+    student = model()
+    result = train(student, mlm, Theta(lr=0.1, batch_size=8), fp32(steps=3, metric="kl"), teacher=teacher)
+    student.eval()
+    b = mlm.heldout
+    with torch.no_grad():
+        s = F.log_softmax(BERT.logits(student, b, MLM.head), -1)
+        t = F.log_softmax(MLM.teacher_logits(teacher, b), -1)
+    by_hand = (t.exp() * (t - s)).sum(-1).mean().item()  # KL(T ‖ candidate), per target
+    assert result.error == result.kl == pytest.approx(by_hand, rel=1e-4)
+    assert sum(result.on_b["values"]) / sum(result.on_b["targets"]) == pytest.approx(by_hand, rel=1e-3)
+    itself = measure(teacher, BERT, MLM, b, fp32(), teacher=teacher)  # a model does not diverge from itself
+    assert itself.kl == pytest.approx(0.0, abs=1e-5)
+    assert measure(student, BERT, MLM, b, fp32()).kl is None
+
+
+def test_kl_metric_needs_a_teacher():
+    from ose.config import ConfigError
+
+    with pytest.raises(ConfigError, match="metric kl .*--teacher"):
+        ExtractConfig(metric="kl").validate()

@@ -29,6 +29,7 @@ STATIC = ("fptas", "exhaustive", "random")
 
 OPTIMIZERS = ("sgd", "adamw")
 EVAL_BATCHES = 4
+METRICS = ("error", "loss", "kl", "train-loss")  # what ê measures (``train.train``)
 TEACHER_FROM = "from"  # --teacher from: T itself (as given with its own head for the task, else fine-tuned)
 
 
@@ -148,7 +149,9 @@ class ExtractConfig:
     tolerance: float | None = option(None, "end a candidate early when its smoothed loss moves less", check="positive")
     tolerance_window: int = option(10, "steps between two tolerance checks (default 10)", check="positive")
     clip: float | None = option(1.0, "weight clipping bound c (0 disables; default 1.0)", check="non-negative")
-    metric: str = option("error", "ê on B: error rate or cross-entropy loss", choices=("error", "loss"))
+    metric: str = option("error", "ê: error rate on B (the paper's), cross-entropy on B (loss), KL divergence from "
+                                  "the teacher's answers on B (kl, needs --teacher), or the mean training loss "
+                                  "over the run's last quarter (train-loss)", choices=METRICS)
     precision: str = option("auto", "auto: bf16 where the hardware has it, else fp32",
                             choices=("auto", "fp32", "bf16"))
     device: str = option("auto", "auto: cuda if available", choices=("auto", "cpu", "cuda"))
@@ -216,6 +219,9 @@ class ExtractConfig:
                               "otherwise); add one of them or leave latency_file out")
         if self.init == "inherit" and not self.source:
             raise ConfigError("init inherit needs a pretrained T: --from MODEL")
+        if self.metric == "kl" and not self.teacher:
+            raise ConfigError("metric kl measures the divergence from a teacher's answers: add --teacher "
+                              "(from, or a checkpoint)")
         if self.teacher == TEACHER_FROM and not self.inherits:
             raise ConfigError("teacher 'from' is T of --from, fine-tuned: it needs --from MODEL with inherited weights")
 

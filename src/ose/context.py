@@ -20,6 +20,9 @@ from .inputs import StudyInputs, prepare_inputs
 from .space import SearchSpace, arch_key
 
 
+TEACHER_MEMO_BYTES = 256 << 20  # per process: MLM answers over a vocabulary outgrow it and are recomputed
+
+
 @dataclass
 class Context(StudyInputs):
     teacher: object = None
@@ -37,11 +40,13 @@ def make_context(cfg: ExtractConfig, space: SearchSpace, source=None, layout: st
     timings = latency_table(cfg, space, inputs.base_config) if needs_latency(cfg) else None
     ctx = Context(**{f.name: getattr(inputs, f.name) for f in dataclasses.fields(StudyInputs)},
                   latency=timings if cfg.speed == "latency" else None, timings=timings)
-    if cfg.teacher == TEACHER_FROM:
-        ctx.teacher = finetuned_t(ctx)
-    elif cfg.teacher:
-        ctx.teacher = load_teacher(cfg.teacher, ctx.task, space.settings.vocab_size, ctx.data, cfg.device,
-                                   ctx.tokenizer)
+    if cfg.teacher:
+        from .train import TeacherMemo
+
+        teacher = finetuned_t(ctx) if cfg.teacher == TEACHER_FROM else \
+            load_teacher(cfg.teacher, ctx.task, space.settings.vocab_size, ctx.data, cfg.device, ctx.tokenizer)
+        # every candidate draws the same batches and is measured on the same B: T answers each once
+        ctx.teacher = TeacherMemo(teacher, limit_bytes=TEACHER_MEMO_BYTES)
     return ctx
 
 

@@ -42,6 +42,7 @@ def evaluate(ctx: Context, xi: dict, theta: Theta, progress=None) -> dict:
     except Exception as e:  # noqa: BLE001  (one candidate's error must not end a long study)
         return record.failed(f"{type(e).__name__}: {_first_line(e)}", time.perf_counter() - start).as_dict()
     record.error, record.loss, record.train_loss = result.error, result.loss, result.train_loss
+    record.train_loss_tail, record.kl = result.train_loss_tail, result.kl
     record.steps, record.seconds = result.steps, result.seconds
     if result.on_b is not None:
         record.extra["on_b"] = result.on_b

@@ -15,7 +15,7 @@ from .config import Theta
 
 COUNTS = ("params", "params_effective", "mults", "adds", "other", "ops")
 THETA = ("lr", "momentum", "batch_size")
-MEASURED = ("latency", "error", "loss", "train_loss", "w", "steps", "seconds", "status", "message")
+MEASURED = ("latency", "error", "loss", "train_loss", "train_loss_tail", "kl", "w", "steps", "seconds", "status", "message")
 
 
 def columns(parameters: tuple[str, ...] | list[str]) -> list[str]:
@@ -33,6 +33,8 @@ class Record:
     error: float | None = None       # ê on B
     loss: float | None = None        # cross-entropy on B
     train_loss: float | None = None  # smoothed training loss at the end
+    train_loss_tail: float | None = None  # mean training loss over the last quarter of the steps
+    kl: float | None = None          # KL(teacher ‖ candidate) on B per target, where there is a teacher
     w: float | None = None
     steps: int | None = None
     seconds: float = 0.0

@@ -36,7 +36,7 @@ SCHEMA_VERSION = 1
 STUDY_FILE = "study.db"
 # The record fields that are columns of the evaluations table (schema version 1), for queries;
 # the whole record is kept as JSON beside them.
-COLUMNS = (*COUNTS, *(m for m in MEASURED if m not in ("latency", "train_loss")))
+COLUMNS = (*COUNTS, *(m for m in MEASURED if m not in ("latency", "train_loss", "train_loss_tail", "kl")))
 
 
 class Store(ABC):

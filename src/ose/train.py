@@ -21,7 +21,8 @@ import math
 import os
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -41,6 +42,8 @@ class TrainResult:
     steps: int
     seconds: float
     on_b: dict | None = None  # ê's numerator on each of B's rows (``Measured.on_rows``)
+    train_loss_tail: float | None = None  # mean training loss over the run's last quarter
+    kl: float | None = None  # KL(teacher ‖ model) on B per target, where the study has a teacher
 
 
 class CandidateFailed(RuntimeError):
@@ -105,6 +108,7 @@ class Measured:
     correct_by_row: list[float]  # for the interval: targets of one row (a block's tokens) are not independent
     targets_by_row: list[int]
     loss_by_row: list[float] | None = None  # summed cross-entropy of each row's targets
+    kl_by_row: list[float] | None = None    # summed KL(teacher ‖ model) of each row's targets
 
     def on_rows(self, metric: str) -> dict:
         """ê's numerator row by row (wrong targets, or summed cross-entropy), with the targets of each
@@ -114,7 +118,7 @@ class Measured:
             values = [t - c for c, t in zip(self.correct_by_row, self.targets_by_row)]
             values = [int(v) if float(v).is_integer() else v for v in values]
         else:
-            values = [round(v, 5) for v in self.loss_by_row]
+            values = [round(v, 5) for v in (self.kl_by_row if metric == "kl" else self.loss_by_row)]
         out = {"values": values}
         if any(t != 1 for t in self.targets_by_row):
             out["targets"] = list(self.targets_by_row)
@@ -129,6 +133,10 @@ class Measured:
         return self.correct / self.targets
 
     @property
+    def kl(self) -> float | None:
+        return None if self.kl_by_row is None else sum(self.kl_by_row) / self.targets
+
+    @property
     def rows(self) -> int:
         return len(self.targets_by_row)
 
@@ -137,11 +145,14 @@ class Measured:
         return proportion_interval(self.correct_by_row, self.targets_by_row)
 
 
-def measure(model, family, task: Task, rows: Batch, cfg: ExtractConfig, chunk: int = 64) -> Measured:
-    """``model``'s answers on ``rows``, in chunks, in eval mode (dropout off, no random draws)."""
+def measure(model, family, task: Task, rows: Batch, cfg: ExtractConfig, chunk: int = 64, teacher=None) -> Measured:
+    """``model``'s answers on ``rows``, in chunks, in eval mode (dropout off, no random draws); with a
+    ``teacher``, also how far they are from its answers: KL(softmax(teacher) ‖ softmax(model)) per
+    target, at temperature 1 (a divergence, not the training loss's τ-scaled term)."""
     was_training = model.training
     model.eval()
     correct, ce, total, by_row, per_row, loss_by_row = 0, 0.0, 0, [], [], []
+    kl_by_row = [] if teacher is not None else None
     with torch.no_grad(), _autocast(cfg):
         for part in rows.chunks(chunk):
             on = part.to(cfg.device)
@@ -154,8 +165,12 @@ def measure(model, family, task: Task, rows: Batch, cfg: ExtractConfig, chunk: i
             by_row += torch.bincount(target_rows, weights=right.double(), minlength=part.rows).tolist()
             loss_by_row += torch.bincount(target_rows, weights=losses, minlength=part.rows).tolist()
             per_row += part.targets_per_row().tolist()
+            if teacher is not None:
+                taught = F.log_softmax(task.teacher_logits(teacher, on).float(), -1)
+                kl = (taught.exp() * (taught - F.log_softmax(out, -1))).sum(-1).detach().cpu().double()
+                kl_by_row += torch.bincount(target_rows, weights=kl, minlength=part.rows).tolist()
     model.train(was_training)
-    return Measured(correct, total, ce / total, by_row, per_row, loss_by_row)
+    return Measured(correct, total, ce / total, by_row, per_row, loss_by_row, kl_by_row)
 
 
 # --- what a run may add to the loop: a weight box, a stop, saved state -----------------------
@@ -311,6 +326,11 @@ class Fitted:
     steps: int           # steps trained (the last one, where a stop ended the run early)
     train_loss: float    # smoothed training loss at the end
     reused: bool = False  # the checkpoint held the finished run: nothing was trained
+    tail: list[float] = field(default_factory=list)  # the raw losses of the last quarter of the steps
+
+    @property
+    def tail_mean(self) -> float | None:
+        return sum(self.tail) / len(self.tail) if self.tail else None
 
 
 # --- the loop --------------------------------------------------------------------------------
@@ -329,13 +349,15 @@ def fit(model, family, task: Task, data: TaskData, theta: Theta, cfg: ExtractCon
     batches = data.train_batches(theta.batch_size, torch.Generator().manual_seed(cfg.seed))
     bound = Bound(params, clip, around_start)
     done, ema = 0, None
+    tail = deque(maxlen=max(1, steps // 4))  # the sum-of-training-losses proxy (``--metric train-loss``)
     saved = checkpoint.load() if checkpoint is not None else None
     if saved is not None:
         model.load_state_dict(saved["model"])
         if stop is not None:
             stop.load_state_dict(saved["stop"])
+        tail.extend(saved.get("tail", []))
         if saved.get("finished"):
-            return Fitted(saved["step"], saved["ema"], reused=True)
+            return Fitted(saved["step"], saved["ema"], reused=True, tail=list(tail))
         opt.load_state_dict(saved["optimizer"])
         _restore_random_state(saved["random"])
         done, ema = saved["step"], saved["ema"]
@@ -364,21 +386,22 @@ def fit(model, family, task: Task, data: TaskData, theta: Theta, cfg: ExtractCon
         bound.apply()
         value = loss.item()
         ema = value if ema is None else 0.9 * ema + 0.1 * value
+        tail.append(value)
         halt = stop is not None and stop.after_step(step, ema, step == steps)
         if progress is not None:  # after the stop, so that a progress line shows its latest measurement
             progress(step, ema)
         if checkpoint is not None and not halt and step < steps and step % checkpoint.every == 0:
             checkpoint.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "ema": ema,
-                             "random": _random_state(cfg.device),
+                             "tail": list(tail), "random": _random_state(cfg.device),
                              "stop": stop.state_dict() if stop is not None else None})
         if halt:
             break
     if stop is not None:
         stop.finish(model)
     if checkpoint is not None:
-        checkpoint.save({"model": model.state_dict(), "step": step, "ema": ema, "finished": True,
+        checkpoint.save({"model": model.state_dict(), "step": step, "ema": ema, "finished": True, "tail": list(tail),
                          "stop": {**stop.state_dict(), "best_state": None} if stop is not None else None})
-    return Fitted(step, ema)
+    return Fitted(step, ema, tail=list(tail))
 
 
 def train(model, family, task: Task, data: TaskData, theta: Theta, cfg: ExtractConfig, teacher=None,
@@ -393,9 +416,13 @@ def train(model, family, task: Task, data: TaskData, theta: Theta, cfg: ExtractC
     stop = Tolerance(cfg.tolerance, cfg.tolerance_window) if cfg.tolerance is not None else None
     fitted = fit(model, family, task, data, theta, cfg, cfg.steps, teacher=teacher, clip=cfg.clip or None,
                  around_start=around_start, stop=stop, progress=progress)
-    m = measure(model, family, task, data.heldout, cfg)
+    m = measure(model, family, task, data.heldout, cfg, teacher=teacher)
     if not math.isfinite(m.loss):
         raise CandidateFailed("non-finite held-out loss")
-    return TrainResult(error=m.error if cfg.metric == "error" else m.loss, loss=m.loss,
-                       train_loss=fitted.train_loss, steps=fitted.steps, seconds=time.perf_counter() - start,
-                       on_b=m.on_rows(cfg.metric))
+    if cfg.metric == "kl" and teacher is None:
+        raise ValueError("metric kl needs a teacher")
+    value = {"error": m.error, "loss": m.loss, "kl": m.kl, "train-loss": fitted.tail_mean}[cfg.metric]
+    # train-loss is resampled over its steps (every candidate draws the same batches: paired by step)
+    on_b = {"values": [round(v, 5) for v in fitted.tail]} if cfg.metric == "train-loss" else m.on_rows(cfg.metric)
+    return TrainResult(error=value, loss=m.loss, train_loss=fitted.train_loss, steps=fitted.steps,
+                       seconds=time.perf_counter() - start, on_b=on_b, train_loss_tail=fitted.tail_mean, kl=m.kl)

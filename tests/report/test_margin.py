@@ -127,3 +127,22 @@ def test_objective_accuracy_picks_the_lowest_error_and_its_margin_compares_error
     assert "its ê is lower than the runner-up ⟨D=3⟩'s (0.1050)" in results.margin_line(doc)
     assert "the lowest ê measured on this B chose" in results.tie_line(doc)
     assert results.pick_line(doc).endswith("(--objective accuracy: the lowest ê of the candidates within the budgets)")
+
+
+def test_a_train_loss_study_resamples_the_last_quarter_of_its_steps(tmp_path, tiny_space, monkeypatch):
+    import json
+
+    import ose
+
+    (tmp_path / "space.toml").write_text(tiny_space())
+    monkeypatch.setenv("OSE_CACHE", str(tmp_path / "cache"))
+    result = ose.extract(space=str(tmp_path / "space.toml"), epsilon=1, steps=8, max_examples=500, eval_batches=1,
+                         threads=1, metric="train-loss", theta=[{"batch_size": 8}], out=str(tmp_path / "out"),
+                         progress=False, log=lambda *a: None)
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    done = [r for r in doc["evaluations"] if r["status"] == "ok"]
+    for r in done:  # ê is the last quarter's mean, an interval around it, and the other proxies stored beside
+        assert r["error"] == r["train_loss_tail"] and r["loss"] != r["error"]
+        lo, hi = r["error_interval_95"]
+        assert lo < r["error"] < hi
+    assert doc["margin"]["rows"] == 2 and result.best is not None  # 8 // 4 steps, paired by step

@@ -46,7 +46,8 @@ def _save(fig: Figure, path: Path) -> Path:
 
 def _metric(doc: dict) -> str:
     metric = doc["settings"].get("config", {}).get("metric", "error")
-    return "ê: error rate on B" if metric == "error" else "ê: loss on B"
+    return {"error": "ê: error rate on B", "loss": "ê: cross-entropy on B", "kl": "ê: KL from the teacher on B",
+            "train-loss": "ê: training loss, last quarter"}.get(metric, f"ê: {metric}")
 
 
 def pareto_plot(doc: dict, x: str, path: Path) -> Path | None:
