@@ -84,7 +84,8 @@ def finals(args, base: Path, records: list[dict]) -> dict[int, dict[str, float]]
     from ose.train import TeacherMemo
 
     path = args.root / "finals.jsonl"
-    done = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+    stored = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+    done = [d for d in stored if d.get("cap") == args.final_steps]  # runs of another cap are another benchmark
     have = {(d["seed"], d["key"]) for d in done}
     todo = [(seed, r) for seed in args.seeds for r in records if (seed, key(r)) not in have]
     if todo and args.stored:
@@ -110,7 +111,8 @@ def finals(args, base: Path, records: list[dict]) -> dict[int, dict[str, float]]
             inputs.cfg, inputs.data = dataclasses.replace(cfg0, seed=seed), data0.with_validation(seed)
             started = time.perf_counter()
             trained = train_final(inputs, xi, theta, run, state, 25, teacher=teacher)
-            line = {"seed": seed, "key": key(r), "error": trained.test.error, "targets": trained.test.targets,
+            line = {"seed": seed, "key": key(r), "cap": args.final_steps, "error": trained.test.error,
+                    "targets": trained.test.targets,
                     "steps": trained.steps, "best_step": trained.stop.best_step,
                     "seconds": round(time.perf_counter() - started, 1)}
             with path.open("a") as f:

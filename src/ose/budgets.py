@@ -95,29 +95,54 @@ def applicable(budgets: list[Budget], timings: dict | None) -> list[Budget]:
     return [b for b in budgets if b.kind != "latency" or timings is not None]
 
 
-def feasible(candidates: list, budgets: list[Budget], t_cost, timings: dict | None = None) -> list:
-    """The candidates (``space.Candidate``) within every budget, in their order; a one-line
-    ConfigError naming the cheapest candidate when none is. ``timings``: the latency table
-    (``context.latency_table``); without it a latency budget waits."""
+def _columns(candidates, timings: dict | None) -> dict:
+    """Every candidate's value of every kind, as arrays (``grid.Candidates`` holds p and i as columns)."""
+    import numpy as np
+
+    from .grid import Candidates
+
+    if isinstance(candidates, Candidates):
+        out = {"params": candidates.counts["params"], "ops": candidates.counts["ops"]}
+        if timings is not None:
+            out["latency"] = np.array([_values(c, timings)["latency"] for c in candidates])
+        return out
+    values = [_values(c, timings) for c in candidates]
+    return {k: np.array([v[k] for v in values]) for k in (values[0] if values else {"params": 0, "ops": 0})}
+
+
+def _within(columns: dict, budgets: list[Budget], top: dict):
+    import numpy as np
+
+    n = len(columns["params"])
+    return np.logical_and.reduce([columns[b.kind] <= b.limit(top[b.kind]) for b in budgets], initial=True) \
+        if n else np.zeros(0, dtype=bool)
+
+
+def feasible(candidates, budgets: list[Budget], t_cost, timings: dict | None = None):
+    """The candidates (``grid.Candidates``, or a list of ``space.Candidate``) within every budget, in
+    their order; a one-line ConfigError naming the cheapest candidate when none is. ``timings``:
+    the latency table (``context.latency_table``); without it a latency budget waits."""
     budgets = applicable(budgets, timings)
     if not budgets:
         return candidates
     top = _t_values(t_cost, timings)
-    kept = [c for c in candidates if fits(_values(c, timings), budgets, top)]
-    if not kept:
+    mask = _within(_columns(candidates, timings), budgets, top)
+    if not mask.any():
         raise ConfigError(nothing_fits(candidates, budgets, t_cost, timings))
-    return kept
+    if hasattr(candidates, "keep"):
+        return candidates.keep(mask)
+    return [c for c, ok in zip(candidates, mask) if ok]
 
 
 def nothing_fits(candidates: list, budgets: list[Budget], t_cost, timings: dict | None = None) -> str:
     """Which budget shuts every candidate out, with the cheapest candidate's cost under it."""
     top = _t_values(t_cost, timings)
-    values = [(_values(c, timings), c) for c in candidates]
+    columns = _columns(candidates, timings)
     for b in budgets:
-        least_values, cheapest = min(values, key=lambda v: v[0][b.kind])
-        least = least_values[b.kind]
+        at = int(columns[b.kind].argmin())  # the first of the cheapest, as min() picks
+        least = columns[b.kind][at].item()
         if least > b.limit(top[b.kind]):
-            arch = ", ".join(f"{k}={v}" for k, v in cheapest.xi.items())
+            arch = ", ".join(f"{k}={v}" for k, v in candidates[at].xi.items())
             shown = f"{least:.3g} ms" if b.kind == "latency" else f"{least:,.0f}"
             return (f"no architecture of Ξ fits {b.describe(top[b.kind])}: the cheapest, ⟨{arch}⟩, has {shown} "
                     f"({least / top[b.kind]:.1%} of T's)")
@@ -125,15 +150,21 @@ def nothing_fits(candidates: list, budgets: list[Budget], t_cost, timings: dict 
         ", ".join(b.describe(top[b.kind]) for b in budgets)
 
 
-def summary(candidates: list, kept: list, budgets: list[Budget], t_cost, timings: dict | None = None) -> str:
+def summary(candidates, kept, budgets: list[Budget], t_cost, timings: dict | None = None) -> str:
     """``|F| of |Ξ| fit ...``: how many candidates the budgets keep, and the cheapest and largest of them."""
+    import numpy as np
+
     def arch(c):
         return "⟨" + ", ".join(f"{k}={v}" for k, v in c.xi.items()) + f"⟩ (p {c.cost.params:,}, i {c.cost.ops:,})"
 
     budgets = applicable(budgets, timings)
     top = _t_values(t_cost, timings)
     shown = "; ".join(b.describe(top[b.kind]) for b in budgets)
-    small = min(kept, key=lambda c: (c.cost.params, c.cost.ops))
-    large = max(kept, key=lambda c: (c.cost.params, c.cost.ops))
+    columns = _columns(kept, None)
+    order = np.lexsort((columns["ops"], columns["params"]))  # by p, then i; stable: the first of equals
+    small = kept[int(order[0])]
+    last = order[-1]  # max() keeps the first of equal maxima
+    equal = np.flatnonzero((columns["params"] == columns["params"][last]) & (columns["ops"] == columns["ops"][last]))
+    large = kept[int(equal[0])]
     return f"{len(kept)} of {len(candidates)} architectures fit {shown}: the cheapest {arch(small)}, the largest " \
            f"{arch(large)}"

@@ -63,24 +63,33 @@ def cmd_space(args) -> int:
         print(note, file=sys.stderr)
     from . import budgets
 
+    from .grid import table as ordered
+
     chosen = [b for b in (budgets.parse("params", args.max_params), budgets.parse("ops", args.max_ops)) if b]
-    everything = space.candidates(args.sort)
+    everything = ordered(space, args.sort)
     kept = budgets.feasible(everything, chosen, space.max_cost)
     if chosen:
         print(budgets.summary(everything, kept, chosen, space.max_cost), file=sys.stderr)
     if args.format == "json":
-        doc = counts.space_document(space, args.sort, kept)
+        doc = counts.space_document(space, args.sort, list(kept))
         if chosen:
             doc["budgets"] = {b.kind: {"given": b.text, "limit": b.limit(getattr(space.max_cost, b.kind))}
                               for b in chosen}
         print(jsonout.dumps(doc, indent=2))
         return 0
-    rows = counts.space_rows(space, args.sort, kept)
+    cut = args.format == "table" and not args.all and len(kept) > SHOWN_WHOLE
+    shown = [*kept[:SHOWN_ENDS], *kept[-SHOWN_ENDS:]] if cut else list(kept)
+    rows = counts.space_rows(space, args.sort, shown)
     if args.format == "table":
         t = space.maximum_point
-        print(f"# {space.name}: {len(rows)} architectures, T = {t} "
+        print(f"# {space.name}: {len(kept):,} architectures, T = {t} "
               f"(p={space.max_cost.params:,}, i={space.max_cost.ops:,}), {counts.SORT_NAMES[args.sort]}")
-    print(table.render(rows, args.format))
+    lines = table.render(rows, args.format).splitlines()
+    if cut:  # the header, the cheapest, a gap, the largest
+        head = len(lines) - len(rows)
+        lines = [*lines[:head + SHOWN_ENDS], f"... {len(kept) - 2 * SHOWN_ENDS:,} more (--all shows every one) ...",
+                 *lines[head + SHOWN_ENDS:]]
+    print("\n".join(lines))
     if args.format == "table":  # CSV stays data only
         print(counts.abnc_line(space.abnc()))
     return 0
@@ -394,6 +403,7 @@ def _extract_options(args) -> dict:
     return options
 
 
+SHOWN_WHOLE, SHOWN_ENDS = 1000, 20  # ose space: a larger space's table shows its two ends
 STEPS = 300  # ose distil's cap (ose.distil.STEPS; not imported here: it would import torch)
 
 
@@ -419,6 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--from", dest="source", metavar="MODEL",
                    help="T from a pretrained checkpoint: its default grid below T, or SPACE's grid narrowed to it")
     s.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    s.add_argument("--all", action="store_true", help=f"every row of the table (by default a space of more than "
+                   f"{SHOWN_WHOLE:,} architectures shows its {SHOWN_ENDS} first and {SHOWN_ENDS} last; CSV and "
+                   f"JSON always hold all)")
     s.add_argument("--sort", choices=["intermediate", "total"], default="intermediate",
                    help="by the layers B's p, then i (default, Algorithm 1's order), or by the whole network's")
     s.set_defaults(func=cmd_space)

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import budgets, estimate
+from . import budgets, estimate, grid
 from . import study as studies
 from .config import ConfigError, ExtractConfig, Theta, from_dict, given_options, idle_options, read_config
 from .context import Context, make_context, needs_latency
@@ -57,7 +57,7 @@ class ExtractResult:
 def plan(cfg: ExtractConfig, space: SearchSpace, timings: dict | None = None) -> Strategy:
     """The search over Ξ, or over the part of it within the budgets (cut before the ε-intervals);
     a latency budget applies once ``timings`` are measured."""
-    candidates = budgets.feasible(space.candidates(cfg.sort), budgets.from_config(cfg), space.max_cost, timings)
+    candidates = budgets.feasible(grid.table(space, cfg.sort), budgets.from_config(cfg), space.max_cost, timings)
     if cfg.budget is not None and cfg.budget > len(candidates):
         raise ConfigError(f"budget {cfg.budget} exceeds |Ξ| = {len(candidates)}")
     try:
@@ -285,7 +285,7 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
         log(small)
     chosen = budgets.from_config(cfg)
     if chosen:
-        log(budgets.summary(ctx.space.candidates(cfg.sort), strategy.candidates, chosen, ctx.space.max_cost,
+        log(budgets.summary(grid.table(ctx.space, cfg.sort), strategy.candidates, chosen, ctx.space.max_cost,
                             ctx.timings))
     log(bound_line(cfg, ctx.space, strategy))
     if threads_note:

@@ -8,11 +8,8 @@ in the Cartesian product that satisfy every constraint.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import itertools
-import math
-import operator
 import tomllib
 from dataclasses import dataclass
 from functools import cached_property
@@ -20,155 +17,18 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
-from .costs import Cost, Counts
+import numpy as np
+
+from .constraints import Constraint, ConstraintError, arch_key
+from .costs import Cost
 from .errors import SpaceError
 from .families import FAMILIES, Family, get_family
+from .grid import SORTS, Candidate, costs, grid_columns, row
 
 TOP_KEYS = ("name", "description", "family", "constraints", "parameters", "maximum_point", "settings")
-# How Algorithm 1 orders Ξ before cutting it into ε-intervals (see docs/SEARCH.md).
-SORTS = ("intermediate", "total")
-
-
-def arch_key(xi: Mapping[str, int]) -> str:
-    return ",".join(f"{k}={v}" for k, v in xi.items())
-
-
-# --- constraints ------------------------------------------------------------------------
-
-# Bounds that keep a constraint cheap whatever the file says: without them ``H ** 99999999``
-# takes seconds per architecture, ``H ** H ** H`` grows memory without end, and a deep
-# expression overflows the recursive walker below.
-MAX_DEPTH = 32                # nodes on the longest path from the root to a leaf
-MAX_EXPONENT = 64             # |exponent| of a power
-MAX_MAGNITUDE = 10 ** 30      # |value| of any number written or computed
-_MAGNITUDE_TEXT = "10**30"
-
-
-class ConstraintError(ValueError):
-    """A constraint that cannot be evaluated at some ξ; the message names both."""
-
-
-class _Refused(ValueError):
-    """What went wrong inside one evaluation; ``Constraint`` adds the text and the ξ."""
-
-
-def _power(base, exponent):
-    if abs(exponent) > MAX_EXPONENT:
-        raise _Refused(f"has an exponent of {exponent!r} (exponents are limited to ±{MAX_EXPONENT})")
-    # Estimated from the logarithm before computing: the power itself may be what is too big
-    # (and a float power raises OverflowError). One bit of slack; the exact check follows.
-    if base != 0 and exponent * math.log2(abs(base)) > math.log2(MAX_MAGNITUDE) + 1:
-        raise _Refused(f"exceeds {_MAGNITUDE_TEXT} in magnitude")
-    return base ** exponent
-
-
-_BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-           ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
-           ast.Pow: _power}
-_CMPOPS = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
-           ast.Gt: operator.gt, ast.GtE: operator.ge}
-
-
-@dataclass(frozen=True)
-class Constraint:
-    """A boolean expression over the parameters: arithmetic, comparisons, and/or/not only.
-
-    It is parsed into an AST and walked here; nothing is ever passed to ``eval``. Depth,
-    exponents and magnitudes are bounded (see MAX_DEPTH), so evaluating it is always cheap.
-    """
-
-    text: str
-    tree: ast.Expression
-
-    @classmethod
-    def parse(cls, text: str, names: tuple[str, ...]) -> Constraint:
-        try:
-            tree = ast.parse(text, mode="eval")
-        except SyntaxError as e:
-            raise ValueError(f"cannot parse {text!r}: {e.msg}") from None
-        except (RecursionError, MemoryError):  # Python's own parser gives up on deep nesting
-            raise ValueError(f"{text!r} nests too deeply (constraints are limited to {MAX_DEPTH} levels)") from None
-        depth = _depth(tree)
-        if depth > MAX_DEPTH:
-            raise ValueError(f"{text!r} nests {depth} levels deep (constraints are limited to {MAX_DEPTH})")
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Name) and node.id not in names:
-                raise ValueError(f"{text!r} names {node.id!r}, which is not a parameter ({', '.join(names)})")
-            allowed = (ast.Expression, ast.Name, ast.Load, ast.Constant, ast.BinOp, ast.UnaryOp, ast.USub,
-                       ast.Not, ast.BoolOp, ast.And, ast.Or, ast.Compare, *_BINOPS, *_CMPOPS)
-            if not isinstance(node, allowed):
-                raise ValueError(f"{text!r} uses {type(node).__name__}, which constraints do not allow")
-            if isinstance(node, ast.Constant) and type(node.value) not in (int, float):
-                raise ValueError(f"{text!r} holds {node.value!r}; only numbers are allowed")
-            if isinstance(node, ast.Constant) and not abs(node.value) <= MAX_MAGNITUDE:
-                raise ValueError(f"{text!r} holds {node.value!r}; numbers are limited to {_MAGNITUDE_TEXT} "
-                                 f"in magnitude")
-        return cls(text, tree)
-
-    def __call__(self, xi: Mapping[str, int]) -> bool:
-        try:
-            return bool(_evaluate(self.tree.body, xi))
-        except _Refused as e:
-            raise ConstraintError(f"{self.text!r} {e} at {arch_key(xi)}") from None
-
-
-def _depth(tree: ast.Expression) -> int:
-    """Nesting depth of the expression, counted without recursion (the tree may be deep)."""
-    deepest, stack = 0, [(tree.body, 1)]
-    while stack:
-        node, depth = stack.pop()
-        deepest = max(deepest, depth)
-        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node) if isinstance(child, ast.expr))
-    return deepest
-
-
-def _bounded(value):
-    if isinstance(value, complex):  # a negative base to a fractional power
-        raise _Refused("has no real value")
-    if not abs(value) <= MAX_MAGNITUDE:  # also catches NaN
-        raise _Refused(f"exceeds {_MAGNITUDE_TEXT} in magnitude")
-    return value
-
-
-def _evaluate(node: ast.AST, env: Mapping[str, int]) -> Any:
-    if isinstance(node, ast.Constant):
-        return node.value
-    if isinstance(node, ast.Name):
-        return env[node.id]
-    if isinstance(node, ast.BinOp):
-        left, right = _evaluate(node.left, env), _evaluate(node.right, env)
-        try:
-            return _bounded(_BINOPS[type(node.op)](left, right))
-        except ZeroDivisionError:  # also 0 ** -n
-            raise _Refused("divides by zero") from None
-    if isinstance(node, ast.UnaryOp):
-        v = _evaluate(node.operand, env)
-        return -v if isinstance(node.op, ast.USub) else not v
-    if isinstance(node, ast.BoolOp):
-        values = (_evaluate(v, env) for v in node.values)
-        return all(values) if isinstance(node.op, ast.And) else any(values)
-    left = _evaluate(node.left, env)
-    for op, comparator in zip(node.ops, node.comparators):
-        right = _evaluate(comparator, env)
-        if not _CMPOPS[type(op)](left, right):
-            return False
-        left = right
-    return True
 
 
 # --- the space ---------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Candidate:
-    """One ξ ∈ Ξ with its closed-form cost."""
-
-    xi: dict[str, int]
-    cost: Cost
-
-    @property
-    def key(self) -> str:
-        return arch_key(self.xi)
-
 
 def _total_key(c: Candidate) -> tuple:
     return c.cost.params, c.cost.ops
@@ -177,10 +37,6 @@ def _total_key(c: Candidate) -> tuple:
 def _intermediate_key(c: Candidate) -> tuple:
     b = c.cost.parts["B"]
     return b.params, b.ops, c.cost.params, c.cost.ops, tuple(c.xi.values())
-
-
-def _b_dominates(parts: Mapping[str, Counts], measure: str) -> bool:
-    return getattr(parts["B"], measure) > getattr(parts["A"], measure) + getattr(parts["C"], measure)
 
 
 @dataclass(frozen=True)
@@ -226,6 +82,13 @@ class SearchSpace:
         return self.family.cost(xi, self.settings)
 
     @cached_property
+    def scored(self) -> tuple[dict, dict]:
+        """Ξ as columns of ξ and the counts of every row (``grid``), computed once: a grid of 10⁶
+        architectures is checked, scored and sorted in about a second."""
+        columns = grid_columns(self)
+        return columns, costs(self, columns)
+
+    @cached_property
     def max_cost(self) -> Cost:
         return self.cost(self.maximum_point)
 
@@ -245,9 +108,9 @@ class SearchSpace:
 
     def abnc(self) -> ABnC:
         """How much of Ξ has the ABⁿC shape the FPTAS guarantee assumes (ALGORITHM.md §2)."""
-        parts = [self.cost(xi).parts for xi in self.architectures()]
-        return ABnC(size=len(parts), params=sum(_b_dominates(p, "params") for p in parts),
-                    ops=sum(_b_dominates(p, "ops") for p in parts))
+        c = self.scored[1]
+        return ABnC(size=len(c["params"]), params=int(np.sum(c["b_params"] > c["a_params"] + c["c_params"])),
+                    ops=int(np.sum(c["b_ops"] > c["a_ops"] + c["c_ops"])))
 
     def with_settings(self, **changes) -> SearchSpace:
         settings = dataclasses.replace(self.settings, **changes)
@@ -270,19 +133,23 @@ class SearchSpace:
         problem = self.family.check(self.maximum_point)
         if problem:
             fail("maximum_point", problem)
-        archs = self.architectures()
-        if not archs:
+        try:
+            columns, _ = self.scored
+        except ConstraintError as e:
+            fail("constraints", str(e))
+        if not len(columns[self.family.parameters[0]]):
             fail("constraints", "no architecture satisfies the constraints: the space is empty")
-        for xi in archs:
-            problem = self.family.check(xi)
-            if problem:
-                fail("parameters", f"{arch_key(xi)} cannot be built ({problem}); add a constraint")
-        top = self.max_cost
-        for xi in archs:
+        first = self.family.first_unbuildable(columns)
+        if first is not None:
+            xi = row(columns, first)
+            fail("parameters", f"{arch_key(xi)} cannot be built ({self.family.check(xi)}); add a constraint")
+        top, counts = self.max_cost, self.scored[1]
+        above = np.flatnonzero((counts["params"] > top.params) | (counts["ops"] > top.ops))
+        if len(above):
+            xi = row(columns, int(above[0]))
             c = self.cost(xi)
-            if c.params > top.params or c.ops > top.ops:
-                fail("maximum_point", f"{arch_key(xi)} has p={c.params:,} i={c.ops:,}, above T's "
-                                      f"p={top.params:,} i={top.ops:,}; T must be the largest point")
+            fail("maximum_point", f"{arch_key(xi)} has p={c.params:,} i={c.ops:,}, above T's "
+                                  f"p={top.params:,} i={top.ops:,}; T must be the largest point")
 
 
 def _failer(source: str):

@@ -42,6 +42,16 @@ def check_settings(s: Any, positive: tuple[str, ...], heads: tuple[str, ...]) ->
     return None
 
 
+def heads_unbuildable(columns: Mapping[str, Any], parameters: tuple[str, ...]):
+    """``check_heads`` on ξ columns: a parameter below 1, or H not a whole number of heads."""
+    import numpy as np
+
+    low = np.logical_or.reduce([np.asarray(columns[k]) < 1 for k in parameters])
+    if low.any():  # the remainders below would divide by zero
+        return low
+    return np.asarray(columns["H"]) % np.asarray(columns["A"]) != 0
+
+
 def check_heads(xi: Mapping[str, int], parameters: tuple[str, ...]) -> str | None:
     """The checks every transformer family shares: positive parameters, H a whole number of heads."""
     for k in parameters:
@@ -116,6 +126,24 @@ class Family(ABC):
     def check(self, xi: Mapping[str, int]) -> str | None:
         """Why ξ cannot be built, or None."""
 
+    def unbuildable(self, columns: Mapping[str, Any]):
+        """Where ``check`` refuses a row of ξ columns (numpy arrays), as a boolean array; None where
+        the family has no array form of its check (then each row is checked on its own)."""
+        return None
+
+    def first_unbuildable(self, columns: Mapping[str, Any]) -> int | None:
+        """The index of the first row of ξ columns that ``check`` refuses, or None."""
+        import numpy as np
+
+        mask = self.unbuildable(columns)
+        if mask is not None:
+            rows = np.flatnonzero(mask)
+            return int(rows[0]) if len(rows) else None
+        names = list(columns)
+        for n, row in enumerate(zip(*columns.values())):
+            if self.check(dict(zip(names, map(int, row)))):
+                return n
+        return None
     @abstractmethod
     def params(self, xi: Mapping[str, int], s: Any) -> dict[str, int]:
         """Trainable parameters by part A, B, C; their sum equals the built model's ``numel``."""

@@ -17,7 +17,8 @@ from typing import Mapping
 
 from ..costs import Op
 from . import ops
-from .base import HF_COUNTS, Family, candidate_config, check_heads, check_settings, config_count, head_of
+from .base import (HF_COUNTS, Family, candidate_config, check_heads, check_settings, config_count, head_of,
+                   heads_unbuildable)
 
 PARAMETERS = ("D", "A", "H", "I")
 HEADS = ("classifier", "mlm", "none")
@@ -80,6 +81,9 @@ class Bert(Family):
 
     def check(self, xi: Mapping[str, int]) -> str | None:
         return check_heads(xi, PARAMETERS)
+
+    def unbuildable(self, columns):
+        return heads_unbuildable(columns, PARAMETERS)
 
     def params(self, xi: Mapping[str, int], s: BertSettings) -> dict[str, int]:
         D, H, I = xi["D"], xi["H"], xi["I"]

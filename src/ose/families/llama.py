@@ -21,7 +21,8 @@ from typing import Mapping
 
 from ..costs import Op
 from . import ops
-from .base import HF_COUNTS, Family, candidate_config, check_heads, check_settings, config_count, head_of
+from .base import (HF_COUNTS, Family, candidate_config, check_heads, check_settings, config_count, head_of,
+                   heads_unbuildable)
 
 PARAMETERS = ("D", "A", "K", "H", "I")
 HEADS = ("lm", "none")
@@ -92,6 +93,13 @@ class Llama(Family):
         if (xi["H"] // xi["A"]) % 2:
             return f"head size H/A={xi['H'] // xi['A']} is odd; rotary positions rotate pairs of channels"
         return None
+
+    def unbuildable(self, columns):
+        bad = heads_unbuildable(columns, PARAMETERS)
+        if bad.any():
+            return bad
+        A, H, K = (columns[k] for k in ("A", "H", "K"))
+        return (A % K != 0) | ((H // A) % 2 != 0)
 
     def inheritable(self, xi: Mapping[str, int], t: Mapping[str, int]) -> str | None:
         """Slicing keeps whole heads of T's size and whole key/value groups (``llama_weights``)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..grid import table
 from ..space import arch_key, space_from_dict
 from ..store import STUDY_FILE, Store, open_store
 from . import html, results
@@ -34,7 +35,8 @@ def _xi_places(meta: dict) -> dict[str, int]:
     existed sorted by the whole network's p, then i."""
     space = space_from_dict(meta["settings"]["space"], source=STUDY_FILE)
     sort = meta["settings"]["config"].get("sort", "total")
-    return {c.key: i for i, c in enumerate(space.candidates(sort))}
+    ordered = table(space, sort)
+    return {arch_key(dict(zip(ordered.names, row))): i for i, row in enumerate(ordered.xi.tolist())}
 
 
 def build_document(store: Store) -> dict:

@@ -20,7 +20,9 @@ def representatives(candidates: list[Candidate], epsilon: int, pick: str = "firs
     ``first`` is the cheapest of its interval, ``middle`` its median, ``last`` the dearest.
     """
     index = {"first": lambda n: 0, "middle": lambda n: (n - 1) // 2, "last": lambda n: n - 1}[pick]
-    return [iv[index(len(iv))] for iv in intervals(candidates, epsilon)]
+    # by position, so that a lazy Ξ (``grid.Candidates``) builds only the members it returns
+    return [candidates[start + index(min(epsilon, len(candidates) - start))]
+            for start in range(0, len(candidates), epsilon)]
 
 
 class FPTAS(Strategy):
