@@ -62,16 +62,6 @@ def from_config(cfg) -> list[Budget]:
     return [b for b in (parse(kind, getattr(cfg, field)) for kind, (field, _) in KINDS.items()) if b]
 
 
-def fits(counts, budgets: list[Budget], t_counts) -> bool:
-    """Whether a candidate's counts (``Cost``, a record dict, or a dict holding ``latency`` in ms) are
-    within every budget."""
-    return all(_count(counts, b.kind) <= b.limit(_count(t_counts, b.kind)) for b in budgets)
-
-
-def _count(counts, kind: str) -> float:
-    return counts[kind] if isinstance(counts, dict) else getattr(counts, kind)
-
-
 def _values(c, timings: dict | None) -> dict:
     """A candidate's value of every kind: p and i, and its latency in ms where measured."""
     from .space import arch_key

@@ -62,9 +62,6 @@ class Candidates(Sequence):
     def __iter__(self):
         return (self[i] for i in range(len(self)))
 
-    def column(self, name: str) -> np.ndarray:
-        return self.counts[name] if name in self.counts else self.xi[:, self.names.index(name)]
-
     def keep(self, mask: np.ndarray) -> Candidates:
         """The rows where ``mask`` holds, in this order."""
         return Candidates(self.space, self.xi[mask], {k: v[mask] for k, v in self.counts.items()})
