@@ -126,6 +126,16 @@ def finals(args, base: Path, records: list[dict]) -> dict[int, dict[str, float]]
     return out
 
 
+def stored_targets(args) -> int:
+    """The test part's targets the final runs of this cap were measured on (one test part for all)."""
+    path = args.root / "finals.jsonl"
+    lines = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+    counts = {d["targets"] for d in lines if d.get("cap") == args.final_steps}
+    if len(counts) != 1:
+        raise SystemExit(f"{path}: final runs of cap {args.final_steps} measured on {len(counts)} test sizes")
+    return counts.pop()
+
+
 # --- the figures ------------------------------------------------------------------------------
 
 # The per-candidate proxies a study stores (``--metric`` names the one ê is), as the table labels them.
@@ -195,7 +205,8 @@ def draw(path: Path, records: list[dict], final: dict[str, float], field: str) -
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> dict:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options, with ose's defaults filled in and the grid written to ``--out``."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--from", dest="source", default="all-MiniLM-L6-v2")
     ap.add_argument("--data", help="labelled data (default: ose's embedded tweets)")
@@ -220,6 +231,11 @@ def main(argv: list[str] | None = None) -> dict:
     args.root = Path(args.out)
     args.root.mkdir(parents=True, exist_ok=True)
     (args.root / "space.toml").write_text(GRID.format(**(QUICK if args.quick else FULL)))
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse(argv)
     started = time.perf_counter()
     base = args.root / "study"
     records = study(args, base, steps=args.steps)

@@ -114,3 +114,39 @@ def test_objective_accuracy_within_a_budget_picks_the_most_accurate_that_fits(tm
     assert result.best["error"] == min(r["error"] for r in done)
     assert all(r["ops"] <= 0.7 * result.document["maximum_point"]["ops"] for r in done)
     assert any("(--objective accuracy: the lowest ê" in line for text in said for line in text.splitlines())
+
+
+def test_ose_space_max_latency_keeps_what_the_latency_file_says_fits(tmp_path, tiny_space, run_cli):
+    from ose import latency
+    from ose.space import arch_key
+
+    (tmp_path / "space.toml").write_text(tiny_space())
+    code, _, err = run_cli("latency", tmp_path / "space.toml", "--out", tmp_path / "lat", "--batch-sizes", "1", "4",
+                           "--repeats", "2", "--warmup", "1")
+    assert code == 0, err
+    path = tmp_path / "lat" / latency.LATENCY_FILE
+    doc = latency.load(path)
+    space = load_space(str(tmp_path / "space.toml"))
+    for batch in (1, 4):  # at the batch asked for: the batch-4 table is another table
+        t = latency.lookup(doc, space.maximum_point, batch)
+        ms = {arch_key(c.xi): latency.lookup(doc, c.xi, batch) for c in space.candidates()}
+        ordered = sorted(ms.values())
+        limit = (ordered[2] + ordered[3]) / 2 / t  # between two measurements: no rounding decides
+        assert ordered[2] < ordered[3]
+        expected = [k for k in (arch_key(c.xi) for c in space.candidates()) if ms[k] <= limit * t]
+        code, out, err = run_cli("space", tmp_path / "space.toml", "--max-latency", f"{100 * limit}%",
+                                 "--latency-file", path, "--latency-batch", batch, "--format", "json")
+        assert code == 0, err
+        assert [arch_key({n: a[n] for n in "DAHI"}) for a in json.loads(out)["architectures"]] == expected
+        assert err.startswith(f"{len(expected)} of 8 architectures fit --max-latency")
+
+
+def test_ose_space_max_latency_bad_input_is_one_line(tmp_path, tiny_space, run_cli):
+    (tmp_path / "space.toml").write_text(tiny_space())
+    for args, said in ((["--latency-batch", "4"], "--latency-file and --latency-batch are for --max-latency"),
+                       (["--max-latency", "0"], "--max-latency must be positive"),
+                       (["--max-latency", "fast"], "--max-latency must be a number"),
+                       (["--max-latency", "5", "--latency-batch", "0"], "--latency-batch must be a positive"),
+                       (["--max-latency", "5", "--latency-file", tmp_path / "none.json"], "cannot read")):
+        code, out, err = run_cli("space", tmp_path / "space.toml", *args)
+        assert code == 2 and out == "" and said in err and len(err.strip().splitlines()) == 1, (args, err)

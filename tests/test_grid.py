@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ose import SpaceError, budgets, load_space, preset_names
-from ose.constraints import Constraint, Inexact, holds
+from ose.constraints import Constraint, Inexact, arch_key, holds
 from ose.grid import Candidates, table
 from ose.space import space_from_dict
 from ose.strategies import make_strategy, representatives
@@ -184,3 +184,44 @@ def test_rows_that_tie_on_every_count_are_ordered_by_their_values_not_the_files_
     space.__dict__["scored"] = (columns, {k: np.zeros_like(v) for k, v in counts.items()})  # every count ties
     order = [tuple(c.xi.values()) for c in table(space)]
     assert order == sorted(order) and order != [tuple(int(v[i]) for v in columns.values()) for i in range(len(order))]
+
+
+COUNTED = """
+family = "bert"
+constraints = ["H % A == 0", "{rule}"]
+[parameters]
+D = [1, 2, 3, 4, 6]
+A = [2, 4, 6, 8, 12]
+H = [96, 192, 288, 384]
+I = [384, 768, 1536]
+[maximum_point]
+D = 6
+A = 12
+H = 384
+I = 1536
+"""
+
+
+@pytest.mark.parametrize("rule, keep", [
+    ("p <= 0.3 * p_T", lambda c, t: c.params <= 0.3 * t.params),
+    ("i < i_T / 4 and p >= 5e6", lambda c, t: c.ops < t.ops / 4 and c.params >= 5e6),
+    ("p * p * p > 0.05 * p_T * p_T * p_T", lambda c, t: c.params ** 3 > 0.05 * t.params ** 3),  # beyond 2**53
+])
+def test_constraints_on_p_and_i_keep_exactly_the_architectures_whose_counts_hold(tmp_path, rule, keep):
+    path = tmp_path / "space.toml"
+    path.write_text(COUNTED.format(rule=rule))
+    space = load_space(str(path))
+    every = [dict(zip("DAHI", v)) for v in itertools.product([1, 2, 3, 4, 6], [2, 4, 6, 8, 12], [96, 192, 288, 384],
+                                                            [384, 768, 1536]) if v[2] % v[1] == 0]
+    expected = [xi for xi in every if keep(space.cost(xi), space.max_cost)]
+    assert 0 < len(expected) < len(every)
+    assert space.architectures() == expected  # the exact path
+    assert sorted(map(arch_key, (c.xi for c in table(space)))) == sorted(map(arch_key, expected))  # the columns
+    assert [c.xi for c in table(space)] == [c.xi for c in space.candidates()]
+
+
+def test_a_constraint_naming_neither_a_parameter_nor_a_count_is_refused(tmp_path):
+    path = tmp_path / "space.toml"
+    path.write_text(COUNTED.format(rule="params <= 0.3 * p_T"))
+    with pytest.raises(SpaceError, match="names 'params', which is not a parameter .D, A, H, I. or a count"):
+        load_space(str(path))

@@ -72,7 +72,7 @@ def _values(c, timings: dict | None) -> dict:
     return out
 
 
-def _t_values(t_cost, timings: dict | None) -> dict:
+def t_values(t_cost, timings: dict | None) -> dict:
     """T's value of every kind, what a share (``30%``) is of."""
     out = {"params": t_cost.params, "ops": t_cost.ops}
     if timings is not None:
@@ -115,7 +115,7 @@ def feasible(candidates, budgets: list[Budget], t_cost, timings: dict | None = N
     budgets = applicable(budgets, timings)
     if not budgets:
         return candidates
-    top = _t_values(t_cost, timings)
+    top = t_values(t_cost, timings)
     mask = _within(_columns(candidates, timings), budgets, top)
     if not mask.any():
         raise ConfigError(nothing_fits(candidates, budgets, t_cost, timings))
@@ -126,7 +126,7 @@ def feasible(candidates, budgets: list[Budget], t_cost, timings: dict | None = N
 
 def nothing_fits(candidates: list, budgets: list[Budget], t_cost, timings: dict | None = None) -> str:
     """Which budget shuts every candidate out, with the cheapest candidate's cost under it."""
-    top = _t_values(t_cost, timings)
+    top = t_values(t_cost, timings)
     columns = _columns(candidates, timings)
     for b in budgets:
         at = int(columns[b.kind].argmin())  # the first of the cheapest, as min() picks
@@ -148,7 +148,7 @@ def summary(candidates, kept, budgets: list[Budget], t_cost, timings: dict | Non
         return "⟨" + ", ".join(f"{k}={v}" for k, v in c.xi.items()) + f"⟩ (p {c.cost.params:,}, i {c.cost.ops:,})"
 
     budgets = applicable(budgets, timings)
-    top = _t_values(t_cost, timings)
+    top = t_values(t_cost, timings)
     shown = "; ".join(b.describe(top[b.kind]) for b in budgets)
     columns = _columns(kept, None)
     order = np.lexsort((columns["ops"], columns["params"]))  # by p, then i; stable: the first of equals

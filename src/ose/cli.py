@@ -65,16 +65,22 @@ def cmd_space(args) -> int:
 
     from .grid import table as ordered
 
-    chosen = [b for b in (budgets.parse("params", args.max_params), budgets.parse("ops", args.max_ops)) if b]
+    chosen = [b for b in (budgets.parse("params", args.max_params), budgets.parse("ops", args.max_ops),
+                          budgets.parse("latency", args.max_latency)) if b]
+    if args.max_latency is None and (args.latency_file or args.latency_batch is not None):
+        raise UsageError("--latency-file and --latency-batch are for --max-latency")
+    if args.latency_batch is not None and args.latency_batch < 1:
+        raise UsageError(f"--latency-batch must be a positive batch size, got {args.latency_batch}")
+    timings = _space_timings(args, space) if args.max_latency is not None else None
     everything = ordered(space, args.sort)
-    kept = budgets.feasible(everything, chosen, space.max_cost)
+    kept = budgets.feasible(everything, chosen, space.max_cost, timings)
     if chosen:
-        print(budgets.summary(everything, kept, chosen, space.max_cost), file=sys.stderr)
+        print(budgets.summary(everything, kept, chosen, space.max_cost, timings), file=sys.stderr)
     if args.format == "json":
         doc = counts.space_document(space, args.sort, list(kept))
         if chosen:
-            doc["budgets"] = {b.kind: {"given": b.text, "limit": b.limit(getattr(space.max_cost, b.kind))}
-                              for b in chosen}
+            top = budgets.t_values(space.max_cost, timings)  # latency in ms
+            doc["budgets"] = {b.kind: {"given": b.text, "limit": b.limit(top[b.kind])} for b in chosen}
         print(jsonout.dumps(doc, indent=2))
         return 0
     cut = args.format == "table" and not args.all and len(kept) > SHOWN_WHOLE
@@ -93,6 +99,24 @@ def cmd_space(args) -> int:
     if args.format == "table":  # CSV stays data only
         print(counts.abnc_line(space.abnc()))
     return 0
+
+
+def _space_timings(args, space) -> dict:
+    """``ose space --max-latency``: the latency table of ``--latency-file``, or every ξ and T timed
+    now on this machine (progress on stderr), as ``ose extract --max-latency`` measures it."""
+    from .config import ExtractConfig
+    from .context import timings
+
+    config = None
+    if args.source:
+        from .pretrained import load_source
+
+        config = load_source(args.source).config
+    elif not args.latency_file:
+        print(f"timing {len(space.architectures()):,} architectures and T at batch {args.latency_batch or 1} "
+              f"(--latency-file reuses a table from `ose latency`)", file=sys.stderr)
+    return timings(space, args.latency_file, args.latency_batch or 1, ExtractConfig(threads=args.threads)
+                   .resolved_threads(), config, progress=not args.latency_file)
 
 
 def _checkpoint_check(source, xi: dict, cost, head: str) -> dict:
@@ -426,6 +450,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("space", nargs="?", help=f"a preset ({', '.join(preset_names())}) or a TOML file")
     s.add_argument("--max-params", metavar="N|P%", help="only the architectures of at most N parameters, or P%% of T's")
     s.add_argument("--max-ops", metavar="N|P%", help="only the architectures of at most N operations, or P%% of T's")
+    s.add_argument("--max-latency", metavar="MS|P%", help="only the architectures whose forward pass takes at most MS "
+                   "milliseconds, or P%% of T's, measured now on this machine (or read from --latency-file)")
+    s.add_argument("--latency-batch", type=int, help="the batch size --max-latency times (default 1)")
+    s.add_argument("--latency-file", metavar="FILE", help="a latency.json from `ose latency` or a study, instead of "
+                   "timing now")
+    s.add_argument("--threads", type=int, help="torch threads while timing (default: every core, as ose extract)")
     s.add_argument("--from", dest="source", metavar="MODEL",
                    help="T from a pretrained checkpoint: its default grid below T, or SPACE's grid narrowed to it")
     s.add_argument("--format", choices=["table", "csv", "json"], default="table")

@@ -1,4 +1,6 @@
-"""Constraints of a search space: safe expressions over ξ's parameters, such as ``H % A == 0``.
+"""Constraints of a search space: safe expressions over ξ's parameters, such as ``H % A == 0``,
+and over its closed-form counts: ``p`` and ``i`` (the whole network's, as W counts them) beside
+T's ``p_T`` and ``i_T``, so that "at most 30% of T's parameters" reads ``p <= 0.3 * p_T``.
 
 A constraint is parsed into an AST and walked here; nothing is ever passed to ``eval``. It is
 evaluated two ways that agree: on one ξ (``Constraint.__call__``, exact Python integers, with a
@@ -31,6 +33,10 @@ MAX_DEPTH = 32                # nodes on the longest path from the root to a lea
 MAX_EXPONENT = 64             # |exponent| of a power
 MAX_MAGNITUDE = 10 ** 30      # |value| of any number written or computed
 _MAGNITUDE_TEXT = "10**30"
+
+
+# The counts a constraint may name beside ξ's parameters (``counts_env`` gives their values).
+COST_NAMES = ("p", "i", "p_T", "i_T")
 
 
 class ConstraintError(ValueError):
@@ -81,8 +87,9 @@ class Constraint:
         if depth > MAX_DEPTH:
             raise ValueError(f"{text!r} nests {depth} levels deep (constraints are limited to {MAX_DEPTH})")
         for node in ast.walk(tree):
-            if isinstance(node, ast.Name) and node.id not in names:
-                raise ValueError(f"{text!r} names {node.id!r}, which is not a parameter ({', '.join(names)})")
+            if isinstance(node, ast.Name) and node.id not in (*names, *COST_NAMES):
+                raise ValueError(f"{text!r} names {node.id!r}, which is not a parameter ({', '.join(names)}) "
+                                 f"or a count ({', '.join(COST_NAMES)}: ξ's p and i, T's p_T and i_T)")
             allowed = (ast.Expression, ast.Name, ast.Load, ast.Constant, ast.BinOp, ast.UnaryOp, ast.USub,
                        ast.Not, ast.BoolOp, ast.And, ast.Or, ast.Compare, *_BINOPS, *_CMPOPS)
             if not isinstance(node, allowed):
@@ -199,5 +206,15 @@ def holds(constraint: Constraint, columns: Mapping[str, np.ndarray]) -> np.ndarr
 
 
 def names_of(constraint: Constraint) -> set[str]:
-    """The parameters a constraint names."""
+    """The parameters and counts a constraint names."""
     return {node.id for node in ast.walk(constraint.tree) if isinstance(node, ast.Name)}
+
+
+def on_counts(constraint: Constraint) -> bool:
+    """Whether a constraint names p, i, p_T or i_T: it is checked once ξ is costed."""
+    return bool(names_of(constraint) & set(COST_NAMES))
+
+
+def counts_env(params, ops, t_cost) -> dict:
+    """The values of ``COST_NAMES`` (numbers for one ξ, or columns of equal length)."""
+    return {"p": params, "i": ops, "p_T": t_cost.params + 0 * params, "i_T": t_cost.ops + 0 * ops}

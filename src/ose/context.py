@@ -76,20 +76,29 @@ def latency_table(cfg: ExtractConfig, space: SearchSpace, base_config: dict | No
 
     stored = Path(cfg.out) / latency.LATENCY_FILE  # a resumed study reuses what it measured
     path = cfg.latency_file or (str(stored) if stored.is_file() else None)
+    return timings(space, path, cfg.latency_batch, cfg.resolved_threads(), base_config)
+
+
+def timings(space: SearchSpace, path: str | None, batch: int, threads: int, base_config: dict | None = None,
+            progress: bool = False) -> dict:
+    """``{"by_arch", "T", "doc"}``: the latency file at ``path``, or every ξ and T measured now at
+    ``batch`` on ``threads`` threads; a one-line ConfigError where the file lacks one of them."""
+    from . import latency
+
     if path:
         try:
             doc = latency.load(path)
         except ValueError as e:
             raise ConfigError(str(e)) from None
     else:
-        doc = latency.measure_space(space, batch_sizes=(cfg.latency_batch,), threads=cfg.resolved_threads(),
-                                    progress=False, config=base_config)
+        doc = latency.measure_space(space, batch_sizes=(batch,), threads=threads, progress=progress,
+                                    config=base_config)
     table = {}
     for xi in [*space.architectures(), space.maximum_point]:
         try:
-            table[arch_key(xi)] = latency.lookup(doc, xi, cfg.latency_batch)
+            table[arch_key(xi)] = latency.lookup(doc, xi, batch)
         except (KeyError, ValueError):
-            raise ConfigError(f"latency file {path} has no batch-{cfg.latency_batch} latency "
+            raise ConfigError(f"latency file {path} has no batch-{batch} latency "
                               f"for {arch_key(xi)}; measure this space with `ose latency`") from None
     return {"by_arch": table, "T": table[arch_key(space.maximum_point)], "doc": doc}
 

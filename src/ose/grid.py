@@ -22,7 +22,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .constraints import Inexact, arch_key, holds, names_of
+from .constraints import Inexact, arch_key, counts_env, holds, names_of, on_counts
 from .costs import Cost
 
 # How Algorithm 1 orders Ξ before cutting it into ε-intervals (see docs/SEARCH.md).
@@ -83,7 +83,7 @@ def grid_columns(space) -> dict[str, np.ndarray]:
     enumerated the exact way instead (row by row, with its error messages)."""
     names = space.family.parameters
     columns: dict[str, np.ndarray] = {}
-    pending = list(space.constraints)
+    pending = [c for c in space.constraints if not on_counts(c)]  # on p and i: ``cut_by_counts``
     try:
         for name in names:
             values = np.asarray(space.parameters[name], dtype=np.int64)
@@ -115,6 +115,20 @@ def costs(space, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     except (TypeError, ValueError):  # a formula that branches on a value: one architecture at a time
         rows = [of(space.cost(dict(zip(columns, map(int, r))))) for r in zip(*columns.values())]
         return {k: np.asarray([r[k] for r in rows], dtype=np.int64).reshape(n) for k in of(space.max_cost)}
+
+
+def cut_by_counts(space, columns: dict[str, np.ndarray], counts: dict[str, np.ndarray]) -> tuple[dict, dict]:
+    """The rows that hold the constraints naming p, i, p_T or i_T (checked once ξ is costed), exactly:
+    in float64 where that is exact, else row by row."""
+    later = [c for c in space.constraints if on_counts(c)]
+    if not later:
+        return columns, counts
+    env = {**columns, **counts_env(counts["params"], counts["ops"], space.max_cost)}
+    try:
+        mask = np.logical_and.reduce([holds(c, env) for c in later])
+    except Inexact:
+        mask = np.array([all(c(row(env, k)) for c in later) for k in range(len(counts["params"]))], dtype=bool)
+    return {k: v[mask] for k, v in columns.items()}, {k: v[mask] for k, v in counts.items()}
 
 
 def table(space, sort: str = "intermediate") -> Candidates:

@@ -19,11 +19,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .constraints import Constraint, ConstraintError, arch_key
+from .constraints import Constraint, ConstraintError, arch_key, counts_env, on_counts
 from .costs import Cost
 from .errors import SpaceError
 from .families import FAMILIES, Family, get_family
-from .grid import SORTS, Candidate, costs, grid_columns, row
+from .grid import SORTS, Candidate, costs, cut_by_counts, grid_columns, row
 
 TOP_KEYS = ("name", "description", "family", "constraints", "parameters", "maximum_point", "settings")
 
@@ -73,20 +73,29 @@ class SearchSpace:
     def architectures(self) -> list[dict[str, int]]:
         names = self.family.parameters
         grid = (dict(zip(names, values)) for values in itertools.product(*(self.parameters[n] for n in names)))
+        on_xi = [c for c in self.constraints if not on_counts(c)]
+        later = [c for c in self.constraints if on_counts(c)]  # on p and i: costed only where ξ's hold
         try:
-            return [xi for xi in grid if all(c(xi) for c in self.constraints)]
+            kept = [xi for xi in grid if all(c(xi) for c in on_xi)]
+            if later:
+                kept = [xi for xi in kept if all(c({**xi, **self._counts(xi)}) for c in later)]
+            return kept
         except ConstraintError as e:
             _failer(self.source)("constraints", str(e))
 
     def cost(self, xi: Mapping[str, int]) -> Cost:
         return self.family.cost(xi, self.settings)
 
+    def _counts(self, xi: Mapping[str, int]) -> dict:
+        c = self.cost(xi)
+        return counts_env(c.params, c.ops, self.max_cost)
+
     @cached_property
     def scored(self) -> tuple[dict, dict]:
         """Ξ as columns of ξ and the counts of every row (``grid``), computed once: a grid of 10⁶
         architectures is checked, scored and sorted in about a second."""
         columns = grid_columns(self)
-        return columns, costs(self, columns)
+        return cut_by_counts(self, columns, costs(self, columns))
 
     @cached_property
     def max_cost(self) -> Cost:
