@@ -1,6 +1,7 @@
 """Budgets (--max-params, --max-ops): Ξ cut to what fits before the search, exactly, by the closed-form counts."""
 
 import json
+import re
 
 import pytest
 
@@ -134,7 +135,9 @@ def test_ose_space_max_latency_keeps_what_the_latency_file_says_fits(tmp_path, t
         limit = (ordered[2] + ordered[3]) / 2 / t  # between two measurements: no rounding decides
         assert ordered[2] < ordered[3]
         expected = [k for k in (arch_key(c.xi) for c in space.candidates()) if ms[k] <= limit * t]
-        code, out, err = run_cli("space", tmp_path / "space.toml", "--max-latency", f"{100 * limit}%",
+        # as a share of T's where T is the slowest (tiny models time close: a busy machine can reorder them)
+        given = f"{100 * limit!r}%" if limit < 1 else repr(1000 * limit * t)
+        code, out, err = run_cli("space", tmp_path / "space.toml", "--max-latency", given,
                                  "--latency-file", path, "--latency-batch", batch, "--format", "json")
         assert code == 0, err
         assert [arch_key({n: a[n] for n in "DAHI"}) for a in json.loads(out)["architectures"]] == expected
@@ -150,3 +153,66 @@ def test_ose_space_max_latency_bad_input_is_one_line(tmp_path, tiny_space, run_c
                        (["--max-latency", "5", "--latency-file", tmp_path / "none.json"], "cannot read")):
         code, out, err = run_cli("space", tmp_path / "space.toml", *args)
         assert code == 2 and out == "" and said in err and len(err.strip().splitlines()) == 1, (args, err)
+
+
+def test_objective_cost_bisects_to_the_cheapest_candidate_predicted_to_keep_the_share(tmp_path, bert_checkpoint,
+                                                                                      monkeypatch):
+    import math
+
+    from ose.strategies.selection import finished
+
+    monkeypatch.setenv("OSE_CACHE", str(tmp_path / "cache"))
+    said = []
+    common = dict(source=str(bert_checkpoint), task="cls", seq_len=32, steps=6, max_examples=2000, eval_batches=2,
+                  threads=1, progress=False, objective="cost", log=said.append)
+    result = ose.extract(out=str(tmp_path / "run"), keep=0.9, **common)
+    doc = result.document
+    t = doc["maximum_point"].get("as_given") or doc["maximum_point"]["reference"]
+    limit = 1 - 0.9 * (1 - t["error"])
+    done = finished(doc["evaluations"])
+    size = doc["settings"]["bound"]["space_size"]
+    assert doc["settings"]["bound"]["strategy"] == "bisect" and doc["cost"]["limit"] == pytest.approx(limit)
+    assert 1 <= len(done) <= math.ceil(math.log2(size)) + 1 < size
+    reaching = [r for r in done if r["error"] <= limit]
+    assert doc["cost"]["reached"] == bool(reaching)
+    expected = min(reaching, key=lambda r: (r["ops"], r["params"])) if reaching else min(done, key=lambda r: r["error"])
+    assert _arch(result.best) == _arch(expected)
+    text = "\n".join(said)
+    assert "--objective cost --keep 0.9:" in text and "bisect (--objective cost" in text
+    # a share every candidate reaches: bisection walks down to the cheapest of Ξ
+    low = ose.extract(out=str(tmp_path / "low"), keep=0.01, **common)
+    cheapest = min(finished(low.evaluations), key=lambda r: (r["ops"], r["params"]))
+    assert _arch(low.best) == _arch(cheapest) and low.document["cost"]["reached"]
+    assert cheapest["ops"] == min(c.cost.ops for c in ose.pipeline.plan(low.config, load_space_of(low)).candidates)
+
+
+def _arch(record):
+    return tuple(record[n] for n in "DAHI")
+
+
+def load_space_of(result):
+    from ose.space import space_from_dict
+
+    return space_from_dict(result.document["settings"]["space"])
+
+
+@pytest.mark.parametrize("options, said", [
+    ({"objective": "cost"}, "--objective cost needs --keep F"),
+    ({"keep": 0.9}, "--keep is only for --objective cost"),
+    ({"objective": "cost", "keep": 1.5}, "--keep must be a share of T's accuracy in (0, 1]"),
+    ({"objective": "cost", "keep": 0}, "--keep must be a share of T's accuracy in (0, 1]"),
+    ({"objective": "cost", "keep": 0.9, "metric": "loss"}, "it needs --metric error"),
+])
+def test_objective_cost_bad_input_is_refused_before_anything_is_written(tmp_path, options, said):
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        ose.extract(space="bert-tiny", out=str(tmp_path / "run"), progress=False, log=lambda *a: None, **options)
+    assert not (tmp_path / "run").exists()
+
+
+def test_objective_cost_from_scratch_is_refused(tmp_path, tiny_space, monkeypatch, run_cli):
+    (tmp_path / "space.toml").write_text(tiny_space())
+    monkeypatch.setenv("OSE_CACHE", str(tmp_path / "cache"))
+    code, out, err = run_cli("extract", "--space", tmp_path / "space.toml", "--objective", "cost", "--keep", "0.9",
+                             "--max-examples", "500", "--out", tmp_path / "run", "--quiet")
+    assert code == 2 and "extract from a pretrained checkpoint (--from MODEL)" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run" / "study.db").exists()

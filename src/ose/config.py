@@ -188,9 +188,12 @@ class ExtractConfig:
                         choices=("ops", "latency"))
     latency_file: str | None = option(None, "latency.json from `ose latency` (default: measure at the start)")
     latency_batch: int = option(1, "batch size whose latency W uses (default 1)", check="positive")
-    objective: str = option("w", "what picks ξ*: w, the paper's W-coefficient (default), or accuracy, the lowest ê of "
-                                 "the candidates trained (with budgets: the most accurate that fits)",
-                            choices=("w", "accuracy"))
+    objective: str = option("w", "what picks ξ*: w, the paper's W-coefficient (default); accuracy, the lowest ê of "
+                                 "the candidates trained (with budgets: the most accurate that fits); or cost, the "
+                                 "cheapest predicted to keep --keep F of T's accuracy (found by bisection)",
+                            choices=("w", "accuracy", "cost"))
+    keep: float | None = option(None, "with --objective cost: the share F of T's accuracy on B the pick must keep "
+                                      "(0 < F <= 1)", metavar="F")
     max_params: str | float | None = option(None, "budget: candidates of at most this many parameters p, or this "
                                                   "share of T's (30%%); Ξ is cut before the search", metavar="N|P%")
     max_ops: str | float | None = option(None, "budget: candidates of at most this many operations i per forward "
@@ -219,6 +222,13 @@ class ExtractConfig:
                               "otherwise); add one of them or leave latency_file out")
         if self.init == "inherit" and not self.source:
             raise ConfigError("init inherit needs a pretrained T: --from MODEL")
+        if (self.keep is not None) != (self.objective == "cost"):
+            raise ConfigError("--objective cost needs --keep F (the share of T's accuracy to keep), and --keep is "
+                              "only for --objective cost")
+        if self.keep is not None and (isinstance(self.keep, bool) or not 0 < self.keep <= 1):
+            raise ConfigError(f"--keep must be a share of T's accuracy in (0, 1], got {self.keep}")
+        if self.objective == "cost" and self.metric != "error":
+            raise ConfigError(f"--objective cost compares accuracies on B: it needs --metric error, not {self.metric}")
         if self.metric == "kl" and not self.teacher:
             raise ConfigError("metric kl measures the divergence from a teacher's answers: add --teacher "
                               "(from, or a checkpoint)")

@@ -31,7 +31,7 @@ from .config import Theta
 from .errors import ConfigError, DataError, StoreError
 from .inputs import StudyInputs, reopen
 from .store import STUDY_FILE, open_store
-from .study import StudyLock, check_free, check_writable
+from .study import StudyLock, check_free, check_writable, expected_total
 from .train import CandidateFailed, Checkpoint, EarlyStop, Measured, differs, fit, measure
 
 STATE_DIR = ".distil"
@@ -88,6 +88,7 @@ def load_study(run_dir: Path, partial: bool = False) -> tuple[dict, dict, str | 
     store = open_store(run_dir, readonly=True)
     try:
         meta, stored = store.meta(), store.records()
+        planned = expected_total(meta, store) if meta else 0
     finally:
         store.close()
     # The pick the report and results.json name: W settled (the floor on ê), ties in the study's order.
@@ -95,7 +96,7 @@ def load_study(run_dir: Path, partial: bool = False) -> tuple[dict, dict, str | 
     if pick is None:
         raise StoreError(f"{run_dir}: the study has no finished evaluation to distil")
     unfinished = None
-    total = len(set(meta["jobs"])) if meta.get("jobs") else meta["total"]  # a job listed twice runs once
+    total = len(set(meta["jobs"])) if meta.get("jobs") else planned  # a job listed twice runs once
     if len({r["key"] for r in stored}) < total:
         unfinished = f"{len(stored)} of {total} evaluations stored"
         if not partial:

@@ -60,15 +60,28 @@ def plan(cfg: ExtractConfig, space: SearchSpace, timings: dict | None = None) ->
     candidates = budgets.feasible(grid.table(space, cfg.sort), budgets.from_config(cfg), space.max_cost, timings)
     if cfg.budget is not None and cfg.budget > len(candidates):
         raise ConfigError(f"budget {cfg.budget} exceeds |Ξ| = {len(candidates)}")
+    name = strategy_name(cfg)
     try:
-        return make_strategy(cfg.strategy, candidates, cfg.epsilon, cfg.budget, cfg.representative, cfg.seed)
+        return make_strategy(name, candidates, cfg.epsilon, cfg.budget, cfg.representative, cfg.seed)
     except ValueError as e:
         raise ConfigError(str(e)) from None
 
 
+def strategy_name(cfg: ExtractConfig) -> str:
+    """The strategy that runs: ``--objective cost`` bisects Ξ in cost order in place of the FPTAS,
+    whose intervals answer W's question, not "the cheapest that keeps F"; other strategies are kept
+    and the pick is the cheapest of what they trained."""
+    if cfg.strategy == "bisect" and cfg.objective != "cost":
+        raise ConfigError("strategy bisect looks for the cheapest candidate that keeps a share of T's accuracy: "
+                          "use it with --objective cost --keep F")
+    return "bisect" if cfg.objective == "cost" and cfg.strategy == "fptas" else cfg.strategy
+
+
 def bound_line(cfg: ExtractConfig, space: SearchSpace, strategy: Strategy) -> str:
     n = len(strategy.candidates)
-    which = f"⌈|Ξ|/ε⌉ = {strategy.budget}" if strategy.name == "fptas" else f"{strategy.name}: {strategy.budget}"
+    which = f"⌈|Ξ|/ε⌉ = {strategy.budget}" if strategy.name == "fptas" else (
+        f"bisect (--objective cost: Ξ by i then p, assuming ê does not rise with the cost): at most "
+        f"⌈log₂|Ξ|⌉ + 1 = {strategy.budget}" if strategy.name == "bisect" else f"{strategy.name}: {strategy.budget}")
     return (f"|Ξ| = {n}, |Θ| = {len(cfg.theta)}, ε = {cfg.epsilon}, s = {cfg.steps}: "
             f"{which} candidates × |Θ| = {strategy.budget * len(cfg.theta)} trainings (T = {space.maximum_point})")
 
@@ -246,6 +259,9 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
         if not needs_latency(cfg):
             executor = make_executor(cfg, space, max_parallel(cfg, strategy), log)
         ctx = make_context(cfg, space, source, layout="legacy" if legacy else "texts", count_built_head=not legacy)
+        if cfg.objective == "cost" and ctx.inherited is None:
+            raise ConfigError("--objective cost keeps a share of T's accuracy, and T from scratch has none to keep: "
+                              "extract from a pretrained checkpoint (--from MODEL)")
         strategy = plan(cfg, ctx.space, ctx.timings)  # C counted as built can reorder Ξ under --sort total
         executor = executor or make_executor(cfg, ctx.space, max_parallel(cfg, strategy), log)
         # A static strategy's whole plan is known now; Θ is the outer loop, as in the paper.
@@ -316,8 +332,15 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
         runner = _Runner(executor, store, _progress(cfg, ctx, strategy, planned, executor, store, progress, log,
                                                     reference), cfg.steps, progress)
         if reference:
-            runner([reference])
+            t_record = runner([reference])[reference[0]]
+            if cfg.objective == "cost":
+                strategy.limit = cost_limit(cfg.keep, meta["maximum_point"], t_record)
+                log(f"--objective cost --keep {cfg.keep:g}: the cheapest candidate whose ê on B is at most "
+                    f"{strategy.limit:.4f} (T's accuracy {1 - t_error(meta['maximum_point'], t_record):.4f} × "
+                    f"{cfg.keep:g})")
         drive(strategy, cfg.theta, runner, planned, cfg.ask_batch)
+        if strategy.adaptive and len(store.keys()) < meta["total"]:  # it ended before its plan's count
+            store.set_note(studies.ENDED, {"total": len(store.keys())})
         runner.close()
         doc, files = outputs.write_report(out, store)
     finally:
@@ -329,6 +352,23 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
         log(report.pick_line(doc))
     log(f"results: {out / 'results.json'}   report: {out / 'report.html'}")
     return ExtractResult(cfg, out, doc, files)
+
+
+def t_error(maximum_point: dict, reference: dict | None) -> float:
+    """T's ê on B, what ``--keep`` is a share of: T as given where it has the task's head, else its
+    own short run (as ``ose distil --keep`` orders candidates by)."""
+    given = maximum_point.get("as_given")
+    if given is not None:
+        return given["error"]
+    if not reference or reference.get("status") != "ok":
+        raise ConfigError("--objective cost needs T's own ê on B, and T's short run did not finish "
+                          f"({(reference or {}).get('message', 'no run')}); --retry-failed runs it again")
+    return reference["error"]
+
+
+def cost_limit(keep: float, maximum_point: dict, reference: dict | None) -> float:
+    """The most ê a candidate may have on B and keep ``keep`` of T's accuracy: 1 − F·(1 − ê_T)."""
+    return 1 - keep * (1 - t_error(maximum_point, reference))
 
 
 def retry_failed(store: Store, jobs: list[str] | None, log) -> None:

@@ -130,6 +130,16 @@ def _flatten(d, prefix=""):
         yield prefix[:-1], d
 
 
+ENDED = "ended"  # the note an adaptive search leaves when it ends before its plan's count (bisection)
+
+
+def expected_total(meta: dict, store) -> int:
+    """How many evaluations the study runs: its plan's count, or what an adaptive search that ended
+    early (``--objective cost``'s bisection) ran."""
+    ended = store.note(ENDED)
+    return ended["total"] if ended else meta["total"]
+
+
 def differences(stored: dict, meta: dict) -> str:
     """What differs between two study identities, as ``key: old → new`` items."""
     a = {**IMPLIED, **dict(_flatten(stored.get("settings", {})))}
@@ -240,14 +250,14 @@ def status(out: Path) -> dict:
 
     store = open_store(out, readonly=True)
     try:
-        meta, records, note = store.meta(), store.records(), store.note("run")
+        meta, records, note, ended = store.meta(), store.records(), store.note("run"), store.note(ENDED)
     finally:
         store.close()
     if meta is None:
         raise StoreError(f"{Path(out) / STUDY_FILE}: the study holds no configuration yet")
     records = [settled(r, meta["settings"], meta["maximum_point"]) for r in records]  # W as the report has it
     ok = [r for r in records if r.get("status") == "ok"]
-    total = meta["total"]
+    total = ended["total"] if ended else meta["total"]
     best = best_of(records)
     return {"study": str(Path(out) / STUDY_FILE), "total": total, "done": len(ok),
             "failed": len(records) - len(ok), "remaining": total - len(records), "running": holder(out),

@@ -88,8 +88,10 @@ def _why(doc: dict, names: list[str]) -> str:
     formula = "·".join(f"(1 − {k})" for k in ratios)
     numbers = "·".join(f"(1 − {v:.4g})" for v in ratios.values())
     divisor = results.divisor(doc, pick)
+    goal = results.objective(doc["settings"])
     lead = (f"It has the lowest ê on B of the {len(ranked)} finished evaluation(s) (--objective accuracy, within "
-            f"the study's budgets); its W-coefficient is " if results.objective(doc["settings"]) == "accuracy" else
+            f"the study's budgets); its W-coefficient is " if goal == "accuracy" else
+            "It was chosen by --objective cost (below); its W-coefficient is " if goal == "cost" else
             f"It has the highest W-coefficient of the {len(ranked)} finished evaluation(s): ")
     text = f"{lead}W = {formula} / ê = {numbers} / {divisor:.4g} = {float(pick['w']):.4g}."
     if divisor > pick["error"]:
@@ -103,8 +105,9 @@ def _why(doc: dict, names: list[str]) -> str:
     if len(ranked) > 1:
         second = ranked[1]
         text += f" The runner-up, {_arch(second, names)}, has W = {float(second['w']):.4g}."
-    sure = [line for line in (results.margin_line(doc), results.tie_line(doc)) if line]
-    return f"<p>{_e(text)}</p>" + "".join(f"<p id='{line.split(':')[0]}'>{_e(line)}</p>" for line in sure)
+    sure = [line for line in (results.cost_line(doc), results.margin_line(doc), results.tie_line(doc)) if line]
+    ids = ["cost" if line.startswith("--objective") else line.split(":")[0] for line in sure]
+    return f"<p>{_e(text)}</p>" + "".join(f"<p id='{i}'>{_e(line)}</p>" for i, line in zip(ids, sure))
 
 
 def _w_latency_row(doc: dict) -> dict | None:

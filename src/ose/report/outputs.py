@@ -7,6 +7,7 @@ from pathlib import Path
 from ..grid import table
 from ..space import arch_key, space_from_dict
 from ..store import STUDY_FILE, Store, open_store
+from ..study import expected_total
 from . import html, results
 
 REFERENCE = "T|"  # the key prefix of T's own evaluation, kept apart from the candidates'
@@ -45,11 +46,12 @@ def build_document(store: Store) -> dict:
         raise ValueError("the study holds no configuration")
     records = ordered_records(store, meta)
     reference = [r for r in store.records() if r["key"].startswith(REFERENCE)]
-    doc = results.document(meta["settings"], meta["maximum_point"], records)
+    maximum_point = dict(meta["maximum_point"])
     if reference:  # T's own short run (--init inherit): what the candidates' ê compares with
-        doc["maximum_point"]["reference"] = {k: v for k, v in reference[0].items()
-                                             if k in ("error", "loss", "steps", "seconds", "status", "message")}
-    doc["progress"] = {"stored": len(records) + len(reference), "total": meta["total"]}
+        maximum_point["reference"] = {k: v for k, v in reference[0].items()
+                                      if k in ("error", "loss", "steps", "seconds", "status", "message")}
+    doc = results.document(meta["settings"], maximum_point, records)
+    doc["progress"] = {"stored": len(records) + len(reference), "total": expected_total(meta, store)}
     doc["settings"]["train_seconds"] = sum(r.get("seconds", 0.0) for r in records + reference)
     return doc
 

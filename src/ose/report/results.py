@@ -53,11 +53,17 @@ def document(settings: dict, maximum_point: dict, records: list[dict]) -> dict:
     records = [settled(r, settings, maximum_point) for r in records]
     names = list(maximum_point["architecture"])
     goal = objective(settings)
-    sure = margin(records, best(records, goal), floor_of(settings), objective=goal)
+    limit = cost_goal(settings, maximum_point)
+    # --objective cost has no runner-up to beat: its question is whether the pick reaches the limit
+    sure = None if goal == "cost" else margin(records, best(records, goal), floor_of(settings), objective=goal)
     metric = settings.get("config", {}).get("metric", "error")
     records = [_with_interval(r, metric) for r in records]
+    pick = best(records, goal, limit and limit["limit"])
     doc = {"settings": settings, "maximum_point": maximum_point, "evaluations": records,
-           "best": best(records, goal), "pareto": pareto_front(records)}
+           "best": pick, "pareto": pareto_front(records)}
+    if limit:
+        done = [r for r in records if r.get("status") == "ok"]
+        doc["cost"] = {**limit, "trained": len(done), "reached": bool(pick) and pick["error"] <= limit["limit"]}
     if sure:
         def arch(r):
             return {n: r[n] for n in names}
@@ -69,6 +75,33 @@ def document(settings: dict, maximum_point: dict, records: list[dict]) -> dict:
                          "ties": [{**arch(t["record"]), "w": t["record"]["w"], "p_higher": t["p_higher"]}
                                   for t in sure["ties"]]}
     return doc
+
+
+def cost_goal(settings: dict, maximum_point: dict) -> dict | None:
+    """``--objective cost --keep F``: F, T's ê on B, and the most ê a candidate may have (None for
+    the other objectives, or while T's ê is not known)."""
+    config = settings.get("config", {})
+    if config.get("objective") != "cost":
+        return None
+    given = maximum_point.get("as_given") or maximum_point.get("reference")
+    if not given or given.get("status", "ok") != "ok":
+        return None
+    return {"keep": config["keep"], "t_error": given["error"], "limit": 1 - config["keep"] * (1 - given["error"])}
+
+
+def cost_line(doc: dict) -> str | None:
+    """What ``--objective cost`` found, what it trained, and what it assumed."""
+    c, pick = doc.get("cost"), doc.get("best")
+    if not c or not pick:
+        return None
+    if not c["reached"]:
+        return (f"--objective cost --keep {c['keep']:g}: none of the {c['trained']} candidate(s) trained reached ê ≤ "
+                f"{c['limit']:.4f} on B ({c['keep']:g} of T's accuracy {1 - c['t_error']:.4f}); the pick is the most "
+                f"accurate of them")
+    return (f"--objective cost --keep {c['keep']:g}: the pick is the cheapest (by i, then p) of the {c['trained']} "
+            f"candidate(s) trained whose ê on B is at most {c['limit']:.4f} ({c['keep']:g} of T's accuracy "
+            f"{1 - c['t_error']:.4f}); bisection assumed ê does not rise with the cost, so cheaper candidates it did "
+            f"not train are not known to miss; `ose distil RUN --keep {c['keep']:g}` verifies the floor on the test part")
 
 
 def objective(settings: dict) -> str:
@@ -138,6 +171,8 @@ def pick_line(doc: dict) -> str:
     line = f"{name} = {xi}  W = {float(pick['w']):.4g}  ê = {pick['error']:.4f}  {ratios}"
     if objective(doc["settings"]) == "accuracy":
         line += "  (--objective accuracy: the lowest ê of the candidates within the budgets)"
+    elif objective(doc["settings"]) == "cost":
+        line += "  (--objective cost: the cheapest predicted to keep --keep of T's accuracy)"
     if not uses_latency(doc):
         return line
     s = speed(doc)
@@ -229,7 +264,7 @@ def summary(doc: dict, top: int = 5) -> str:
     if failed:
         lines.append(f"{len(failed)} evaluation(s) failed: " +
                      "; ".join(f"{' '.join(f'{n}={r[n]}' for n in names)}: {r['message']}" for r in failed))
-    lines += [line for line in (margin_line(doc), tie_line(doc), floor_line(doc), source_line(doc),
+    lines += [line for line in (cost_line(doc), margin_line(doc), tie_line(doc), floor_line(doc), source_line(doc),
                                 separation(doc)) if line]
     lines += [export_line(e) for e in doc.get("exports", [])]
     return "\n".join(lines)

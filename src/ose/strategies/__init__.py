@@ -1,4 +1,4 @@
-"""Search strategies: Algorithm 1 (the FPTAS) and, beside it, the baselines."""
+"""Search strategies: Algorithm 1 (the FPTAS), bisection for ``--objective cost``, and the baselines."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import math
 from ..registry import Registry
 from ..space import Candidate
 from .base import Strategy, best_w
+from .bisect import Bisect
 from .fptas import FPTAS, REPRESENTATIVES, Exhaustive, intervals, representatives
 from .random_search import RandomSearch
 
@@ -36,6 +37,7 @@ STRATEGIES = Registry("strategy", {
     "fptas": lambda candidates, epsilon, representative, seed, **_: FPTAS(candidates, epsilon, representative, seed),
     "exhaustive": lambda candidates, seed, **_: Exhaustive(candidates, seed),
     "random": lambda candidates, budget, seed, **_: RandomSearch(candidates, budget, seed),
+    "bisect": lambda candidates, seed, **_: Bisect(candidates, seed),
     "tpe": _optuna("TPE"),
     "nsga2": _optuna("NSGA2"),
 })

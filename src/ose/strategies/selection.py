@@ -10,16 +10,23 @@ def finished(records: list[dict]) -> list[dict]:
     return [r for r in records if r.get("status") == "ok"]
 
 
-OBJECTIVES = ("w", "accuracy")
+OBJECTIVES = ("w", "accuracy", "cost")
 
 
-def best(records: list[dict], objective: str = "w") -> dict | None:
-    """ξ* over the finished evaluations: argmax W (``w``, the paper's), or argmin ê (``accuracy``:
-    the most accurate candidate of those the budgets let through). Ties go to the smaller p, then
-    the smaller i, then the evaluation first in the study's order (for one ξ under several θ: Θ's order)."""
+def best(records: list[dict], objective: str = "w", limit: float | None = None) -> dict | None:
+    """ξ* over the finished evaluations: argmax W (``w``, the paper's), argmin ê (``accuracy``:
+    the most accurate candidate of those the budgets let through), or (``cost``) the cheapest, by i
+    then p, whose ê is at most ``limit`` (where none is: the most accurate). Ties go to the smaller
+    p, then the smaller i, then the evaluation first in the study's order (for one ξ under several
+    θ: Θ's order)."""
     done = finished(records)
     if not done:
         return None
+    if objective == "cost":
+        reaching = [r for r in done if limit is not None and r["error"] <= limit]
+        if reaching:
+            return min(reaching, key=lambda r: (r["ops"], r["params"], r["error"]))
+        objective = "accuracy"
     if objective == "accuracy":
         return min(done, key=lambda r: (r["error"], r["params"], r["ops"]))
     return max(done, key=lambda r: (r["w"], -r["params"], -r["ops"]))
