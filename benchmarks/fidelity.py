@@ -258,6 +258,17 @@ def main(argv: list[str] | None = None) -> dict:
         line, row = rho_line(name, xs, ys, args.resamples)
         print(line)
         report["rho"].append(row)
+    # The search and the seed-0 final run share a seed: with distillation during the search, the short
+    # run is the final run's own beginning (same teacher, batches and head). A final run of another
+    # seed shares nothing with it, so ρ against it is the honest one where the two differ.
+    for seed in args.seeds[1:]:
+        other = final.get(seed, {})
+        print(f"# final = seed {seed}'s (independent of the search's seed {args.seeds[0]})")
+        for name, (field, rs) in proxies.items():
+            rs = [r for r in rs if key(r) in other]
+            line, row = rho_line(name, [value(r, field) for r in rs], [other[key(r)] for r in rs], args.resamples)
+            print(line)
+            report.setdefault("rho_other_seeds", []).append({**row, "seed": seed})
     sizes = {key(r): r["params_effective"] for r in records}
     for name, (field, rs) in proxies.items():
         if field.startswith("-"):
