@@ -299,6 +299,7 @@ def cmd_distil(args) -> int:
 
     if args.save_every < 1:
         raise UsageError(f"--save-every must be a positive integer, got {args.save_every}")
+    _check_deploy_flags(args)
     if args.keep is not None:
         return _distil_keep(args)
     r = distil(args.run_dir, steps=args.steps, out=args.out, save_every=args.save_every, log=print,
@@ -312,6 +313,68 @@ def cmd_distil(args) -> int:
           + ", ".join(
               f"{r.latency['T'][b] / r.latency['model'][b]:.2f}× at batch {b}" for b in r.latency["model"]))
     print(f"wrote {r.out} (config.json, model.safetensors, tokenizer, README.md, ose.json)")
+    _deploy(r.out, args, args.run_dir)
+    return 0
+
+
+def _deploy_flags(p) -> None:
+    p.add_argument("--onnx", action="store_true",
+                   help="also write model.onnx (ONNX Runtime, Optimum's layout), checked against PyTorch on the test "
+                        "part and timed beside it (pip install -e '.[onnx]')")
+    p.add_argument("--quantize", choices=["int8"],
+                   help="also write model_quantized.onnx by ONNX Runtime's dynamic int8 quantization")
+
+
+def _check_deploy_flags(args) -> None:
+    """Before any training: the runtime is there, and --quantize has a graph to start from."""
+    from .deploy import require
+
+    if args.onnx or args.quantize:
+        require()
+    if args.quantize and not args.onnx and args.command == "distil":
+        raise UsageError("--quantize int8 quantizes the ONNX graph; add --onnx")
+
+
+def _deploy(model_dir, args, run_dir=None) -> None:
+    from .deploy import deploy
+
+    if not (args.onnx or args.quantize):
+        return
+    # ose distil has just written the weights (and checked the folder): a graph there is of older ones
+    force = args.force or args.command == "distil"
+    out = deploy(model_dir, run_dir, onnx=args.onnx, quantize_int8=args.quantize == "int8", force=force, log=print)
+    print(deploy_summary(out))
+
+
+def deploy_summary(out: dict) -> str:
+    """The latency table and accuracies ``ose export`` prints."""
+    lat = out["latency_seconds"]
+    runtimes = list(lat["model"])
+    lines = [f"test accuracy: PyTorch {out['pytorch']['accuracy']:.4f}, ONNX fp32 {out['fp32']['accuracy']:.4f}"
+             + (f", int8 {out['int8']['accuracy']:.4f}" if "int8" in out else "")
+             + f" (largest logit difference fp32 vs PyTorch {out['max_abs_diff']:.2g})",
+             "ms per forward pass (1 thread, median of alternating rounds): " + " | ".join(runtimes)]
+    for who in ("model", "T"):
+        for b in lat[who][runtimes[0]]:
+            lines.append(f"  {who:5} batch {b:>2}: " + " | ".join(f"{1000 * lat[who][r][b]:.3g}" for r in runtimes))
+    base = lat["T"]["PyTorch fp32"]
+    best = runtimes[-1]
+    lines.append(f"speed-up of the model in {best} over T in PyTorch fp32: "
+                 + ", ".join(f"{base[b] / lat['model'][best][b]:.1f}× at batch {b}" for b in base)
+                 + "; over the model in PyTorch fp32: "
+                 + ", ".join(f"{lat['model']['PyTorch fp32'][b] / lat['model'][best][b]:.2f}× at batch {b}"
+                             for b in base))
+    return "\n".join(lines)
+
+
+def cmd_export(args) -> int:
+    """ONNX (and int8) of an exported model, checked on its study's test part and timed."""
+    _check_deploy_flags(args)
+    if not (args.onnx or args.quantize):
+        raise UsageError("say what to export: --onnx, and --quantize int8 for the int8 model")
+    _deploy(args.model_dir, args, args.run)
+    print(f"wrote {args.model_dir}: model.onnx" + (", model_quantized.onnx" if args.quantize else "")
+          + "; ose.json and README.md updated")
     return 0
 
 
@@ -486,7 +549,16 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--pick", metavar="RANK|D=..,A=..",
                    help="distil another stored candidate than the search's pick: its rank by W in the summary, "
                         "or its architecture (default out RUN_DIR/model-D2-A6-...)")
+    _deploy_flags(d)
     d.set_defaults(func=cmd_distil)
+
+    x = sub.add_parser("export", help="an exported model as an ONNX graph (and int8), checked and timed in ONNX "
+                                      "Runtime beside PyTorch")
+    x.add_argument("model_dir", help="a model folder ose distil wrote (RUN_DIR/model)")
+    x.add_argument("--run", help="the study that made it, for its test part (default: MODEL_DIR's parent)")
+    x.add_argument("--force", action="store_true", help="replace a graph there of other weights")
+    _deploy_flags(x)
+    x.set_defaults(func=cmd_export)
 
     lt = sub.add_parser("latency", help="measured forward-pass latency of every architecture and T, vs the op count")
     lt.add_argument("space", help=f"a preset ({', '.join(preset_names())}) or a TOML file")

@@ -169,6 +169,38 @@ def _unfinished(f: dict) -> str:
     return text
 
 
+def deployment(f: dict) -> str:
+    """The card's section on the ONNX graphs, when ``ose export --onnx`` wrote them."""
+    d = f.get("onnx")
+    if not d:
+        return ""
+    lat = d["latency_seconds"]
+    runtimes = list(lat["model"])
+    acc = {"PyTorch fp32": d["pytorch"], "ORT fp32": d["fp32"], "ORT int8": d.get("int8")}
+    rows = ["| | " + " | ".join(runtimes) + " |", "|---|" + "---|" * len(runtimes),
+            "| test accuracy [95% interval] | " + " | ".join(_percent(acc[r]) for r in runtimes) + " |"]
+    for who in ("model", "T"):
+        for b in lat[who]["PyTorch fp32"]:
+            rows.append(f"| {'this model' if who == 'model' else 'T'}, ms per batch of {b} | "
+                        + " | ".join(f"{1000 * lat[who][r][b]:.3g}" for r in runtimes) + " |")
+    int8 = d.get("int8")
+    warn = ("" if not int8 or int8["within_tolerance"] else
+            f"\n**Warning:** the int8 model is more than {100 * int8['tolerance']:g} point(s) less accurate than fp32.")
+    files = f"`{d['file']}`" + (f" (fp32) and `{int8['file']}` (int8, ONNX Runtime's dynamic quantization)"
+                                if int8 else "")
+    return f"""
+## ONNX Runtime
+
+{files}, inputs {', '.join(d['inputs'])}, output `logits`; Optimum's `ORTModelFor…` loads them from this
+directory (`file_name=` for the int8 one){', without past key/values (each generated token recomputes the prefix)' if 'position_ids' in d['inputs'] else ''}. The fp32
+graph's logits match PyTorch's on every test row within {d['tolerance']['atol']:g} + {d['tolerance']['rtol']:g}·|logit|
+(largest difference {d['max_abs_diff']:.2g}). Latency: median forward pass, 1 thread, onnxruntime
+{d['runtime']['onnxruntime']}, all measured side by side in alternating rounds (T timed in its shape).
+
+{chr(10).join(rows)}
+{warn}"""
+
+
 def model_card(f: dict) -> str:
     """README.md of the exported model."""
     arch = ", ".join(f"{k}={v}" for k, v in f["architecture"].items())
@@ -223,4 +255,4 @@ in alternating rounds.
 
 Training: θ = {json.dumps(f['theta'])}{kd}.
 Made with ose {f['ose_version']}.
-{snippet}"""
+{snippet}{deployment(f)}"""

@@ -313,16 +313,18 @@ def compare(models: dict, vocab_size: int, seq_len: int, batch_sizes: Sequence[i
     ``rounds`` rounds, each timing every model in turn, and the median of the rounds kept, so a
     machine whose speed drifts moves every model's readings alike. Each model is timed as an fp32
     copy on the CPU, wherever it trained (the figure promised is the CPU's); the models passed in
-    are left where they are."""
+    are left where they are. A model that is not a torch module (an ONNX Runtime ``deploy.Graph``)
+    is timed as it is: it runs on the CPU already."""
     import copy
 
-    models = {name: copy.deepcopy(model).to("cpu", torch.float32) for name, model in models.items()}
+    models = {name: copy.deepcopy(model).to("cpu", torch.float32).eval() if isinstance(model, torch.nn.Module)
+              else model for name, model in models.items()}
     gen = torch.Generator().manual_seed(0)
     inputs = {b: torch.randint(0, vocab_size, (b, seq_len), generator=gen) for b in batch_sizes}
     readings = {name: {str(b): [] for b in batch_sizes} for name in models}
     with _torch_threads(threads):
         for model in models.values():  # discard each model's first, slow timings
-            _time(model.eval(), inputs[max(batch_sizes)], 1, warmup)
+            _time(model, inputs[max(batch_sizes)], 1, warmup)
         for _ in range(rounds):
             for name, model in models.items():
                 for b in batch_sizes:
