@@ -129,7 +129,8 @@ def test_a_decoders_graph_generates_what_transformers_generates(llama_checkpoint
     assert got.tolist() == want.tolist()
     # Left-padded, as generate pads a batch: positions come from the mask, so each prompt's logits
     # are what it gets alone (to 1e-4: this tiny model's logits move by about 1e-3 with positions).
-    short, long = tok("the cat", return_tensors="pt")["input_ids"], tok("a dog ran far away", return_tensors="pt")["input_ids"]
+    short = tok("the cat", return_tensors="pt")["input_ids"]
+    long = tok("a dog ran far away", return_tensors="pt")["input_ids"]
     pad = long.shape[1] - short.shape[1]
     batch = torch.cat([torch.cat([torch.full((1, pad), tok.pad_token_id), short], 1), long])
     mask = torch.ones_like(batch)
@@ -138,3 +139,32 @@ def test_a_decoders_graph_generates_what_transformers_generates(llama_checkpoint
     with torch.no_grad():
         alone = [model(input_ids=short).logits[0], model(input_ids=long).logits[0]]
     assert (logits[0, pad:] - alone[0]).abs().max() <= 1e-4 and (logits[1] - alone[1]).abs().max() <= 1e-4
+
+
+SMALL = ('family = "bert"\n[parameters]\nD = [1]\nA = [2]\nH = [16, 32]\nI = [32]\n[maximum_point]\nD = 1\nA = 2\n'
+         'H = 32\nI = 32\n[settings]\nvocab_size = 128\nmax_positions = 32\nseq_len = 16\n')
+
+
+def test_latency_in_onnxruntime_times_the_graphs_and_a_table_of_another_runtime_is_refused(tmp_path, run_cli,
+                                                                                          monkeypatch):
+    from ose import deploy, latency
+    from ose.context import timings
+    from ose.errors import ConfigError
+    from ose.space import load_space
+
+    (tmp_path / "s.toml").write_text(SMALL)
+    space = load_space(str(tmp_path / "s.toml"))
+    timed, run = [], deploy.Graph.__call__
+    monkeypatch.setattr(deploy.Graph, "__call__", lambda self, *a, **k: timed.append(self) or run(self, *a, **k))
+    doc = latency.measure_space(space, batch_sizes=(1,), repeats=2, warmup=1, t_samples=2, progress=False,
+                                runtime="onnxruntime")
+    assert latency.runtime_of(doc) == "onnxruntime" and "ONNX Runtime" in latency.summary(doc).splitlines()[0]
+    assert len(doc["architectures"]) == 2 and all(a["latency"]["1"] > 0 for a in doc["architectures"])
+    assert len(set(map(id, timed))) == 3  # a graph for each of the two and for T, each timed
+    latency.save(tmp_path / "ort", doc)
+    assert timings(space, str(tmp_path / "ort"), 1, 1, runtime="onnxruntime")["T"] > 0
+    with pytest.raises(ConfigError, match="measured in onnxruntime, not torch"):
+        timings(space, str(tmp_path / "ort"), 1, 1, runtime="torch")
+    code, printed, _ = run_cli("latency", tmp_path / "s.toml", "--runtime", "onnxruntime", "--out", tmp_path / "cli",
+                               "--repeats", "1", "--batch-sizes", "1", "--quiet")
+    assert code == 0 and "ONNX Runtime" in printed

@@ -115,8 +115,12 @@ def _space_timings(args, space) -> dict:
     elif not args.latency_file:
         print(f"timing {len(space.architectures()):,} architectures and T at batch {args.latency_batch or 1} "
               f"(--latency-file reuses a table from `ose latency`)", file=sys.stderr)
+    if args.runtime == "onnxruntime":
+        from .runtime import require
+
+        require()
     return timings(space, args.latency_file, args.latency_batch or 1, ExtractConfig(threads=args.threads)
-                   .resolved_threads(), config, progress=not args.latency_file)
+                   .resolved_threads(), config, progress=not args.latency_file, runtime=args.runtime)
 
 
 def _checkpoint_check(source, xi: dict, cost, head: str) -> dict:
@@ -327,7 +331,7 @@ def _deploy_flags(p) -> None:
 
 def _check_deploy_flags(args) -> None:
     """Before any training: the runtime is there, and --quantize has a graph to start from."""
-    from .deploy import require
+    from .runtime import require
 
     if args.onnx or args.quantize:
         require()
@@ -418,7 +422,11 @@ def cmd_latency(args) -> int:
         Path(args.out).mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UsageError(f"--out {args.out}: cannot create the directory ({e.strerror or e})") from None
-    doc = latency.measure_space(space, **options, progress=not args.quiet)
+    if args.runtime == "onnxruntime":
+        from .runtime import require
+
+        require()
+    doc = latency.measure_space(space, **options, progress=not args.quiet, runtime=args.runtime)
     path = latency.save(Path(args.out) / latency.LATENCY_FILE, doc)
     print(jsonout.dumps(doc, indent=2) if args.format == "json" else latency.summary(doc))
     print(f"wrote {path}", file=sys.stderr if args.format == "json" else sys.stdout)
@@ -516,6 +524,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-latency", metavar="MS|P%", help="only the architectures whose forward pass takes at most MS "
                    "milliseconds, or P%% of T's, measured now on this machine (or read from --latency-file)")
     s.add_argument("--latency-batch", type=int, help="the batch size --max-latency times (default 1)")
+    s.add_argument("--runtime", choices=["torch", "onnxruntime"], default="torch",
+                   help="--max-latency timed in PyTorch eager fp32 (default) or ONNX Runtime (fp32 graphs)")
     s.add_argument("--latency-file", metavar="FILE", help="a latency.json from `ose latency` or a study, instead of "
                    "timing now")
     s.add_argument("--threads", type=int, help="torch threads while timing (default: every core, as ose extract)")
@@ -567,6 +577,8 @@ def build_parser() -> argparse.ArgumentParser:
     lt.add_argument("--repeats", type=int, help="timed passes per measurement, median kept (default 10)")
     lt.add_argument("--warmup", type=int, help="untimed passes before timing (default 3)")
     lt.add_argument("--threads", type=int, help="torch threads while timing (default 1)")
+    lt.add_argument("--runtime", choices=["torch", "onnxruntime"], default="torch",
+                    help="time PyTorch eager fp32 (default) or each model's fp32 ONNX graph in ONNX Runtime")
     lt.add_argument("--format", choices=["table", "json"], default="table")
     lt.add_argument("--quiet", action="store_true", help="no progress bar")
     lt.set_defaults(func=cmd_latency)

@@ -188,6 +188,10 @@ class ExtractConfig:
                         choices=("ops", "latency"))
     latency_file: str | None = option(None, "latency.json from `ose latency` (default: measure at the start)")
     latency_batch: int = option(1, "batch size whose latency W uses (default 1)", check="positive")
+    runtime: str = option("torch", "where latency is measured (--speed latency, --max-latency): torch, PyTorch eager "
+                                   "fp32 (default), or onnxruntime, each candidate's fp32 ONNX graph, the latency it "
+                                   "will be served at (needs pip install -e '.[onnx]')",
+                          choices=("torch", "onnxruntime"))
     objective: str = option("w", "what picks ξ*: w, the paper's W-coefficient (default); accuracy, the lowest ê of "
                                  "the candidates trained (with budgets: the most accurate that fits); or cost, the "
                                  "cheapest predicted to keep --keep F of T's accuracy (found by bisection)",
@@ -339,6 +343,8 @@ def idle_options(cfg: ExtractConfig, given: set[str]) -> list[str]:
                                               f"(it applies to tpe and nsga2)"),
         "latency_batch": (cfg.speed != "latency" and cfg.max_latency is None,
                           "without --speed latency or --max-latency: W uses the operation count"),
+        "runtime": (cfg.speed != "latency" and cfg.max_latency is None,
+                    "without --speed latency or --max-latency: nothing is timed"),
     }
     return [f"warning: {name} has no effect {why}" for name, (unused, why) in idle.items()
             if unused and name in given]

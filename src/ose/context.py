@@ -76,11 +76,11 @@ def latency_table(cfg: ExtractConfig, space: SearchSpace, base_config: dict | No
 
     stored = Path(cfg.out) / latency.LATENCY_FILE  # a resumed study reuses what it measured
     path = cfg.latency_file or (str(stored) if stored.is_file() else None)
-    return timings(space, path, cfg.latency_batch, cfg.resolved_threads(), base_config)
+    return timings(space, path, cfg.latency_batch, cfg.resolved_threads(), base_config, runtime=cfg.runtime)
 
 
 def timings(space: SearchSpace, path: str | None, batch: int, threads: int, base_config: dict | None = None,
-            progress: bool = False) -> dict:
+            progress: bool = False, runtime: str = "torch") -> dict:
     """``{"by_arch", "T", "doc"}``: the latency file at ``path``, or every ξ and T measured now at
     ``batch`` on ``threads`` threads; a one-line ConfigError where the file lacks one of them."""
     from . import latency
@@ -90,9 +90,12 @@ def timings(space: SearchSpace, path: str | None, batch: int, threads: int, base
             doc = latency.load(path)
         except ValueError as e:
             raise ConfigError(str(e)) from None
+        if latency.runtime_of(doc) != runtime:
+            raise ConfigError(f"latency file {path} was measured in {latency.runtime_of(doc)}, not {runtime}; measure "
+                              f"with `ose latency --runtime {runtime}` or give --runtime {latency.runtime_of(doc)}")
     else:
         doc = latency.measure_space(space, batch_sizes=(batch,), threads=threads, progress=progress,
-                                    config=base_config)
+                                    config=base_config, runtime=runtime)
     table = {}
     for xi in [*space.architectures(), space.maximum_point]:
         try:

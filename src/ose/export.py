@@ -188,11 +188,13 @@ def deployment(f: dict) -> str:
             f"\n**Warning:** the int8 model is more than {100 * int8['tolerance']:g} point(s) less accurate than fp32.")
     files = f"`{d['file']}`" + (f" (fp32) and `{int8['file']}` (int8, ONNX Runtime's dynamic quantization)"
                                 if int8 else "")
+    past = (", without past key/values (each generated token recomputes the prefix)" if "position_ids" in d["inputs"]
+            else "")
     return f"""
 ## ONNX Runtime
 
 {files}, inputs {', '.join(d['inputs'])}, output `logits`; Optimum's `ORTModelFor…` loads them from this
-directory (`file_name=` for the int8 one){', without past key/values (each generated token recomputes the prefix)' if 'position_ids' in d['inputs'] else ''}. The fp32
+directory (`file_name=` for the int8 one){past}. The fp32
 graph's logits match PyTorch's on every test row within {d['tolerance']['atol']:g} + {d['tolerance']['rtol']:g}·|logit|
 (largest difference {d['max_abs_diff']:.2g}). Latency: median forward pass, 1 thread, onnxruntime
 {d['runtime']['onnxruntime']}, all measured side by side in alternating rounds (T timed in its shape).

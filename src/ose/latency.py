@@ -138,6 +138,31 @@ def t_schedule(n: int, t_samples: int) -> list[int]:
     return [j * n // (t_samples - 1) for j in range(t_samples)] if t_samples > 1 else [0]
 
 
+RUNTIMES = ("torch", "onnxruntime")
+
+
+@contextmanager
+def _runners(runtime: str, threads: int):
+    """``serve(model)``: what is timed for a built model, the model itself (PyTorch eager, fp32) or
+    its fp32 ONNX graph in an ONNX Runtime session of ``threads`` threads (``deploy``)."""
+    if runtime == "torch":
+        yield lambda model: model
+        return
+    import tempfile
+
+    from . import runtime as onnx_runtime
+
+    onnx_runtime.require()
+    with tempfile.TemporaryDirectory() as tmp:
+        made = iter(range(1 << 30))
+
+        def serve(model):
+            path = Path(tmp) / f"{next(made)}.onnx"
+            onnx_runtime.export_graph(model, path)
+            return onnx_runtime.Graph(path, threads)
+        yield serve
+
+
 def _time_each(model, space: SearchSpace, batch_sizes, repeats: int, warmup: int, bar) -> dict[str, float]:
     out = {}
     for b in batch_sizes:
@@ -148,18 +173,22 @@ def _time_each(model, space: SearchSpace, batch_sizes, repeats: int, warmup: int
 
 def measure_space(space: SearchSpace, batch_sizes: Sequence[int] = BATCH_SIZES, repeats: int = REPEATS,
                   warmup: int = WARMUP, threads: int = THREADS, progress: bool = True,
-                  t_samples: int = T_SAMPLES, config: dict | None = None) -> dict:
+                  t_samples: int = T_SAMPLES, config: dict | None = None, runtime: str = "torch") -> dict:
     """Latency of T and of every ξ ∈ Ξ at each batch size: the document described in the module doc.
 
     Each model is built once and timed at every batch size (see ``measure``). T is timed
     ``t_samples`` times, interleaved with Ξ (see ``t_schedule``), each time like any ξ; its
     latency is the median of those measurements. Raises ValueError for invalid options.
     ``progress`` shows a tqdm bar on stderr. ``config``: T's config.json, which models are built
-    from (with ξ's counts replaced) when the space is below a pretrained checkpoint.
+    from (with ξ's counts replaced) when the space is below a pretrained checkpoint. ``runtime``:
+    ``torch`` times PyTorch eager; ``onnxruntime`` exports each model's fp32 graph and times it in
+    ONNX Runtime (the latency it will be served at; seconds more per architecture for the export).
     """
     problem = check_options(batch_sizes, repeats, warmup, threads, t_samples)
     if problem:
         raise ValueError(problem)
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
     cands = [c.xi for c in space.candidates()]
     after = t_schedule(len(cands), t_samples)
     bar = tqdm(total=(len(cands) + t_samples) * len(batch_sizes), desc="latency", unit="timing",
@@ -169,8 +198,9 @@ def measure_space(space: SearchSpace, batch_sizes: Sequence[int] = BATCH_SIZES, 
     def timings(model):
         return _time_each(model, space, batch_sizes, repeats, warmup, bar)
 
-    with _torch_threads(threads), bar:
-        top = _build(space, space.maximum_point, config)  # kept: T is timed again and again
+    with _torch_threads(threads), bar, _runners(runtime, threads) as serve:
+        built = _build(space, space.maximum_point, config)
+        top = serve(built)  # kept: T is timed again and again
         # The first timings in a process can run slow (one-time kernel and allocator set-up): discard a round.
         _time(top, _inputs(space, max(batch_sizes)), 1, warmup)
         for k in range(len(cands) + 1):
@@ -180,9 +210,14 @@ def measure_space(space: SearchSpace, batch_sizes: Sequence[int] = BATCH_SIZES, 
                 for b, seconds in timings(top).items():
                     samples[b].append(seconds)
             if k < len(cands):
-                entries.append(_entry(space, cands[k], timings(_build(space, cands[k], config))))
-    attn = top.config._attn_implementation  # sdpa or eager: what the timings ran
-    return {"settings": _settings(space, batch_sizes, repeats, warmup, threads, t_samples, attn),
+                entries.append(_entry(space, cands[k], timings(serve(_build(space, cands[k], config)))))
+    attn = built.config._attn_implementation  # sdpa or eager: what the timings ran
+    settings = _settings(space, batch_sizes, repeats, warmup, threads, t_samples, attn)
+    if runtime != "torch":
+        import onnxruntime
+
+        settings.update(runtime=runtime, onnxruntime=onnxruntime.__version__)
+    return {"settings": settings,
             "maximum_point": _maximum_point(space, samples, after), "architectures": entries}
 
 
@@ -282,6 +317,11 @@ def rows(doc: dict) -> list[dict]:
     return out
 
 
+def runtime_of(doc: dict) -> str:
+    """What a latency file timed: ``torch`` (also every file from before the option) or ``onnxruntime``."""
+    return doc["settings"].get("runtime", "torch")
+
+
 def t_spread(doc: dict) -> dict[str, str] | None:
     """How far apart T's measurements lay, per batch size, in words; None for a file from before
     T was measured more than once."""
@@ -297,7 +337,10 @@ def summary(doc: dict) -> str:
     s, top = doc["settings"], doc["maximum_point"]
     head = (f"# {s['space'].get('name', 'space')}: {len(doc['architectures'])} architectures + T, "
             f"L={s['seq_len']}, median of {s['repeats']} passes after {s['warmup']} warm-up, "
-            f"{s['threads']} thread(s), torch {s['torch']} on {s['machine']['processor']}")
+            f"{s['threads']} thread(s), "
+            + (f"ONNX Runtime {s['onnxruntime']} (fp32 graphs)" if runtime_of(doc) == "onnxruntime"
+               else f"torch {s['torch']}")
+            + f" on {s['machine']['processor']}")
     spread = t_spread(doc)
     t_line = "T = {}: ops={:,}, ".format(arch_key(top["architecture"]), top["ops"]) + ", ".join(
         f"{1000 * top['latency'][str(b)]:.3g} ms at batch {b}" + (f" ({spread[str(b)]})" if spread else "")
