@@ -37,9 +37,10 @@ def test_keep_stops_at_the_first_verified_model_and_says_so(study, run_cli, tmp_
 
     run = tmp_path / "run"
     shutil.copytree(study, run)
-    code, out, err = run_cli("distil", run, "--steps", 3, "--keep", "0.01", "--quiet")
+    code, out, err = run_cli("distil", run, "--steps", 3, "--keep", "0.01", "--quiet", "--onnx")
     assert code == 0, err
     card = json.loads((run / "model" / "ose.json").read_text())
+    assert (run / "model" / "model.onnx").is_file() and card["onnx"]["max_abs_diff"] <= 1e-3  # the verified one
     assert card["keep"]["floor"] == 0.01 and card["keep"]["verified"] is True
     assert card["keep"]["ratio"] == pytest.approx(card["model"]["accuracy"] / card["T"]["accuracy"])
     assert "verified: " in out and "after 1 distillation(s)" in out

@@ -398,6 +398,7 @@ def _distil_keep(args) -> int:
         print(f"verified: {r.out} keeps {r.accuracy / r.teacher_accuracy:.3f} of T's test accuracy ({r.accuracy:.4f} "
               f"against {r.teacher_accuracy:.4f}, floor {k.floor:g}) after {len(k.tried)} distillation(s); CPU "
               f"speed-up over T: {speed}")
+        _deploy(r.out, args, args.run_dir)  # the verified model only: it is the one served
         return 0
     arch, best = max(k.tried, key=lambda t: t[1].accuracy)
     print(f"ose: no candidate kept {k.floor:g} of T's test accuracy ({len(k.tried)} distilled); the best, {best.out}, "
