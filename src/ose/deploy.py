@@ -2,8 +2,7 @@
 checked against PyTorch on the test part and timed in ONNX Runtime beside PyTorch.
 
 The graph is written by ``runtime.export_graph`` (``torch.onnx.export``: ose writes no exporter)
-into the model directory
-as Optimum lays it out: ``model.onnx`` beside config.json and the tokenizer, int8 as
+into the model directory as Optimum lays it out: ``model.onnx`` beside config.json and the tokenizer, int8 as
 ``model_quantized.onnx`` (``ORTModelFor….from_pretrained(DIR, file_name="model_quantized.onnx")``).
 Its inputs are the tokenizer's (``input_ids``, ``attention_mask``), a decoder's also
 ``position_ids``; its output is ``logits``. A decoder's graph has no past key/values: each
