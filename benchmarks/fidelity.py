@@ -6,18 +6,22 @@
 Short: ê from the search's run of s steps (an exhaustive study over the candidates, default s and
 |B|), and the other per-candidate proxies the same run stores (cross-entropy on B, the training
 loss at the end and its last quarter's mean), plus the proxies of variant studies (``--variants``:
-2s, s/2, distillation during the search, which also stores the KL divergence from T on B). Two variants are not among them: two seeds at half the steps (ose's seed also draws
-the split, so a second seed's study would train on the first one's test rows) and a larger B (B
-is carved from the held-out part first, so it would shrink the test part the finals are read on). Final: the test error after ``ose distil``'s
+2s, s/2, two seeds at s/2 each averaged (``--repeats 2``: the same compute as one run of s),
+distillation during the search, which also stores the KL divergence from T on B). A larger B is
+not among them (B is carved from the held-out part first, so it would shrink the test part the
+finals are read on). Final: the test error after ``ose distil``'s
 default final training of each candidate (distilled from T, early stopping on a validation part),
 once per seed in ``--seeds``. T's fine-tune (the teacher and yardstick) is ``ose distil``'s own,
 trained once in the study folder and reused by a later ``ose distil`` of the study.
 
 It prints, each with a 95% percentile-bootstrap interval over candidates and its n: Spearman's
-ρ(proxy, final) for every proxy, with size as the baselines (−p, p of the layers the search sorts
+ρ(proxy, final) for every proxy, against each seed's finals and against their mean (less noisy), with size as the baselines (−p, p of the layers the search sorts
 by, and −i: the larger, the lower the error expected, so that a good size ranker has ρ > 0); the within-size pair accuracy (pairs whose p differ by
 at most 25%: the share the proxy orders as the final error does; chance is 0.5, p cannot order
-them); and the ceiling, ρ between the final errors of two seeds. Targets (issue 21): ρ ≥ 0.8 with
+them); the ceiling, ρ between the final errors of two seeds, and what it bounds: a proxy that knew
+each candidate's expected final error exactly would agree with one seed's finals at about √ρ and
+with the mean of two at about √(2ρ/(1+ρ)) (Spearman's correction for attenuation); and each
+proxy's ρ against the mean finals minus ê's, on the same resamples (paired). Targets (issue 21): ρ ≥ 0.8 with
 the interval's lower end ≥ 0.6, above ρ(p, final), pair accuracy ≥ 0.75.
 
 Everything is stored under ``--out`` as it finishes (studies resume; each final run is one line
@@ -30,6 +34,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -143,7 +148,8 @@ FIELDS = {"error": "ê (error on B)", "loss": "cross-entropy on B", "train_loss"
           "train_loss_tail": "training loss, last quarter mean", "kl": "KL from T on B"}
 # Variant studies: each its own exhaustive study with these extract options (s = the default's).
 VARIANTS = {"steps2x": lambda s: {"steps": 2 * s}, "half": lambda s: {"steps": s // 2},
-            "teacher": lambda s: {"steps": s, "teacher": "from"}}
+            "teacher": lambda s: {"steps": s, "teacher": "from"},
+            "repeats2": lambda s: {"steps": s // 2, "repeats": 2}}
 
 
 def proxies_of(suffix: str, records: list[dict]) -> dict[str, tuple[str, list[dict]]]:
@@ -163,6 +169,52 @@ def rho_line(name: str, xs: list[float], ys: list[float], resamples: int) -> tup
     lo, hi = bootstrap_interval(lambda ix: spearman([xs[i] for i in ix], [ys[i] for i in ix]), n, resamples)
     return (f"  ρ({name}, final) = {rho:+.3f} [{lo:+.3f}, {hi:+.3f}]  n = {n}",
             {"proxy": name, "rho": rho, "interval": [lo, hi], "n": n})
+
+
+def attenuation(rho: float, seeds: int) -> float:
+    """The ρ a perfect proxy (each candidate's expected final error) reaches against the mean of
+    ``seeds`` finals, from the seed-to-seed ρ (Spearman-Brown, then the correction for attenuation)."""
+    rho = max(rho, 0.0)
+    return math.sqrt(seeds * rho / (1 + (seeds - 1) * rho))
+
+
+def against_mean(args, proxies: dict, final: dict[int, dict[str, float]], ceiling: dict,
+                 sizes: dict[str, float]) -> dict:
+    """Every proxy against the mean of the seeds' finals, its difference from ê's ρ (paired: the same
+    resamples of candidates), and the attenuation bounds the ceiling sets."""
+    seeds = [s for s in args.seeds if s in final]
+    keys = sorted(set.intersection(*(set(final[s]) for s in seeds)))
+    mean = {k: sum(final[s][k] for s in seeds) / len(seeds) for k in keys}
+    lo, hi = ceiling["interval"]
+    bounds = {"one_seed": [attenuation(ceiling["rho"], 1), attenuation(lo, 1), attenuation(hi, 1)],
+              f"mean_of_{len(seeds)}": [attenuation(ceiling["rho"], len(seeds)), attenuation(lo, len(seeds)),
+                                        attenuation(hi, len(seeds))]}
+    print(f"# what the ceiling allows a perfect proxy (correction for attenuation): against one seed's finals "
+          f"{bounds['one_seed'][0]:.3f} [{bounds['one_seed'][1]:.3f}, {bounds['one_seed'][2]:.3f}], against the mean "
+          f"of {len(seeds)} {bounds[f'mean_of_{len(seeds)}'][0]:.3f} [{bounds[f'mean_of_{len(seeds)}'][1]:.3f}, "
+          f"{bounds[f'mean_of_{len(seeds)}'][2]:.3f}]")
+    print(f"# final = the mean of seeds {', '.join(map(str, seeds))}'s final errors; Δ = ρ − ρ(ê) on the same resamples")
+    base_field, base_rs = proxies[FIELDS["error"]]
+    base = {key(r): value(r, base_field) for r in base_rs}
+    rows = []
+    for name, (field, rs) in proxies.items():
+        rs = [r for r in rs if key(r) in mean and key(r) in base]
+        xs, ys, es = [value(r, field) for r in rs], [mean[key(r)] for r in rs], [base[key(r)] for r in rs]
+        line, row = rho_line(name, xs, ys, args.resamples)
+        delta = spearman(xs, ys) - spearman(es, ys)
+        dlo, dhi = bootstrap_interval(lambda ix: spearman([xs[i] for i in ix], [ys[i] for i in ix])
+                                      - spearman([es[i] for i in ix], [ys[i] for i in ix]), len(xs), args.resamples)
+        print(f"{line}   Δ = {delta:+.3f} [{dlo:+.3f}, {dhi:+.3f}]")
+        rows.append({**row, "delta_vs_error": delta, "delta_interval": [dlo, dhi]})
+    pairs = []
+    for name, (field, rs) in proxies.items():
+        if not field.startswith("-"):
+            rs = [r for r in rs if key(r) in mean]
+            line, row = pair_line(name, [value(r, field) for r in rs], [mean[key(r)] for r in rs],
+                                  [sizes[key(r)] for r in rs], args.resamples)
+            print(line)
+            pairs.append(row)
+    return {"rho_mean_final": rows, "pairs_mean_final": pairs, "attenuation": bounds}
 
 
 def pairs_of(sizes: list[float]) -> list[tuple[int, int]]:
@@ -214,7 +266,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--final-steps", type=int, help="the cap of each final run (default: ose distil's)")
     ap.add_argument("--seeds", default="0,1", help="seeds of the final runs; two or more give the ceiling")
     ap.add_argument("--variants", default="", help="comma-separated variant studies to add: steps2x (2s), "
-                    "half (s/2), teacher (distillation from T during the search, which also stores KL from T)")
+                    "half (s/2), repeats2 (two seeds at s/2, ê their mean), teacher (distillation from T during the search, which also stores KL from T)")
     ap.add_argument("--quick", action="store_true", help="a small grid (12 candidates) and short runs")
     ap.add_argument("--resamples", type=int, default=2000)
     ap.add_argument("--stored", action="store_true", help="train nothing more: the figures from the final runs "
@@ -285,6 +337,8 @@ def main(argv: list[str] | None = None) -> dict:
                              args.resamples)
         print("  ceiling: " + line.strip())
         report["ceiling"] = row
+    if len(args.seeds) > 1 and report["ceiling"] is not None:
+        report.update(against_mean(args, proxies, final, report["ceiling"], sizes))
     report["seconds"] = round(time.perf_counter() - started)
     print(f"# this run: {report['seconds']} s (studies and final runs already stored are reused)")
     if args.figure:

@@ -404,3 +404,19 @@ def test_a_data_folder_is_named_file_by_file_at_the_start(root, tiny_space, caps
     assert lines[1] == f"data: 2 files from {folder} (a.jsonl, b.jsonl)"
     doc = json.loads((root / "folder-out" / "results.json").read_text())
     assert doc["settings"]["data"]["files"] == 2
+
+
+def test_repeats_train_each_candidate_from_r_seeds_and_store_the_mean(root, capsys):
+    """--repeats 2 --steps 2: each record is the mean of two 2-step runs (``train_repeated``, whose
+    averaging tests/test_train.py checks), its W computed from that mean."""
+    opts = ["--space", str(root / "space.toml"), "--task", "cls", "--epsilon", str(SIZE), "--theta",
+            "lr=0.1,batch_size=16", "--max-examples", "2000", "--eval-batches", "1", "--threads", "1", "--quiet"]
+    assert main(["extract", *opts, "--steps", "2", "--repeats", "2", "--out", str(root / "r2")]) == 0
+    assert "× r = 2 seeds" in capsys.readouterr().out
+    assert main(["extract", *opts, "--steps", "2", "--out", str(root / "r1")]) == 0
+    doc = json.loads((root / "r2" / "results.json").read_text())
+    (both,), (one,) = doc["evaluations"], json.loads((root / "r1" / "results.json").read_text())["evaluations"]
+    assert doc["settings"]["config"]["repeats"] == 2
+    assert both["steps"] == 4 and one["steps"] == 2 and [both[k] for k in "DAHI"] == [one[k] for k in "DAHI"]
+    assert both["loss"] != pytest.approx(one["loss"])  # not the first run alone
+    assert math.isfinite(both["w"]) and both["w"] != pytest.approx(one["w"])

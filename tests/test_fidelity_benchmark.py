@@ -44,7 +44,7 @@ def test_quick_fidelity_runs_resumes_and_its_figures_come_from_the_stored_runs(t
     assert {r["proxy"] for r in report["rho"]} >= {"training loss, last quarter mean", "−p (larger, lower error)"}
     # a second run trains no final run: the same figures from the stored runs, and a variant study's
     # proxies beside them (distillation during the search stores the divergence from T)
-    again = fidelity.main(args + ["--variants", "teacher"])
+    again = fidelity.main(args + ["--variants", "teacher,repeats2"])
     assert "# final 1/" not in capsys.readouterr().out
     assert json.dumps(again["rho"][:len(report["rho"])]) == json.dumps(report["rho"])
     assert again["ceiling"] == report["ceiling"]
@@ -52,3 +52,21 @@ def test_quick_fidelity_runs_resumes_and_its_figures_come_from_the_stored_runs(t
     kl = {fidelity.key(r): r["kl"] for r in variant["evaluations"]}
     row = next(r for r in again["rho"] if r["proxy"] == "KL from T on B, teacher")
     assert row["rho"] == pytest.approx(spearman([kl[k] for k in keys], [final[k] for k in keys]))
+    # two seeds at half the steps: each record is two runs of 5 // 2 steps
+    repeated = json.loads((tmp_path / "fid" / "variant-repeats2" / "results.json").read_text())
+    assert repeated["settings"]["config"]["repeats"] == 2 and {r["steps"] for r in repeated["evaluations"]} == {4}
+    # against the mean of the two seeds' finals, and its difference from ê's ρ
+    mean = {f["key"]: sum(g["error"] for g in finals if g["key"] == f["key"]) / 2 for f in finals}
+    row = next(r for r in again["rho_mean_final"] if r["proxy"] == "cross-entropy on B")
+    ys = [mean[k] for k in keys]
+    errors = {fidelity.key(r): r["error"] for r in doc["evaluations"]}
+    assert row["rho"] == pytest.approx(spearman([short[k] for k in keys], ys))
+    assert row["delta_vs_error"] == pytest.approx(row["rho"] - spearman([errors[k] for k in keys], ys), nan_ok=True)
+    assert again["attenuation"]["one_seed"][0] == pytest.approx(fidelity.attenuation(again["ceiling"]["rho"], 1))
+
+
+def test_a_perfect_proxys_bound_follows_from_the_seed_to_seed_rho():
+    fidelity = _fidelity()
+    assert fidelity.attenuation(0.49, 1) == pytest.approx(0.7)
+    assert fidelity.attenuation(0.49, 2) == pytest.approx((0.98 / 1.49) ** 0.5)
+    assert fidelity.attenuation(1.0, 2) == 1.0 and fidelity.attenuation(-0.2, 1) == 0.0

@@ -347,3 +347,33 @@ def test_kl_metric_needs_a_teacher():
 
     with pytest.raises(ConfigError, match="metric kl .*--teacher"):
         ExtractConfig(metric="kl").validate()
+
+
+# --- r runs from successive seeds (``--repeats``) ---------------------------------------------
+
+@pytest.mark.parametrize("metric", ["error", "train-loss"])
+def test_repeats_average_the_runs_of_successive_seeds_row_by_row(mlm, metric):
+    from ose.train import train_repeated
+
+    theta, cfg = Theta(lr=0.1, batch_size=8), fp32(steps=4, metric=metric)
+    seen = []
+    both = train_repeated(model, BERT, MLM, mlm, theta, dataclasses.replace(cfg, repeats=2),
+                          progress=lambda step, ema: seen.append(step))
+    first, second = (train(model(seed), mlm, theta, cfg, seed=seed) for seed in (0, 1))
+    assert first.loss != pytest.approx(second.loss)  # the second run really is another seed's
+    assert both.error == pytest.approx((first.error + second.error) / 2)
+    assert both.loss == pytest.approx((first.loss + second.loss) / 2)
+    assert both.train_loss_tail == pytest.approx((first.train_loss_tail + second.train_loss_tail) / 2)
+    assert both.steps == 8 and seen == list(range(1, 9))
+    rows = [(a + b) / 2 for a, b in zip(first.on_b["values"], second.on_b["values"])]
+    assert both.on_b["values"] == pytest.approx(rows, abs=1e-5)
+    assert both.on_b.get("targets") == first.on_b.get("targets")
+    one = train_repeated(model, BERT, MLM, mlm, theta, cfg)
+    assert (one.error, one.loss, one.on_b) == (first.error, first.loss, first.on_b)
+
+
+def test_repeats_with_an_early_stopped_train_loss_are_refused():
+    from ose.config import ConfigError
+
+    with pytest.raises(ConfigError, match="repeats"):
+        ExtractConfig(repeats=2, tolerance=0.01, metric="train-loss").validate()

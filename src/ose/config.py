@@ -136,6 +136,9 @@ class ExtractConfig:
     epsilon: int = option(3, "ε: architectures per interval; 1 = exhaustive (default 3)", check="positive")
     steps: int = option(100, "s: training steps per candidate, under each θ's optimizer (default 100)",
                         check="positive")
+    repeats: int = option(1, "r: train each candidate r times, from seeds seed, seed+1, … (initialisation, dropout "
+                             "and batch order; B stays the seed's), and take ê as their mean; --steps s/r costs "
+                             "what one run of s does (default 1)", check="positive")
     out: str = option("runs/ose", "output directory (default runs/ose)")
     seed: int = option(0, "seed of the split, the masks, the initialisation and the batch order")
     theta: list[Theta] | None = field(default=None, metadata=_opt(
@@ -233,6 +236,9 @@ class ExtractConfig:
             raise ConfigError(f"--keep must be a share of T's accuracy in (0, 1], got {self.keep}")
         if self.objective == "cost" and self.metric != "error":
             raise ConfigError(f"--objective cost compares accuracies on B: it needs --metric error, not {self.metric}")
+        if self.repeats > 1 and self.tolerance is not None and self.metric == "train-loss":
+            raise ConfigError("--repeats averages the training loss step by step: an early stop (--tolerance) would "
+                              "leave the runs different lengths; leave one of them out")
         if self.metric == "kl" and not self.teacher:
             raise ConfigError("metric kl measures the divergence from a teacher's answers: add --teacher "
                               "(from, or a checkpoint)")

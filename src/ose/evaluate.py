@@ -18,7 +18,7 @@ from .context import Context
 from .costs import w_coefficient
 from .record import Record
 from .space import arch_key
-from .train import CandidateFailed, train
+from .train import CandidateFailed, train_repeated
 
 
 def evaluate(ctx: Context, xi: dict, theta: Theta, progress=None) -> dict:
@@ -32,9 +32,8 @@ def evaluate(ctx: Context, xi: dict, theta: Theta, progress=None) -> dict:
     torch.set_num_threads(ctx.cfg.threads)
     try:
         evaluation_fault(arch_key(xi))
-        model = ctx.build(xi)
-        result = train(model, ctx.family, ctx.task, ctx.data, theta, ctx.cfg, ctx.teacher, progress,
-                       around_start=ctx.inherited is not None)
+        result = train_repeated(lambda seed: ctx.build(xi, seed), ctx.family, ctx.task, ctx.data, theta, ctx.cfg,
+                                ctx.teacher, progress, around_start=ctx.inherited is not None)
     except CandidateFailed as e:
         return record.failed(str(e), time.perf_counter() - start).as_dict()
     except (torch.OutOfMemoryError, MemoryError) as e:

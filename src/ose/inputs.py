@@ -63,9 +63,10 @@ class StudyInputs:
         """The least ê that W divides by: half of one of B's targets (``costs.error_floor``)."""
         return error_floor(self.data_identity["heldout_targets"])
 
-    def build(self, xi: dict):
-        """ξ's model with the task's head: T's weights sliced to its shape (``--init inherit``), or fresh."""
-        torch.manual_seed(self.cfg.seed)  # one initialisation stream for every candidate
+    def build(self, xi: dict, seed: int | None = None):
+        """ξ's model with the task's head: T's weights sliced to its shape (``--init inherit``), or fresh,
+        initialised from ``seed`` (default: the study's; ``--repeats`` draws the others)."""
+        torch.manual_seed(self.cfg.seed if seed is None else seed)  # one initialisation stream for every candidate
         num_labels = self.data.num_labels or None
         if self.inherited is None:
             return self.family.build(xi, self.space.settings, head=self.task.head, num_labels=num_labels,

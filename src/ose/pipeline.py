@@ -82,7 +82,8 @@ def bound_line(cfg: ExtractConfig, space: SearchSpace, strategy: Strategy) -> st
     which = f"⌈|Ξ|/ε⌉ = {strategy.budget}" if strategy.name == "fptas" else (
         f"bisect (--objective cost: Ξ by i then p, assuming ê does not rise with the cost): at most "
         f"⌈log₂|Ξ|⌉ + 1 = {strategy.budget}" if strategy.name == "bisect" else f"{strategy.name}: {strategy.budget}")
-    return (f"|Ξ| = {n}, |Θ| = {len(cfg.theta)}, ε = {cfg.epsilon}, s = {cfg.steps}: "
+    repeats = f" (× r = {cfg.repeats} seeds, ê their mean)" if cfg.repeats > 1 else ""
+    return (f"|Ξ| = {n}, |Θ| = {len(cfg.theta)}, ε = {cfg.epsilon}, s = {cfg.steps}{repeats}: "
             f"{which} candidates × |Θ| = {strategy.budget * len(cfg.theta)} trainings (T = {space.maximum_point})")
 
 
@@ -330,7 +331,7 @@ def run(cfg: ExtractConfig, log=print, progress: bool = True, new_study: bool = 
             if not (out / latency.LATENCY_FILE).exists():
                 latency.save(out / latency.LATENCY_FILE, ctx.timings["doc"])
         runner = _Runner(executor, store, _progress(cfg, ctx, strategy, planned, executor, store, progress, log,
-                                                    reference), cfg.steps, progress)
+                                                    reference), cfg.steps * cfg.repeats, progress)
         if reference:
             t_record = runner([reference])[reference[0]]
             if cfg.objective == "cost":
@@ -416,9 +417,10 @@ def _progress(cfg: ExtractConfig, ctx: Context, strategy: Strategy, planned: lis
     mean_work = sum(work.values()) / len(work)
     left = [job for job in jobs if job[0] not in {r["key"] for r in stored}]
     cost = estimate.calibrate(ctx, left, executor.threads) if left and len(stored) < total else None
-    bar = SearchProgress(total, stored, work if planned is not None else None, mean_work, cfg.steps, executor.n,
+    steps = cfg.steps * cfg.repeats
+    bar = SearchProgress(total, stored, work if planned is not None else None, mean_work, steps, executor.n,
                          cost, executor.name, enabled, log)
-    store.set_note("run", run_note(bar.work, mean_work, cfg.steps, executor.n, cost, executor.threads))
+    store.set_note("run", run_note(bar.work, mean_work, steps, executor.n, cost, executor.threads))
     if cost is not None:
         log(f"estimate: {estimate.duration(bar.eta())} for {total - len(stored)} evaluation(s) on {executor.n} "
             f"worker(s) × {executor.threads} thread(s), from one timed step of the cheapest and of the dearest "

@@ -7,7 +7,8 @@ every step the weights are clipped to [−c, c] (from scratch) or to [w₀ − c
 inherited w₀: the FPTAS guarantee needs an L-smooth objective with bounded stochastic gradients
 (the ABⁿC condition 2), and keeping the weights in a compact set is how the paper obtains that
 for BERT. ê is the error rate on the fixed held-out batches B (1 − accuracy over masked tokens
-for MLM, over examples for classification) or, optionally, their cross-entropy.
+for MLM, over examples for classification) or, optionally, their cross-entropy. With ``--repeats r`` ê is the mean of r
+such runs from successive seeds (``train_repeated``).
 
 Final training (``ose distil``) runs the same loop without the weight box, distilling from T,
 saving its state every few steps (``Checkpoint``) and stopping once accuracy on a validation
@@ -17,6 +18,7 @@ in the loop, so every run has them.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -426,3 +428,42 @@ def train(model, family, task: Task, data: TaskData, theta: Theta, cfg: ExtractC
     on_b = {"values": [round(v, 5) for v in fitted.tail]} if cfg.metric == "train-loss" else m.on_rows(cfg.metric)
     return TrainResult(error=value, loss=m.loss, train_loss=fitted.train_loss, steps=fitted.steps,
                        seconds=time.perf_counter() - start, on_b=on_b, train_loss_tail=fitted.tail_mean, kl=m.kl)
+
+
+def train_repeated(build, family, task: Task, data: TaskData, theta: Theta, cfg: ExtractConfig, teacher=None,
+                   progress=None, around_start: bool = False) -> TrainResult:
+    """ê from r = ``cfg.repeats`` short runs of one candidate, the k-th seeded by seed + k: its
+    initialisation (``build(seed)`` makes the model), dropout and batch order differ; B and the
+    split stay the study's seed's. Two runs of s/2 steps cost what one of s does, and their mean
+    is less noisy than one run's ê (issue 21's "two seeds at half the steps")."""
+    runs = []
+    for k in range(cfg.repeats):
+        run_cfg = dataclasses.replace(cfg, seed=cfg.seed + k)
+        shown = progress if progress is None or k == 0 else _shifted(progress, k * cfg.steps)
+        runs.append(train(build(run_cfg.seed), family, task, data, theta, run_cfg, teacher, shown, around_start))
+    return runs[0] if len(runs) == 1 else average(runs)
+
+
+def _shifted(progress, offset: int):
+    return lambda step, loss: progress(offset + step, loss)
+
+
+def average(runs: list[TrainResult]) -> TrainResult:
+    """The runs' mean: every figure averaged, ê's rows averaged row by row (every run measures the
+    same rows of B, and the k-th runs of all candidates draw the same batches, so a record's
+    interval and the margins between candidates stay paired); steps and seconds add up."""
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    on_b = None
+    if all(r.on_b is not None for r in runs):
+        rows = [r.on_b["values"] for r in runs]
+        if len({len(v) for v in rows}) != 1:  # an early-stopped train-loss tail: nothing to pair by step
+            raise ValueError("repeated runs measured different numbers of rows; leave --tolerance out with --repeats")
+        values = [round(mean(v), 5) for v in zip(*rows)]
+        on_b = {**runs[0].on_b, "values": [int(v) if float(v).is_integer() else v for v in values]}
+    kls = [r.kl for r in runs]
+    tails = [r.train_loss_tail for r in runs]
+    return TrainResult(error=mean([r.error for r in runs]), loss=mean([r.loss for r in runs]),
+                       train_loss=mean([r.train_loss for r in runs]), steps=sum(r.steps for r in runs),
+                       seconds=sum(r.seconds for r in runs), on_b=on_b,
+                       train_loss_tail=None if None in tails else mean(tails),
+                       kl=None if None in kls else mean(kls))
