@@ -44,10 +44,10 @@ def run(tmp_path_factory, tiny_space):
 
     root = tmp_path_factory.mktemp("strict")
     (root / "space.toml").write_text(tiny_space())
-    trained = ose.evaluate.train
+    trained = ose.evaluate.train_repeated
     with pytest.MonkeyPatch.context() as m:
         m.setenv("OSE_CACHE", str(root / "cache"))
-        m.setattr("ose.evaluate.train", lambda *a, **k: replace(trained(*a, **k), error=0.0))
+        m.setattr("ose.evaluate.train_repeated", lambda *a, **k: replace(trained(*a, **k), error=0.0))
         assert main(["extract", "--space", str(root / "space.toml"), "--task", "cls", "--epsilon", "4", "--steps", "2",
                      "--max-examples", "600", "--eval-batches", "1", "--threads", "1", "--theta", "batch_size=8",
                      "--speed", "latency", "--quiet", "--out", str(root / "out")]) == 0

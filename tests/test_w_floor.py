@@ -54,7 +54,7 @@ def test_a_study_whose_candidates_err_nowhere_on_b_has_finite_w(tmp_path, tiny_s
     (tmp_path / "space.toml").write_text(tiny_space())
     monkeypatch.setenv("OSE_CACHE", str(tmp_path / "cache"))
     # every candidate right on every target of B: W used to be ∞ for all, the pick among them unexplained
-    monkeypatch.setattr("ose.evaluate.train", lambda *a, **k: TrainResult(0.0, 0.01, 0.02, 1, 0.0))
+    monkeypatch.setattr("ose.evaluate.train_repeated", lambda *a, **k: TrainResult(0.0, 0.01, 0.02, 1, 0.0))
     said = []
     result = ose.extract(space=str(tmp_path / "space.toml"), epsilon=1, steps=1, max_examples=500, eval_batches=1,
                          threads=1, theta=[{"batch_size": 8}], out=str(tmp_path / "out"), progress=False,
