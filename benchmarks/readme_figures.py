@@ -6,7 +6,7 @@ with the commit they came from.
                                                             # the distil state, and reprints the figures
 
 It runs ``ose extract --from all-MiniLM-L6-v2 --task cls --objective accuracy --max-ops 5%
---epsilon 2 --steps 40`` then ``ose distil --steps 150 --keep 0.97`` as the README does (each as
+--epsilon 2`` (s and ê at their defaults with inherited weights: 50 steps, the training loss) then ``ose distil --steps 150 --keep 0.97`` as the README does (each as
 its own process, timed, with its peak memory), and prints the objective and budget, how many
 candidates fit and were trained, the pick and its ê on B with the runner-up, the margin and the
 candidates it ties within B's noise, the test accuracies of the pick and T with their 95%
@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 EXTRACT = ["--from", "all-MiniLM-L6-v2", "--task", "cls", "--objective", "accuracy", "--max-ops", "5%",
-           "--epsilon", "2", "--steps", "40"]
+           "--epsilon", "2"]
 KEEP = "0.97"
 
 

@@ -449,7 +449,8 @@ def cmd_groundtruth(args) -> int:
         print(f"note: groundtruth trains every architecture of Ξ; the budget of {cfg.budget} in {args.config} "
               f"is ignored")
         cfg = dataclasses.replace(cfg, budget=None)
-    options.update(strategy="exhaustive", steps=args.factor * options.get("steps", cfg.steps), epsilon=1)
+    steps = options.get("steps") or dataclasses.replace(cfg, **options).with_defaults().steps
+    options.update(strategy="exhaustive", steps=args.factor * steps, epsilon=1)
     return _outcome(extract(cfg, progress=not args.quiet, new_study=args.new_study, **options))
 
 

@@ -415,17 +415,19 @@ def train(model, family, task: Task, data: TaskData, theta: Theta, cfg: ExtractC
     bounds the weights around where they start (inherited weights) rather than around 0.
     """
     start = time.perf_counter()
+    cfg = cfg.with_defaults()  # s and the metric, where a configuration was made without the study's resolution
     stop = Tolerance(cfg.tolerance, cfg.tolerance_window) if cfg.tolerance is not None else None
     fitted = fit(model, family, task, data, theta, cfg, cfg.steps, teacher=teacher, clip=cfg.clip or None,
                  around_start=around_start, stop=stop, progress=progress)
     m = measure(model, family, task, data.heldout, cfg, teacher=teacher)
     if not math.isfinite(m.loss):
         raise CandidateFailed("non-finite held-out loss")
-    if cfg.metric == "kl" and teacher is None:
+    metric = cfg.metric
+    if metric == "kl" and teacher is None:
         raise ValueError("metric kl needs a teacher")
-    value = {"error": m.error, "loss": m.loss, "kl": m.kl, "train-loss": fitted.tail_mean}[cfg.metric]
+    value = {"error": m.error, "loss": m.loss, "kl": m.kl, "train-loss": fitted.tail_mean}[metric]
     # train-loss is resampled over its steps (every candidate draws the same batches: paired by step)
-    on_b = {"values": [round(v, 5) for v in fitted.tail]} if cfg.metric == "train-loss" else m.on_rows(cfg.metric)
+    on_b = {"values": [round(v, 5) for v in fitted.tail]} if metric == "train-loss" else m.on_rows(metric)
     return TrainResult(error=value, loss=m.loss, train_loss=fitted.train_loss, steps=fitted.steps,
                        seconds=time.perf_counter() - start, on_b=on_b, train_loss_tail=fitted.tail_mean, kl=m.kl)
 
@@ -436,7 +438,7 @@ def train_repeated(build, family, task: Task, data: TaskData, theta: Theta, cfg:
     initialisation (``build(seed)`` makes the model), dropout and batch order differ; B and the
     split stay the study's seed's. Two runs of s/2 steps cost what one of s does, and their mean
     is less noisy than one run's ê (issue 21's "two seeds at half the steps")."""
-    runs = []
+    runs, cfg = [], cfg.with_defaults()
     for k in range(cfg.repeats):
         run_cfg = dataclasses.replace(cfg, seed=cfg.seed + k)
         shown = progress if progress is None or k == 0 else _shifted(progress, k * cfg.steps)
