@@ -239,22 +239,24 @@ def pair_line(name: str, xs: list[float], ys: list[float], sizes: list[float], r
             f"{PAIR_RATIO:g}×", {"proxy": name, "pair_accuracy": share, "interval": [lo, hi], "pairs": len(pairs)})
 
 
-def draw(path: Path, records: list[dict], final: dict[str, float], field: str) -> None:
+def draw(path: Path, panels: list[tuple[str, list[dict], str]], final: dict[str, float], what: str) -> None:
+    """One panel per (title, records, field): the short run's proxy against the final error, by D."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    depths = sorted({r["D"] for r in records})
-    cmap = plt.get_cmap("viridis", len(depths))
-    for n, d in enumerate(depths):
-        rs = [r for r in records if r["D"] == d and key(r) in final]
-        ax.scatter([r[field] for r in rs], [final[key(r)] for r in rs], color=cmap(n), label=f"D = {d}", s=22)
-    ax.set_xlabel(f"short run: {field} on B")
-    ax.set_ylabel("final: test error after ose distil")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4), squeeze=False)
+    for ax, (title, records, field) in zip(axes[0], panels):
+        depths = sorted({r["D"] for r in records})
+        cmap = plt.get_cmap("viridis", len(depths))
+        for n, d in enumerate(depths):
+            rs = [r for r in records if r["D"] == d and key(r) in final]
+            ax.scatter([r[field] for r in rs], [final[key(r)] for r in rs], color=cmap(n), label=f"D = {d}", s=22)
+        ax.set_xlabel(f"short run: {title}")
+        ax.set_ylabel(f"final: {what}")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -301,8 +303,9 @@ def main(argv: list[str] | None = None) -> dict:
     first = final[args.seeds[0]]
     proxies = {**proxies_of("", records),
                "−p (larger, lower error)": ("-params_effective", records), "−i": ("-ops", records)}
+    variants = {}
     for name in filter(None, args.variants.split(",")):
-        rs = study(args, args.root / f"variant-{name}", **VARIANTS[name](args.steps))
+        rs = variants[name] = study(args, args.root / f"variant-{name}", **VARIANTS[name](args.steps))
         print(f"# variant {name}: {len(rs)} candidates ({time.perf_counter() - started:.0f} s so far)", flush=True)
         proxies.update(proxies_of(f", {name}", rs))
     report = {"source": args.source, "steps": args.steps, "final_steps": args.final_steps, "seeds": args.seeds,
@@ -345,8 +348,16 @@ def main(argv: list[str] | None = None) -> dict:
         report.update(against_mean(args, proxies, final, report["ceiling"], sizes))
     report["seconds"] = round(time.perf_counter() - started)
     print(f"# this run: {report['seconds']} s (studies and final runs already stored are reused)")
-    if args.figure:
-        draw(Path(args.figure), records, first, "error")
+    if args.figure:  # ê as the search used it, and (with the half variant) ê as ose's default now takes it
+        seeds = [x for x in args.seeds if x in final]
+        both = set.intersection(*(set(final[x]) for x in seeds))
+        mean = {k: sum(final[x][k] for x in seeds) / len(seeds) for k in both}
+        panels = [("error rate on B, s = 100" if args.steps == 100 else f"error rate on B, s = {args.steps}",
+                   records, "error")]
+        if "half" in variants:
+            panels.append((f"training loss, last quarter, s = {args.steps // 2} (the default)", variants["half"],
+                           "train_loss_tail"))
+        draw(Path(args.figure), panels, mean, f"test error after ose distil, mean of seeds {seeds}")
     (args.root / "fidelity.json").write_text(json.dumps(report, indent=1))
     return report
 

@@ -69,15 +69,17 @@ def figures(out: Path, seconds: dict, memory_mb: float, distil_steps: int) -> st
         f"--steps {distil_steps} --keep {KEEP}`",
         f"time: extract {seconds['extract']:.0f} s, distil {seconds['distil']:.0f} s; peak memory {memory_mb:,.0f} MB",
         f"objective {config['objective']}, budgets {budgets or 'none'}: {len(trained)} candidate(s) trained",
-        f"pick {arch(pick)}: W {pick['w']:.4g}, ê {pick['error']:.4f} on B ({n_b:,} targets), "
+        f"pick {arch(pick)}: W {pick['w']:.4g}, ê ({config.get('metric')}) {pick['error']:.4f} "
+        f"[{pick['error_interval_95'][0]:.4f}, {pick['error_interval_95'][1]:.4f}] (B: {n_b:,} targets), "
         f"p/T {pick['params'] / t_doc['params']:.3f}, i/T {pick['ops'] / t_doc['ops']:.4f}",
     ]
+    sample = "the last quarter's training steps" if config.get("metric") == "train-loss" else "B"
     if second:
         lines.append(f"runner-up {arch(second)}: W {second['w']:.4g}, ê {second['error']:.4f}; the pick's "
                      f"{'W' if config['objective'] == 'w' else 'ê'} is the better in {margin['p_higher']:.0%} of "
-                     f"{margin['resamples']:,} paired resamples of B")
+                     f"{margin['resamples']:,} paired resamples of {sample}")
     if margin.get("ties"):
-        lines.append("ties within B's noise: " + ", ".join(f"{arch(r)} ({r['p_higher']:.0%})" for r in margin["ties"]))
+        lines.append(f"ties within the noise of {sample}: " + ", ".join(f"{arch(r)} ({r['p_higher']:.0%})" for r in margin["ties"]))
     ref = t_doc.get("reference")
     if ref and ref.get("status") == "ok":
         lines.append(f"T's own ê after {ref['steps']} steps: {ref['error']:.4f}")

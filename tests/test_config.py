@@ -8,7 +8,7 @@ import torch
 
 from ose import load_space
 from ose.cli import _theta as flag_theta
-from ose.config import ConfigError, Theta, load_config
+from ose.config import ConfigError, ExtractConfig, Theta, load_config
 from ose.context import make_context
 from ose.pipeline import job_key
 
@@ -189,3 +189,17 @@ def test_a_latency_file_without_speed_latency_is_refused(tmp_path):
         load_config(path)
     assert load_config(None, {"latency_file": "x.json", "speed": "latency"}).latency_file == "x.json"
     assert load_config(None, {"latency_file": "x.json", "max_latency": 5}).latency_file == "x.json"
+
+
+def test_inherited_weights_default_to_the_training_loss_after_50_steps_and_scratch_keeps_the_papers():
+    """docs/SEARCH.md, "Does the short run rank like the final model?": the measured default."""
+    inherit = ExtractConfig(source="some/checkpoint").with_defaults()
+    assert (inherit.metric, inherit.steps) == ("train-loss", 50)
+    scratch = ExtractConfig().with_defaults()
+    assert (scratch.metric, scratch.steps) == ("error", 100)
+    assert ExtractConfig(source="x", init="scratch").with_defaults().metric == "error"
+    # --objective cost compares accuracies on B, so its ê stays the error rate
+    assert ExtractConfig(source="x", objective="cost", keep=0.9).with_defaults().metric == "error"
+    given = ExtractConfig(source="x", metric="error", steps=100).with_defaults()
+    assert (given.metric, given.steps) == ("error", 100)  # what a user gives stays as given
+    assert "--metric" not in ExtractConfig(source="x").command()

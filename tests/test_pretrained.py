@@ -531,3 +531,18 @@ def test_distil_refuses_a_study_whose_t_changed_since(bert_checkpoint, tmp_path,
     save_file(state, copy / "model.safetensors")
     code, _, err = run_cli("distil", tmp_path / "run", "--steps", 2)
     assert code == 2 and err.count("\n") == 1 and "its weights changed since the study ran" in err
+
+
+def test_a_study_made_under_the_old_default_is_refused_without_its_flags_and_resumes_with_them(
+        bert_checkpoint, tmp_path, run_cli):
+    """Before issue 21 an inherit study's ê was the error rate after 100 steps; such a study
+    resumes with --metric error --steps N and is refused, unchanged, without them."""
+    common = ["extract", "--from", bert_checkpoint, "--task", "cls", "--seq-len", "32", "--epsilon", "30",
+              "--max-examples", "2000", "--eval-batches", "2", "--threads", "1", "--quiet", "--out", tmp_path / "old"]
+    assert run_cli(*common, "--metric", "error", "--steps", "4")[0] == 0
+    before = (tmp_path / "old" / "results.json").read_text()
+    code, _, err = run_cli(*common)
+    assert code == 2 and err.count("\n") == 1 and "config.metric: 'error' → 'train-loss'" in err
+    assert "config.steps: 4 → 50" in err and (tmp_path / "old" / "results.json").read_text() == before
+    code, printed, _ = run_cli(*common, "--metric", "error", "--steps", "4")
+    assert code == 0 and (tmp_path / "old" / "results.json").read_text() == before

@@ -49,6 +49,11 @@ def test_each_arm_is_the_candidate_its_rule_names_within_the_budget():
     assert _key(tight["ose"]) == "D=1,A=4,H=64,I=256" and tight["layers"]["D"] == 1 and tight["width"] is None
     assert tight["random 3"] is None
     assert all(r is None for r in value.choose(records, ms, 0.5, T, NAMES, random.Random(0)).values())
+    # ose's arm ranks by the ê it is given, and hands back the candidate's own record
+    ranked = [{**r, "error": -r["error"]} for r in records]
+    flipped = value.choose(records, ms, 5.5, T, NAMES, random.Random(0), ranked)
+    fits = [r for r in records if ms[_key(r)] <= 5.5]
+    assert flipped["ose"] is max(fits, key=lambda r: r["error"]) and flipped["layers"] is arms["layers"]
 
 
 def test_the_verdict_compares_with_the_test_sets_interval():
@@ -82,10 +87,14 @@ def test_quick_value_reads_every_arm_from_the_stored_final_runs_and_resumes(tmp_
         k = _key(row["architecture"])
         assert row["accuracy"] == pytest.approx(1 - finals[k]) and row["latency_ms"] <= row["budget"] / 100 * t_ms
     ms = {_key(a): 1000 * a["latency"]["1"] for a in lat["architectures"]}
+    half = json.loads((tmp_path / "fid" / "variant-half" / "results.json").read_text())
+    tail = {_key(r): r["train_loss_tail"] for r in half["evaluations"] if r["status"] == "ok"}
+    assert report["ose_proxy"] == "default" and set(tail) == set(short)
     for budget in (60, 100):
         fits = [k for k in short if ms[k] <= budget / 100 * t_ms]
         mine = next(r for r in report["table"] if r["budget"] == budget and r["arm"] == "ose")
-        assert fits and mine["error_on_b"] == min(short[k] for k in fits)
+        # ose's arm ranks by ose's default ê with inherited weights: the half study's last-quarter training loss
+        assert fits and tail[_key(mine["architecture"])] == min(tail[k] for k in fits)
     # a second run trains nothing: the same table from the stored runs
     again = value.main(args)
     assert "# final 1/" not in capsys.readouterr().out and again["table"] == report["table"]

@@ -146,3 +146,7 @@ def test_a_train_loss_study_resamples_the_last_quarter_of_its_steps(tmp_path, ti
         lo, hi = r["error_interval_95"]
         assert lo < r["error"] < hi
     assert doc["margin"]["rows"] == 2 and result.best is not None  # 8 // 4 steps, paired by step
+    from ose.report.results import margin_line
+
+    line = margin_line(doc)  # the summary names what was resampled: the steps, not B
+    assert "(95%, 2 training steps of the last quarter)" in line and line.endswith("paired resamples of those steps")

@@ -37,3 +37,7 @@ def test_the_source_line_says_what_the_pick_keeps_of_t():
     assert "keeps 80% of T's accuracy" in line  # the pick has ê 0.36: 0.64 / 0.80
     assert results.source_line(_doc([0.3])) is None
     assert "T: tiny-bert" in results.summary(doc)
+    # a training-loss ê is no error rate: the line gives the pick's size, no share of T's accuracy
+    doc["settings"]["config"]["metric"] = "train-loss"
+    line = results.source_line(doc)
+    assert "accuracy" not in line and line.endswith("the pick has 10% of its parameters and 10.0% of its operations")

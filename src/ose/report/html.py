@@ -89,7 +89,7 @@ def _why(doc: dict, names: list[str]) -> str:
     numbers = "·".join(f"(1 − {v:.4g})" for v in ratios.values())
     divisor = results.divisor(doc, pick)
     goal = results.objective(doc["settings"])
-    lead = (f"It has the lowest ê on B of the {len(ranked)} finished evaluation(s) (--objective accuracy, within "
+    lead = (f"It has the lowest ê of the {len(ranked)} finished evaluation(s) (--objective accuracy, within "
             f"the study's budgets); its W-coefficient is " if goal == "accuracy" else
             "It was chosen by --objective cost (below); its W-coefficient is " if goal == "cost" else
             f"It has the highest W-coefficient of the {len(ranked)} finished evaluation(s): ")
@@ -125,10 +125,12 @@ def _comparison(doc: dict, latency: dict | None) -> list[dict]:
     ref = t.get("reference")
     rows = [{"": "W", "ξ*": pick["w"], "T": 0.0, "ξ* / T": "T scores 0 by definition"}]
     if ref and ref.get("status") == "ok":  # T trained too (--from): its own short-run ê beside the pick's
-        rows += [{"": "ê after the short run", "ξ*": pick["error"], "T": ref["error"],
-                  "ξ* / T": pick["error"] / ref["error"] if ref["error"] else None},
-                 {"": "held-out accuracy after the short run (1 − ê)", "ξ*": 1 - pick["error"], "T": 1 - ref["error"],
-                  "ξ* / T": (1 - pick["error"]) / (1 - ref["error"]) if ref["error"] < 1 else None}]
+        rows.append({"": "ê after the short run", "ξ*": pick["error"], "T": ref["error"],
+                     "ξ* / T": pick["error"] / ref["error"] if ref["error"] else None})
+        if doc["settings"].get("config", {}).get("metric", "error") == "error":  # else 1 − ê is no accuracy
+            rows.append({"": "held-out accuracy after the short run (1 − ê)", "ξ*": 1 - pick["error"],
+                         "T": 1 - ref["error"], "ξ* / T": (1 - pick["error"]) / (1 - ref["error"])
+                         if ref["error"] < 1 else None})
     else:
         rows.append({"": "ê", "ξ*": pick["error"], "T": None, "ξ* / T": "T is not trained"})
     for key, label in (("params", "p: parameters"), ("params_effective", "effective size: p of the layers B"),

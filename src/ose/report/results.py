@@ -191,14 +191,16 @@ def source_line(doc: dict) -> str | None:
     ref, pick, given = t.get("reference"), doc.get("best"), t.get("as_given")
     if given:
         lo, hi = given["accuracy_interval_95"]
-        line += (f"; T as given (its own head, untrained here): ê {given['error']:.4f} on B "
+        line += (f"; T as given (its own head, untrained here): error {given['error']:.4f} on B "
                  f"(accuracy 95%: [{lo:.3f}, {hi:.3f}])")
     if ref and ref.get("status") == "ok":
         line += f"; T's own ê after {ref['steps']} steps: {ref['error']:.4f}"
-        if pick and ref["error"] < 1 and pick["error"] <= 1:
-            line += (f"; the pick keeps {(1 - pick['error']) / (1 - ref['error']):.0%} of T's accuracy with "
-                     f"{pick['params'] / t['params']:.0%} of its parameters and {pick['ops'] / t['ops']:.1%} "
-                     f"of its operations")
+        size = pick and f"{pick['params'] / t['params']:.0%} of its parameters and {pick['ops'] / t['ops']:.1%} of its " \
+            "operations"
+        if pick and doc["settings"].get("config", {}).get("metric", "error") != "error":
+            line += f"; the pick has {size}"  # ê is not an error rate: no share of T's accuracy to give
+        elif pick and ref["error"] < 1 and pick["error"] <= 1:
+            line += f"; the pick keeps {(1 - pick['error']) / (1 - ref['error']):.0%} of T's accuracy with {size}"
     return line
 
 
@@ -274,6 +276,13 @@ def _arch(doc: dict, r: dict) -> str:
     return "⟨" + ", ".join(f"{n}={r[n]}" for n in parameter_names(doc)) + "⟩"
 
 
+def _sample(doc: dict) -> tuple[str, str, str]:
+    """What ê was resampled over: (its noise, its units, the sample), as the summary words them."""
+    if doc["settings"].get("config", {}).get("metric") == "train-loss":
+        return "the training loss's noise", "training steps of the last quarter", "those steps"
+    return "B's noise", "rows of B", "B"
+
+
 def margin_line(doc: dict) -> str | None:
     """The pick's ê with its interval, and how often its W beats the runner-up's on resamples of B."""
     m, pick = doc.get("margin"), doc.get("best")
@@ -285,12 +294,13 @@ def margin_line(doc: dict) -> str | None:
                 f"({m['runner_up']['error']:.4f})")
     else:
         than = f"its W is higher than the runner-up {_arch(doc, m['runner_up'])}'s (W {m['runner_up']['w']:.4g})"
-    return (f"margin: the pick's ê {pick['error']:.4f} [{lo:.4f}, {hi:.4f}] (95%, {m['rows']:,} rows of B); {than} "
-            f"in {m['p_higher']:.0%} of {m['resamples']:,} paired resamples of B")
+    _, units, sample = _sample(doc)
+    return (f"margin: the pick's ê {pick['error']:.4f} [{lo:.4f}, {hi:.4f}] (95%, {m['rows']:,} {units}); {than} "
+            f"in {m['p_higher']:.0%} of {m['resamples']:,} paired resamples of {sample}")
 
 
 def tie_line(doc: dict) -> str | None:
-    """One sentence when the pick does not beat some candidates beyond B's noise, and the rule that chose."""
+    """One sentence when the pick does not beat some candidates beyond ê's noise, and the rule that chose."""
     m = doc.get("margin")
     if not m or not m["ties"]:
         return None
@@ -298,8 +308,10 @@ def tie_line(doc: dict) -> str | None:
     more = f" and {len(m['ties']) - 4} more" if len(m["ties"]) > 4 else ""
     what, rule = (("ê is lower", "the lowest ê") if objective(doc["settings"]) == "accuracy" else
                   ("W is higher", "the highest W"))
-    return (f"tie: within B's noise the pick ties {len(m['ties'])} other candidate(s), {shown}{more}, since its {what} "
-            f"in fewer than {m['tie_share']:.0%} of resamples; {rule} measured on this B chose among "
+    noise, _, sample = _sample(doc)
+    return (f"tie: within {noise} the pick ties {len(m['ties'])} other candidate(s), {shown}{more}, since its {what} "
+            f"in fewer than {m['tie_share']:.0%} of resamples; {rule} measured on {sample.replace('B', 'this B')} "
+            f"chose among "
             f"them (docs/SEARCH.md, ties within noise), and on this evidence each is as good a choice")
 
 
