@@ -196,7 +196,8 @@ def against_mean(args, proxies: dict, final: dict[int, dict[str, float]], ceilin
           f"{bounds['one_seed'][0]:.3f} [{bounds['one_seed'][1]:.3f}, {bounds['one_seed'][2]:.3f}], against the mean "
           f"of {len(seeds)} {bounds[f'mean_of_{len(seeds)}'][0]:.3f} [{bounds[f'mean_of_{len(seeds)}'][1]:.3f}, "
           f"{bounds[f'mean_of_{len(seeds)}'][2]:.3f}]")
-    print(f"# final = the mean of seeds {', '.join(map(str, seeds))}'s final errors; Δ = ρ − ρ(ê) on the same resamples")
+    print(f"# final = the mean of seeds {', '.join(map(str, seeds))}'s final errors; "
+          f"Δ = ρ − ρ(ê) on the same resamples")
     base_field, base_rs = proxies[FIELDS["error"]]
     base = {key(r): value(r, base_field) for r in base_rs}
     rows = []
@@ -272,7 +273,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--final-steps", type=int, help="the cap of each final run (default: ose distil's)")
     ap.add_argument("--seeds", default="0,1", help="seeds of the final runs; two or more give the ceiling")
     ap.add_argument("--variants", default="", help="comma-separated variant studies to add: steps2x (2s), "
-                    "half (s/2), repeats2 (two seeds at s/2, ê their mean), teacher (distillation from T during the search, which also stores KL from T)")
+                    "half (s/2), repeats2 (two seeds at s/2, ê their mean), teacher (distillation from T during the search, "
+                    "which also stores KL from T)")
     ap.add_argument("--quick", action="store_true", help="a small grid (12 candidates) and short runs")
     ap.add_argument("--resamples", type=int, default=2000)
     ap.add_argument("--stored", action="store_true", help="train nothing more: the figures from the final runs "

@@ -6,12 +6,13 @@ with the commit they came from.
                                                             # the distil state, and reprints the figures
 
 It runs ``ose extract --from all-MiniLM-L6-v2 --task cls --objective accuracy --max-ops 5%
---epsilon 2`` (s and ê at their defaults with inherited weights: 50 steps, the training loss) then ``ose distil --steps 150 --keep 0.97`` as the README does (each as
-its own process, timed, with its peak memory), and prints the objective and budget, how many
-candidates fit and were trained, the pick and its ê on B with the runner-up, the margin and the
-candidates it ties within B's noise, the test accuracies of the pick and T with their 95%
-intervals and n, the verified floor and the CPU speed-ups. Every number quoted in the
-README's set-up section comes from this output; paste it with the commit it names.
+--epsilon 2`` (s and ê at their defaults with inherited weights: 50 steps, the training loss) then
+``ose distil --steps 150 --keep 0.97`` as the README does (each as its own process, timed, with its
+peak memory), and prints the objective and budget, how many candidates fit and were trained, the
+pick and its ê with its interval and the runner-up, the margin and the candidates it ties within
+ê's noise, the test accuracies of the pick and T with their 95% intervals and n, the verified floor
+and the CPU speed-ups. Every number quoted in the README's set-up section comes from this output;
+paste it with the commit it names.
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ def figures(out: Path, seconds: dict, memory_mb: float, distil_steps: int) -> st
                      f"{'W' if config['objective'] == 'w' else 'ê'} is the better in {margin['p_higher']:.0%} of "
                      f"{margin['resamples']:,} paired resamples of {sample}")
     if margin.get("ties"):
-        lines.append(f"ties within the noise of {sample}: " + ", ".join(f"{arch(r)} ({r['p_higher']:.0%})" for r in margin["ties"]))
+        lines.append(f"ties within the noise of {sample}: "
+                     + ", ".join(f"{arch(r)} ({r['p_higher']:.0%})" for r in margin["ties"]))
     ref = t_doc.get("reference")
     if ref and ref.get("status") == "ok":
         lines.append(f"T's own ê after {ref['steps']} steps: {ref['error']:.4f}")

@@ -253,7 +253,8 @@ def main(argv: list[str] | None = None) -> dict:
     met = bool(verdicts) and all(not v["behind"] for v in verdicts.values()) and \
         any(v["ahead"] for v in verdicts.values())
     print(f"# target (never behind beyond the interval, ahead at least once): {'met' if met else 'not met'}")
-    report = {"source": args.source, "ose_proxy": args.ose, "t_latency_ms": t_ms, "t_architecture": t_arch, "budgets": budgets,
+    report = {"source": args.source, "ose_proxy": args.ose, "t_latency_ms": t_ms, "t_architecture": t_arch,
+              "budgets": budgets,
               "final_steps": fargs.final_steps, "seeds": fargs.seeds, "test_targets": targets, "table": table,
               "verdicts": {f"{b:g}": v for b, v in verdicts.items()}, "target_met": met}
     if args.keep is not None:

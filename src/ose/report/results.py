@@ -195,8 +195,8 @@ def source_line(doc: dict) -> str | None:
                  f"(accuracy 95%: [{lo:.3f}, {hi:.3f}])")
     if ref and ref.get("status") == "ok":
         line += f"; T's own ê after {ref['steps']} steps: {ref['error']:.4f}"
-        size = pick and f"{pick['params'] / t['params']:.0%} of its parameters and {pick['ops'] / t['ops']:.1%} of its " \
-            "operations"
+        size = pick and (f"{pick['params'] / t['params']:.0%} of its parameters and "
+                         f"{pick['ops'] / t['ops']:.1%} of its operations")
         if pick and doc["settings"].get("config", {}).get("metric", "error") != "error":
             line += f"; the pick has {size}"  # ê is not an error rate: no share of T's accuracy to give
         elif pick and ref["error"] < 1 and pick["error"] <= 1:
