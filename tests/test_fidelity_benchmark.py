@@ -70,3 +70,25 @@ def test_a_perfect_proxys_bound_follows_from_the_seed_to_seed_rho():
     assert fidelity.attenuation(0.49, 1) == pytest.approx(0.7)
     assert fidelity.attenuation(0.49, 2) == pytest.approx((0.98 / 1.49) ** 0.5)
     assert fidelity.attenuation(1.0, 2) == 1.0 and fidelity.attenuation(-0.2, 1) == 0.0
+
+
+def test_against_the_mean_finals_each_proxys_rho_and_its_paired_difference_from_the_error_rate():
+    from argparse import Namespace
+
+    fidelity = _fidelity()
+    errors, losses = [0.3, 0.1, 0.4, 0.2, 0.6, 0.5], [1.0, 2.0, 3.0, 4.0, 6.0, 5.0]
+    records = [{"D": i + 1, "A": 1, "H": 8, "I": 8, "error": e, "loss": l, "params_effective": 100 + i}
+               for i, (e, l) in enumerate(zip(errors, losses))]
+    keys = [fidelity.key(r) for r in records]
+    final = {0: dict(zip(keys, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6])), 1: dict(zip(keys, [0.3, 0.2, 0.1, 0.4, 0.6, 0.5]))}
+    mean = [(final[0][k] + final[1][k]) / 2 for k in keys]
+    proxies = {fidelity.FIELDS["error"]: ("error", records), "cross-entropy on B": ("loss", records)}
+    out = fidelity.against_mean(Namespace(seeds=[0, 1], resamples=200), proxies, final,
+                                {"rho": 0.5, "interval": [0.1, 0.8]}, {k: 100.0 for k in keys})
+    ce = next(r for r in out["rho_mean_final"] if r["proxy"] == "cross-entropy on B")
+    assert ce["rho"] == pytest.approx(spearman(losses, mean))
+    assert ce["delta_vs_error"] == pytest.approx(spearman(losses, mean) - spearman(errors, mean)) != 0
+    lo, hi = ce["delta_interval"]
+    assert lo <= ce["delta_vs_error"] <= hi
+    assert out["attenuation"]["mean_of_2"][0] == pytest.approx(fidelity.attenuation(0.5, 2))
+    assert len(out["pairs_mean_final"]) == 2  # every pair is within 1.25× here
