@@ -420,3 +420,22 @@ def test_repeats_train_each_candidate_from_r_seeds_and_store_the_mean(root, caps
     assert both["steps"] == 4 and one["steps"] == 2 and [both[k] for k in "DAHI"] == [one[k] for k in "DAHI"]
     assert both["loss"] != pytest.approx(one["loss"])  # not the first run alone
     assert math.isfinite(both["w"]) and both["w"] != pytest.approx(one["w"])
+
+
+def test_a_study_another_process_moves_into_place_during_the_folder_check_is_not_foreign(tmp_path, monkeypatch):
+    """Two runs racing for one fresh --out: the winner's study.db may appear between the loser's
+    "is there a study?" and its listing of the folder; it is ose's, not the user's (the loser is then
+    refused by the lock or the identity check, with its own line)."""
+    from pathlib import Path
+
+    from ose import pipeline
+    from ose.config import ConfigError
+
+    for name in ("study.db", "study.db-wal", "study.db-shm", ".study.db.123.x.tmp", "study.lock"):
+        (tmp_path / name).write_text("")
+    real = Path.exists
+    monkeypatch.setattr(Path, "exists", lambda self: False if self.name == "study.db" else real(self))
+    pipeline._check_foreign(tmp_path)  # the listing saw the study the check had missed
+    (tmp_path / "results.csv").write_text("")
+    with pytest.raises(ConfigError, match=r"other files \(results.csv\)"):
+        pipeline._check_foreign(tmp_path)

@@ -181,10 +181,11 @@ def _check_foreign(out: Path) -> None:
 
     if not out.is_dir() or (out / studies.STUDY_FILE).exists():
         return
-    # ose's own: the lock, a latency table, and the file another ose process is creating its study in
-    # (``.study.db.PID.*.tmp``): that process holds the lock, and open_study names it
+    # ose's own: the lock, a latency table, the file another ose process is creating its study in
+    # (``.study.db.PID.*.tmp``: that process holds the lock, and open_study names it), and the study
+    # itself with SQLite's side files, which that process may have moved into place since the check above
     theirs = sorted(p.name for p in out.iterdir() if p.name not in (studies.LOCK_FILE, LATENCY_FILE)
-                    and not p.name.startswith(f".{studies.STUDY_FILE}."))
+                    and not p.name.startswith((f".{studies.STUDY_FILE}.", studies.STUDY_FILE)))
     if theirs:
         shown = ", ".join(theirs[:3]) + (", …" if len(theirs) > 3 else "")
         raise ConfigError(f"--out {out} holds no study ({studies.STUDY_FILE}) but other files ({shown}), which ose "
