@@ -181,21 +181,24 @@ def attenuation(rho: float, seeds: int) -> float:
     return math.sqrt(seeds * rho / (1 + (seeds - 1) * rho))
 
 
+def mean_finals(args, final: dict[int, dict[str, float]]) -> tuple[list[int], dict[str, float]]:
+    """(the seeds with final runs, each candidate's mean final error over them, where all have one)."""
+    seeds = [s for s in args.seeds if s in final]
+    keys = set.intersection(*(set(final[s]) for s in seeds))
+    return seeds, {k: sum(final[s][k] for s in seeds) / len(seeds) for k in sorted(keys)}
+
+
 def against_mean(args, proxies: dict, final: dict[int, dict[str, float]], ceiling: dict,
                  sizes: dict[str, float]) -> dict:
     """Every proxy against the mean of the seeds' finals, its difference from ê's ρ (paired: the same
     resamples of candidates), and the attenuation bounds the ceiling sets."""
-    seeds = [s for s in args.seeds if s in final]
-    keys = sorted(set.intersection(*(set(final[s]) for s in seeds)))
-    mean = {k: sum(final[s][k] for s in seeds) / len(seeds) for k in keys}
-    lo, hi = ceiling["interval"]
-    bounds = {"one_seed": [attenuation(ceiling["rho"], 1), attenuation(lo, 1), attenuation(hi, 1)],
-              f"mean_of_{len(seeds)}": [attenuation(ceiling["rho"], len(seeds)), attenuation(lo, len(seeds)),
-                                        attenuation(hi, len(seeds))]}
+    seeds, mean = mean_finals(args, final)
+    rhos = (ceiling["rho"], *ceiling["interval"])
+    levels = {"one_seed": 1, f"mean_of_{len(seeds)}": len(seeds)}
+    bounds = {name: [attenuation(r, n) for r in rhos] for name, n in levels.items()}
+    said = [f"{b[0]:.3f} [{b[1]:.3f}, {b[2]:.3f}]" for b in bounds.values()]
     print(f"# what the ceiling allows a perfect proxy (correction for attenuation): against one seed's finals "
-          f"{bounds['one_seed'][0]:.3f} [{bounds['one_seed'][1]:.3f}, {bounds['one_seed'][2]:.3f}], against the mean "
-          f"of {len(seeds)} {bounds[f'mean_of_{len(seeds)}'][0]:.3f} [{bounds[f'mean_of_{len(seeds)}'][1]:.3f}, "
-          f"{bounds[f'mean_of_{len(seeds)}'][2]:.3f}]")
+          f"{said[0]}, against the mean of {len(seeds)} {said[1]}")
     print(f"# final = the mean of seeds {', '.join(map(str, seeds))}'s final errors; "
           f"Δ = ρ − ρ(ê) on the same resamples")
     base_field, base_rs = proxies[FIELDS["error"]]
@@ -351,11 +354,8 @@ def main(argv: list[str] | None = None) -> dict:
     report["seconds"] = round(time.perf_counter() - started)
     print(f"# this run: {report['seconds']} s (studies and final runs already stored are reused)")
     if args.figure:  # ê as the search used it, and (with the half variant) ê as ose's default now takes it
-        seeds = [x for x in args.seeds if x in final]
-        both = set.intersection(*(set(final[x]) for x in seeds))
-        mean = {k: sum(final[x][k] for x in seeds) / len(seeds) for k in both}
-        panels = [("error rate on B, s = 100" if args.steps == 100 else f"error rate on B, s = {args.steps}",
-                   records, "error")]
+        seeds, mean = mean_finals(args, final)
+        panels = [(f"error rate on B, s = {args.steps}", records, "error")]
         if "half" in variants:
             panels.append((f"training loss, last quarter, s = {args.steps // 2} (the default)", variants["half"],
                            "train_loss_tail"))

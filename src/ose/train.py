@@ -117,8 +117,7 @@ class Measured:
         row where a row holds more than one: what a record keeps so that ê gets an interval and two
         candidates can be compared on the same resamples of B (``stats``)."""
         if metric == "error":
-            values = [t - c for c, t in zip(self.correct_by_row, self.targets_by_row)]
-            values = [int(v) if float(v).is_integer() else v for v in values]
+            values = _whole([t - c for c, t in zip(self.correct_by_row, self.targets_by_row)])
         else:
             values = [round(v, 5) for v in (self.kl_by_row if metric == "kl" else self.loss_by_row)]
         out = {"values": values}
@@ -422,12 +421,11 @@ def train(model, family, task: Task, data: TaskData, theta: Theta, cfg: ExtractC
     m = measure(model, family, task, data.heldout, cfg, teacher=teacher)
     if not math.isfinite(m.loss):
         raise CandidateFailed("non-finite held-out loss")
-    metric = cfg.metric
-    if metric == "kl" and teacher is None:
+    if cfg.metric == "kl" and teacher is None:
         raise ValueError("metric kl needs a teacher")
-    value = {"error": m.error, "loss": m.loss, "kl": m.kl, "train-loss": fitted.tail_mean}[metric]
+    value = {"error": m.error, "loss": m.loss, "kl": m.kl, "train-loss": fitted.tail_mean}[cfg.metric]
     # train-loss is resampled over its steps (every candidate draws the same batches: paired by step)
-    on_b = {"values": [round(v, 5) for v in fitted.tail]} if metric == "train-loss" else m.on_rows(metric)
+    on_b = {"values": [round(v, 5) for v in fitted.tail]} if cfg.metric == "train-loss" else m.on_rows(cfg.metric)
     return TrainResult(error=value, loss=m.loss, train_loss=fitted.train_loss, steps=fitted.steps,
                        seconds=time.perf_counter() - start, on_b=on_b, train_loss_tail=fitted.tail_mean, kl=m.kl)
 
@@ -446,6 +444,11 @@ def train_repeated(build, family, task: Task, data: TaskData, theta: Theta, cfg:
     return runs[0] if len(runs) == 1 else average(runs)
 
 
+def _whole(values: list[float]) -> list[float]:
+    """Whole numbers as ints, so that a record's rows read (and store) as counts where they are."""
+    return [int(v) if float(v).is_integer() else v for v in values]
+
+
 def _shifted(progress, offset: int):
     return lambda step, loss: progress(offset + step, loss)
 
@@ -460,8 +463,7 @@ def average(runs: list[TrainResult]) -> TrainResult:
         rows = [r.on_b["values"] for r in runs]
         if len({len(v) for v in rows}) != 1:  # an early-stopped train-loss tail: nothing to pair by step
             raise ValueError("repeated runs measured different numbers of rows; leave --tolerance out with --repeats")
-        values = [round(mean(v), 5) for v in zip(*rows)]
-        on_b = {**runs[0].on_b, "values": [int(v) if float(v).is_integer() else v for v in values]}
+        on_b = {**runs[0].on_b, "values": _whole([round(mean(v), 5) for v in zip(*rows)])}
     kls = [r.kl for r in runs]
     tails = [r.train_loss_tail for r in runs]
     return TrainResult(error=mean([r.error for r in runs]), loss=mean([r.loss for r in runs]),

@@ -127,7 +127,7 @@ def _comparison(doc: dict, latency: dict | None) -> list[dict]:
     if ref and ref.get("status") == "ok":  # T trained too (--from): its own short-run ê beside the pick's
         rows.append({"": "ê after the short run", "ξ*": pick["error"], "T": ref["error"],
                      "ξ* / T": pick["error"] / ref["error"] if ref["error"] else None})
-        if doc["settings"].get("config", {}).get("metric", "error") == "error":  # else 1 − ê is no accuracy
+        if results.metric(doc["settings"]) == "error":  # else 1 − ê is no accuracy
             rows.append({"": "held-out accuracy after the short run (1 − ê)", "ξ*": 1 - pick["error"],
                          "T": 1 - ref["error"], "ξ* / T": (1 - pick["error"]) / (1 - ref["error"])
                          if ref["error"] < 1 else None})

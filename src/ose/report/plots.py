@@ -45,7 +45,7 @@ def _save(fig: Figure, path: Path) -> Path:
 
 
 def _metric(doc: dict) -> str:
-    metric = doc["settings"].get("config", {}).get("metric", "error")
+    metric = results.metric(doc["settings"])
     return {"error": "ê: error rate on B", "loss": "ê: cross-entropy on B", "kl": "ê: KL from the teacher on B",
             "train-loss": "ê: training loss, last quarter"}.get(metric, f"ê: {metric}")
 

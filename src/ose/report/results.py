@@ -56,8 +56,7 @@ def document(settings: dict, maximum_point: dict, records: list[dict]) -> dict:
     limit = cost_goal(settings, maximum_point)
     # --objective cost has no runner-up to beat: its question is whether the pick reaches the limit
     sure = None if goal == "cost" else margin(records, best(records, goal), floor_of(settings), objective=goal)
-    metric = settings.get("config", {}).get("metric", "error")
-    records = [_with_interval(r, metric) for r in records]
+    records = [_with_interval(r, metric(settings)) for r in records]
     pick = best(records, goal, limit and limit["limit"])
     doc = {"settings": settings, "maximum_point": maximum_point, "evaluations": records,
            "best": pick, "pareto": pareto_front(records)}
@@ -102,6 +101,11 @@ def cost_line(doc: dict) -> str | None:
             f"candidate(s) trained whose ê on B is at most {c['limit']:.4f} ({c['keep']:g} of T's accuracy "
             f"{1 - c['t_error']:.4f}); bisection assumed ê does not rise with the cost, so cheaper candidates it did "
             f"not train are not known to miss; `ose distil RUN --keep {c['keep']:g}` verifies the floor on the test part")
+
+
+def metric(settings: dict) -> str:
+    """What ê measures (``--metric``): ``error`` in every study made before the option."""
+    return settings.get("config", {}).get("metric") or "error"
 
 
 def objective(settings: dict) -> str:
@@ -197,7 +201,7 @@ def source_line(doc: dict) -> str | None:
         line += f"; T's own ê after {ref['steps']} steps: {ref['error']:.4f}"
         size = pick and (f"{pick['params'] / t['params']:.0%} of its parameters and "
                          f"{pick['ops'] / t['ops']:.1%} of its operations")
-        if pick and doc["settings"].get("config", {}).get("metric", "error") != "error":
+        if pick and metric(doc["settings"]) != "error":
             line += f"; the pick has {size}"  # ê is not an error rate: no share of T's accuracy to give
         elif pick and ref["error"] < 1 and pick["error"] <= 1:
             line += f"; the pick keeps {(1 - pick['error']) / (1 - ref['error']):.0%} of T's accuracy with {size}"
@@ -210,7 +214,7 @@ def separation(doc: dict) -> str | None:
 
     done, data = finished(doc["evaluations"]), doc["settings"].get("data", {})
     n = data.get("heldout_targets")
-    if len(done) < 2 or not n or doc["settings"].get("config", {}).get("metric", "error") != "error":
+    if len(done) < 2 or not n or metric(doc["settings"]) != "error":
         return None
     errors = [float(r["error"]) for r in done]
     mean = sum(errors) / len(errors)
@@ -278,7 +282,7 @@ def _arch(doc: dict, r: dict) -> str:
 
 def _sample(doc: dict) -> tuple[str, str, str]:
     """What ê was resampled over: (its noise, its units, the sample), as the summary words them."""
-    if doc["settings"].get("config", {}).get("metric") == "train-loss":
+    if metric(doc["settings"]) == "train-loss":
         return "the training loss's noise", "training steps of the last quarter", "those steps"
     return "B's noise", "rows of B", "B"
 
