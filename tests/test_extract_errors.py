@@ -95,6 +95,7 @@ CASES = {
     "epsilon 0": (["--epsilon", "0"], "epsilon"),
     "epsilon -1": (["--epsilon", "-1"], "epsilon"),
     "steps 0": (["--steps", "0"], "steps"),
+    "repeats 0": (["--repeats", "0"], "repeats must be a positive integer, got 0"),
     "theta lr=abc": (["--theta", "lr=abc"], "lr must be a number"),
     "config theta lr = fast": (["--config", "{d}/badtheta.toml"], "badtheta.toml: theta lr must be a number"),
     "config steps of the wrong type": (["--config", "{d}/badtype.toml"], "badtype.toml: steps must be int"),
